@@ -1,0 +1,37 @@
+# pg_shorturl: PGXS build.
+#
+#   make                     build (zero warnings under -Wall -Wextra)
+#   make WERROR=1            the same, with warnings as errors (what CI does)
+#   make install             install into the PostgreSQL found by $(PG_CONFIG)
+#   make installcheck        pg_regress, isolation and TAP suites against a
+#                            server with shared_preload_libraries = 'pg_shorturl'
+#                            (scripts/test.sh sets one up; see README.md)
+
+EXTENSION  = pg_shorturl
+MODULE_big = pg_shorturl
+
+OBJS = \
+	src/base62.o \
+	src/base62_sql.o \
+	src/pg_shorturl.o
+
+DATA = $(wildcard sql/pg_shorturl--*.sql)
+
+# One pg_regress file per feature: sql/<name>.sql against expected/<name>.out.
+REGRESS = base62
+
+# Isolation specs live in test/isolation/specs, expected output beside them.
+ISOLATION =
+ISOLATION_OPTS = --inputdir=test/isolation
+
+# TAP tests (PostgreSQL::Test::Cluster) live in test/t.
+TAP_TESTS = 1
+PROVE_TESTS = test/t/*.pl
+
+PG_CFLAGS = -Wall -Wextra $(if $(WERROR),-Werror)
+
+EXTRA_CLEAN = test/fuzz/build
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)

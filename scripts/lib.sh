@@ -1,0 +1,87 @@
+# scripts/lib.sh: helpers shared by scripts/demo.sh and scripts/test.sh.
+#
+# Both scripts run as root on Debian 12: they install what is missing from
+# Debian's archive, build and install the extension, and run PostgreSQL
+# servers as the unprivileged "postgres" user, since initdb refuses root.
+# Sourced, not executed.
+
+PG_MAJOR=15
+PG_BIN=/usr/lib/postgresql/$PG_MAJOR/bin
+RUN_USER=postgres
+
+# What building needs, and what the test suite needs on top of it.
+BUILD_PACKAGES=(make gcc "postgresql-$PG_MAJOR" "postgresql-server-dev-$PG_MAJOR"
+	libxxhash-dev libsodium-dev)
+TEST_PACKAGES=(clang libclang-rt-14-dev libipc-run-perl python3 python3-xxhash)
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+say() { printf '\n==> %s\n' "$*"; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+require_root() {
+	[ "$(id -u)" -eq 0 ] || die "run this as root (it installs packages and the extension)"
+}
+
+# ensure_packages installs those of the named packages that are missing.
+ensure_packages() {
+	local missing=() p
+	for p in "$@"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
+			missing+=("$p")
+	done
+	[ ${#missing[@]} -eq 0 ] && return 0
+	say "installing ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# build_and_install builds from a clean tree (with -Werror if asked) and
+# installs into the system's PostgreSQL directories.
+build_and_install() {
+	local werror=${1:-}
+	say "building pg_shorturl${werror:+ with -Werror}"
+	make -C "$REPO" -s clean
+	make -C "$REPO" -s ${werror:+WERROR=1} 2>&1 | tee "$REPO/.build.log"
+	if grep -q 'warning:' "$REPO/.build.log"; then
+		rm -f "$REPO/.build.log"
+		die "the build printed warnings"
+	fi
+	rm -f "$REPO/.build.log"
+	make -C "$REPO" -s install >/dev/null
+}
+
+as_user() { runuser -u "$RUN_USER" -- "$@"; }
+
+# port_in_use tells whether something accepts TCP connections on the port.
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# free_port prints the first port from $1 upwards that nothing listens on.
+free_port() {
+	local p=$1
+	while port_in_use "$p"; do p=$((p + 1)); done
+	echo "$p"
+}
+
+# scratch_server_start DIR [CONF...] creates a cluster in DIR/server owned by
+# the unprivileged user, listening only on a Unix socket in DIR (port 5432
+# names the socket; no TCP port is taken), appends the named configuration
+# files, and starts it.  Connect with PGHOST=DIR PGPORT=5432 PGUSER=postgres.
+scratch_server_start() {
+	local dir=$1 conf
+	shift
+	chown "$RUN_USER:" "$dir"
+	as_user "$PG_BIN/initdb" -D "$dir/server" -U postgres --auth=trust -E UTF8 --locale=C >/dev/null
+	{
+		echo "listen_addresses = ''"
+		echo "unix_socket_directories = '$dir'"
+		for conf in "$@"; do cat "$conf"; done
+	} >>"$dir/server/postgresql.conf"
+	as_user "$PG_BIN/pg_ctl" -D "$dir/server" -l "$dir/server.log" -w start >/dev/null
+}
+
+# scratch_server_stop DIR stops the server scratch_server_start started.
+scratch_server_stop() {
+	as_user "$PG_BIN/pg_ctl" -D "$1/server" -m fast stop >/dev/null 2>&1 || true
+}

@@ -1,0 +1,31 @@
+# test/bench/lib.sh: what every benchmark script shares.  Sourced.
+#
+# bench_start starts a throw-away server (test/bench/bench.conf) in a fresh
+# directory owned by the unprivileged user and loads the timing harness;
+# bench_psql runs psql against it; the server stops when the script exits.
+. "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lib.sh"
+
+BENCH_DIR=$REPO/test/bench
+
+bench_start() {
+	require_root
+	ensure_packages "${BUILD_PACKAGES[@]}" gnuplot-nox
+	[ "${BENCH_NO_BUILD:-}" ] || build_and_install
+	BENCH_WORK=$(mktemp -d /tmp/pg_shorturl-bench.XXXXXX)
+	trap 'scratch_server_stop "$BENCH_WORK"; rm -rf "$BENCH_WORK"' EXIT
+	scratch_server_start "$BENCH_WORK" "$BENCH_DIR/bench.conf" "$@"
+	export PGHOST=$BENCH_WORK PGPORT=5432 PGUSER=postgres PGDATABASE=postgres
+	bench_psql -q -c 'CREATE EXTENSION pg_shorturl'
+	bench_psql -q -f "$BENCH_DIR/harness.sql"
+}
+
+bench_psql() { "$PG_BIN/psql" -X -v ON_ERROR_STOP=1 "$@"; }
+
+# bench_machine prints one line describing the machine the figures come from.
+bench_machine() {
+	local cpu
+	cpu=$(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')
+	printf 'machine: %s, %s cores, %s GiB RAM, %s\n' "$cpu" "$(nproc)" \
+		"$(awk '/MemTotal/ {printf "%d", $2 / 1048576}' /proc/meminfo)" \
+		"$("$PG_BIN/postgres" --version)"
+}

@@ -1,0 +1,25 @@
+#!/bin/bash
+# test/unit/run.sh: build and run the unit tests of the pure cores, with
+# AddressSanitizer and UndefinedBehaviorSanitizer.  They need no server.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+build=${UNIT_BUILD:-$here/build}
+mkdir -p "$build"
+
+# test -> pure-core sources it links, and libraries
+declare -A sources=(
+	[test_base62]="src/base62.c"
+)
+declare -A libs=(
+	[test_base62]=""
+)
+
+for t in "${!sources[@]}"; do
+	srcs=()
+	for s in ${sources[$t]}; do srcs+=("$repo/$s"); done
+	gcc -std=c11 -O1 -g -Wall -Wextra -Werror -fsanitize=address,undefined \
+		-fno-sanitize-recover=all -I"$repo/src" -I"$here" \
+		"$here/$t.c" "${srcs[@]}" -o "$build/$t" ${libs[$t]}
+	"$build/$t"
+done
