@@ -13,22 +13,29 @@ MODULE_big = pg_shorturl
 OBJS = \
 	src/base62.o \
 	src/base62_sql.o \
+	src/routing.o \
+	src/routing_sql.o \
 	src/pg_shorturl.o
 
 DATA = $(wildcard sql/pg_shorturl--*.sql)
 
 # One pg_regress file per feature: sql/<name>.sql against expected/<name>.out.
-REGRESS = base62
+REGRESS = base62 routing
 
 # Isolation specs live in test/isolation/specs, expected output beside them.
-ISOLATION =
+ISOLATION = routing_cache
 ISOLATION_OPTS = --inputdir=test/isolation
 
 # TAP tests (PostgreSQL::Test::Cluster) live in test/t.
 TAP_TESTS = 1
 PROVE_TESTS = test/t/*.pl
 
+# -Wall -Wextra for our code; the server's headers are included as system
+# headers (-isystem wins over PGXS's -I for the same directory), since some
+# of their inline functions have unused parameters.
 PG_CFLAGS = -Wall -Wextra $(if $(WERROR),-Werror)
+PG_CPPFLAGS = -isystem $(shell $(PG_CONFIG) --includedir-server)
+SHLIB_LINK = -lm
 
 EXTRA_CLEAN = test/fuzz/build
 

@@ -26,4 +26,5 @@ void		_PG_init(void);
 void
 _PG_init(void)
 {
+	routing_init();
 }

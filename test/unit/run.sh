@@ -10,9 +10,11 @@ mkdir -p "$build"
 # test -> pure-core sources it links, and libraries
 declare -A sources=(
 	[test_base62]="src/base62.c"
+	[test_routing]="src/routing.c"
 )
 declare -A libs=(
 	[test_base62]=""
+	[test_routing]="-lm"
 )
 
 for t in "${!sources[@]}"; do
