@@ -15,12 +15,18 @@ OBJS = \
 	src/base62_sql.o \
 	src/routing.o \
 	src/routing_sql.o \
+	src/permute.o \
+	src/validate.o \
+	src/links.o \
+	src/counters.o \
+	src/purge.o \
+	src/worker.o \
 	src/pg_shorturl.o
 
 DATA = $(wildcard sql/pg_shorturl--*.sql)
 
 # One pg_regress file per feature: sql/<name>.sql against expected/<name>.out.
-REGRESS = base62 routing
+REGRESS = base62 routing store
 
 # Isolation specs live in test/isolation/specs, expected output beside them.
 ISOLATION = routing_cache
@@ -35,10 +41,15 @@ PROVE_TESTS = test/t/*.pl
 # of their inline functions have unused parameters.
 PG_CFLAGS = -Wall -Wextra $(if $(WERROR),-Werror)
 PG_CPPFLAGS = -isystem $(shell $(PG_CONFIG) --includedir-server)
-SHLIB_LINK = -lm
+SHLIB_LINK = -lm -lsodium
 
 EXTRA_CLEAN = test/fuzz/build
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# Isolation specs run in the regression database too: the one the test
+# server's worker serves (test/pg_shorturl.conf), so clicks there are
+# counted in shared memory.
+ISOLATION_TESTDB = contrib_regression

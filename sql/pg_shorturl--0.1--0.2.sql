@@ -89,7 +89,7 @@ COMMENT ON FUNCTION shorturl.jump_hash(bigint, integer) IS
 --
 CREATE TABLE shorturl.shards (
     name text COLLATE "C" PRIMARY KEY CHECK (name <> ''),
-    weight double precision NOT NULL CHECK (weight > 0 AND weight < 'infinity'),
+    weight double precision NOT NULL CHECK (weight BETWEEN 1e-9 AND 1e9),
     conninfo text,
     created_at timestamptz NOT NULL DEFAULT pg_catalog.now()
 );
@@ -99,7 +99,7 @@ COMMENT ON TABLE shorturl.shards IS
 COMMENT ON COLUMN shorturl.shards.name IS
 'shard name (case-sensitive); part of the routing formula, so renaming a shard moves its keys';
 COMMENT ON COLUMN shorturl.shards.weight IS
-'relative share of keys (finite, > 0): a shard receives weight / sum(weight) of them';
+'relative share of keys, from 1e-9 to 1e9: a shard receives weight / sum(weight) of them';
 COMMENT ON COLUMN shorturl.shards.conninfo IS
 'libpq connection string of the shard, for applications and tools that connect to it; not used by routing';
 COMMENT ON COLUMN shorturl.shards.created_at IS
@@ -126,6 +126,10 @@ FOR EACH STATEMENT EXECUTE FUNCTION shorturl.shards_changed();
 
 COMMENT ON TRIGGER shards_changed ON shorturl.shards IS
 'invalidates the per-session shard map cache of shorturl.route(key)';
+
+-- Fire under session_replication_role = replica too (logical replication,
+-- restores), or sessions would keep routing over an old map.
+ALTER TABLE shorturl.shards ENABLE ALWAYS TRIGGER shards_changed;
 
 CREATE FUNCTION shorturl.route(key text)
 RETURNS text

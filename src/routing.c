@@ -157,7 +157,7 @@ route_map_prepare(route_node *nodes, int n, int *bad)
 		if (nodes[i].name_len == 0)
 			return ROUTE_BAD_NAME;
 		/* written so that NaN fails too: every comparison with NaN is false */
-		if (!(nodes[i].weight > 0.0) || isinf(nodes[i].weight))
+		if (!(nodes[i].weight >= ROUTE_MIN_WEIGHT && nodes[i].weight <= ROUTE_MAX_WEIGHT))
 			return ROUTE_BAD_WEIGHT;
 		nodes[i].seed = route_hash64(nodes[i].name, nodes[i].name_len);
 	}
@@ -177,10 +177,12 @@ route_map_prepare(route_node *nodes, int n, int *bad)
 }
 
 /*
- * route_pick: the winner is the node with the highest score, and among equal
- * scores the one whose name sorts first.  Within a run of equal weights the
- * nodes are in name order and the score grows with the hash, so the run's
- * candidate is its first node with the largest hash.
+ * route_pick: the winner is the node with the highest score; among equal
+ * scores, the one with the larger hash; then the one whose name sorts
+ * first.  Within a run of equal weights the score never falls as the hash
+ * grows (log and division are monotonic), so the run's best node by that
+ * order is its first node with the largest hash, and only it needs a
+ * logarithm.
  */
 int
 route_pick(const route_node *nodes, int n, uint64_t key_hash)
@@ -188,6 +190,7 @@ route_pick(const route_node *nodes, int n, uint64_t key_hash)
 	unsigned char buf[8];
 	int			best = -1;
 	double		best_score = 0.0;
+	uint64_t	best_h = 0;
 	int			i = 0;
 
 	store_le64(buf, key_hash);
@@ -211,10 +214,13 @@ route_pick(const route_node *nodes, int n, uint64_t key_hash)
 
 		score = score_of(cand_h << SCORE_SHIFT, weight);
 		if (best < 0 || score > best_score ||
-			(score == best_score && name_cmp(&nodes[cand], &nodes[best]) < 0))
+			(score == best_score &&
+			 (cand_h > best_h ||
+			  (cand_h == best_h && name_cmp(&nodes[cand], &nodes[best]) < 0))))
 		{
 			best = cand;
 			best_score = score;
+			best_h = cand_h;
 		}
 	}
 	return best;

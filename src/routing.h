@@ -42,13 +42,22 @@ typedef struct route_node
 	uint64_t	seed;			/* route_hash64(name) */
 } route_node;
 
+/*
+ * Weights are bounded so that every score is a normal, finite double: with
+ * -ln(u) between about 1e-16 and 37.4, scores stay between 2.7e-11 and
+ * 9e24, and shares follow weights.  A map's largest and smallest weights can
+ * still differ by a factor of 10^18.
+ */
+#define ROUTE_MIN_WEIGHT	1e-9
+#define ROUTE_MAX_WEIGHT	1e9
+
 typedef enum route_status
 {
 	ROUTE_OK = 0,
 	ROUTE_EMPTY,				/* no nodes */
 	ROUTE_BAD_NAME,				/* an empty name */
 	ROUTE_DUPLICATE_NAME,		/* two nodes share a name */
-	ROUTE_BAD_WEIGHT			/* a weight that is not finite and > 0 */
+	ROUTE_BAD_WEIGHT			/* a weight outside [ROUTE_MIN_WEIGHT, ROUTE_MAX_WEIGHT] */
 } route_status;
 
 /*
@@ -61,7 +70,9 @@ extern route_status route_map_prepare(route_node *nodes, int n, int *bad);
 
 /*
  * route_pick returns the index, in a map prepared by route_map_prepare, of
- * the node with the highest score for a key whose hash64 is key_hash.
+ * the node that owns a key whose hash64 is key_hash: the highest score;
+ * among equal scores the larger node hash (h >> 11); then the name that
+ * sorts first.
  */
 extern int	route_pick(const route_node *nodes, int n, uint64_t key_hash);
 

@@ -9,17 +9,11 @@
  * bytes, validates arguments and reports errors.
  *
  * The shard-map cache.  route(key) reads shorturl.shards once and keeps the
- * prepared map in backend memory.  A statement-level trigger on the table
- * (shorturl.shards_changed) queues a relcache invalidation for it, which
- * PostgreSQL delivers to every backend when the change commits, and locally
- * at once; our relcache callback then marks the cache stale.  Backends
- * process invalidations when they take a new lock or start a transaction,
- * so route() also asks for pending invalidations once per top-level
- * statement: a committed change is therefore seen at the next statement of
- * any session, never later, while one statement sees one map throughout.
- * The map is read with a fresh snapshot, not the transaction's, so a cache
- * filled inside an old REPEATABLE READ transaction is never stale for the
- * transactions that come after it.
+ * prepared map in backend memory, following the rules for configuration
+ * caches in pg_shorturl.c: a statement-level trigger on the table
+ * (shorturl.shards_changed) queues a relcache invalidation, a committed
+ * change is seen at the next statement of every session, and one statement
+ * sees one map throughout.
  *
  *-------------------------------------------------------------------------
  */
@@ -42,7 +36,6 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
-#include "utils/timestamp.h"
 
 #include "pg_shorturl.h"
 #include "routing.h"
@@ -66,10 +59,7 @@ typedef struct shard_map
 static struct
 {
 	MemoryContext cxt;			/* owns nodes and names; reset on reload */
-	bool		valid;
-	Oid			relid;			/* shorturl.shards when loaded */
-	uint64		invalidations;	/* bumped by the relcache callback */
-	TimestampTz checked_at;		/* statement start of the last inval check */
+	config_cache cache;
 	shard_map	map;
 } shard_cache;
 
@@ -269,22 +259,16 @@ pick_name(const shard_map *map, uint64 hash)
 static void
 shard_cache_callback(Datum arg pg_attribute_unused(), Oid relid)
 {
-	if (relid == InvalidOid || relid == shard_cache.relid)
-	{
-		shard_cache.valid = false;
-		shard_cache.invalidations++;
-	}
+	config_cache_invalidate(&shard_cache.cache, relid);
 }
 
 /*
- * shard_cache_load reads shorturl.shards with a fresh snapshot into the
- * cache memory context.
+ * shard_cache_load reads shorturl.shards into the cache memory context.
  */
 static void
 shard_cache_load(void)
 {
-	Oid			nsp = get_namespace_oid(SHORTURL_SCHEMA, false);
-	Oid			relid = get_relname_relid("shards", nsp);
+	Oid			relid = shorturl_relid("shards");
 	Relation	rel;
 	TupleDesc	desc;
 	AttrNumber	att_name;
@@ -295,15 +279,10 @@ shard_cache_load(void)
 	int			cap = 16;
 	MemoryContext old;
 
-	if (!OidIsValid(relid))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("table %s.shards does not exist", SHORTURL_SCHEMA)));
-
+	shard_cache.cache.loaded = false;
 	MemoryContextReset(shard_cache.cxt);
 	shard_cache.map.nodes = NULL;
 	shard_cache.map.n = 0;
-	shard_cache.relid = relid;
 
 	rel = table_open(relid, AccessShareLock);
 	desc = RelationGetDescr(rel);
@@ -313,7 +292,7 @@ shard_cache_load(void)
 	old = MemoryContextSwitchTo(shard_cache.cxt);
 	shard_cache.map.nodes = palloc(cap * sizeof(route_node));
 
-	snapshot = RegisterSnapshot(GetLatestSnapshot());
+	snapshot = config_cache_snapshot(&shard_cache.cache);
 	scan = table_beginscan(rel, snapshot, 0, NULL);
 	while ((tuple = heap_getnext(scan, ForwardScanDirection)) != NULL)
 	{
@@ -344,33 +323,15 @@ shard_cache_load(void)
 	table_close(rel, AccessShareLock);
 
 	prepare_map(&shard_cache.map, true);
+	config_cache_loaded(&shard_cache.cache, relid);
 }
 
-/*
- * current_shard_map returns the cached map of shorturl.shards, first
- * processing pending invalidations once per top-level statement and
- * reloading if the cache is stale.
- */
+/* current_shard_map returns the cached map, loading it when due */
 static const shard_map *
 current_shard_map(void)
 {
-	TimestampTz stmt = GetCurrentStatementStartTimestamp();
-
-	if (stmt != shard_cache.checked_at)
-	{
-		AcceptInvalidationMessages();
-		shard_cache.checked_at = stmt;
-	}
-
-	while (!shard_cache.valid)
-	{
-		uint64		before = shard_cache.invalidations;
-
-		shard_cache.valid = false;
+	if (config_cache_needs_load(&shard_cache.cache))
 		shard_cache_load();
-		/* an invalidation that arrived while loading means: load again */
-		shard_cache.valid = (before == shard_cache.invalidations);
-	}
 	return &shard_cache.map;
 }
 

@@ -11,10 +11,12 @@ mkdir -p "$build"
 declare -A sources=(
 	[test_base62]="src/base62.c"
 	[test_routing]="src/routing.c"
+	[test_permute]="src/permute.c"
 )
 declare -A libs=(
 	[test_base62]=""
 	[test_routing]="-lm"
+	[test_permute]="-lsodium"
 )
 
 for t in "${!sources[@]}"; do
