@@ -26,10 +26,10 @@ OBJS = \
 DATA = $(wildcard sql/pg_shorturl--*.sql)
 
 # One pg_regress file per feature: sql/<name>.sql against expected/<name>.out.
-REGRESS = base62 routing store
+REGRESS = base62 routing store counters upgrade
 
 # Isolation specs live in test/isolation/specs, expected output beside them.
-ISOLATION = routing_cache
+ISOLATION = routing_cache max_visits resolve_flush resolve_purge
 ISOLATION_OPTS = --inputdir=test/isolation
 
 # TAP tests (PostgreSQL::Test::Cluster) live in test/t.

@@ -80,6 +80,22 @@ SELECT shorturl.route('a'::text, '{a,b}', '{Infinity,1}');
 SELECT shorturl.route('a'::text, '{a,b}', '{1,-Infinity}');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 
+-- route(key, names, weights): a finite weight outside [1e-9, 1e9] is an invalid parameter
+-- (22023): the smallest and largest doubles, 1e-10 and 2e9, and the doubles just outside
+-- each bound (9.999999999999999e-10 and 1000000000.0000001; %g rounds them in the message).
+SELECT shorturl.route('a'::text, '{a,b}', '{1,5e-324}');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT shorturl.route('a'::text, '{a,b}', '{1.7976931348623157e308,1}');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT shorturl.route('\x61'::bytea, '{a,b}', '{1e-10,1}');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT shorturl.route(1::bigint, '{a,b}', '{1,2e9}');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT shorturl.route('a'::text, '{a,b}', '{9.999999999999999e-10,1}');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT shorturl.route('a'::text, '{a,b}', '{1,1000000000.0000001}');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+
 -- route(key, names, weights): a name given twice is an invalid parameter (22023), even with other weights.
 SELECT shorturl.route('a'::text, '{a,b,a}', '{1,2,3}');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
@@ -98,8 +114,10 @@ SELECT shorturl.route('a'::text, '{a,b}', '{{1},{1}}');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 
 -- shorturl.shards refuses what route could not use: an empty name, a duplicate
--- (23505), a weight that is zero, negative, NaN or infinite (23514), no weight
--- (23502).  Terse errors: the failing row's created_at would differ from run to run.
+-- (23505), a weight that is zero, negative, NaN, infinite or outside [1e-9, 1e9]
+-- (23514; the smallest and largest doubles and the doubles just outside each
+-- bound), no weight (23502).  Terse errors: the failing row's created_at would
+-- differ from run to run.
 \set VERBOSITY terse
 INSERT INTO shorturl.shards (name, weight) VALUES ('', 1);
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
@@ -113,9 +131,25 @@ INSERT INTO shorturl.shards (name, weight) VALUES ('a', 'NaN');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 INSERT INTO shorturl.shards (name, weight) VALUES ('a', 'Infinity');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
+INSERT INTO shorturl.shards (name, weight) VALUES ('a', '5e-324');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+INSERT INTO shorturl.shards (name, weight) VALUES ('a', '1.7976931348623157e308');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+INSERT INTO shorturl.shards (name, weight) VALUES ('a', '9.999999999999999e-10');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+INSERT INTO shorturl.shards (name, weight) VALUES ('a', '1000000000.0000001');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
 INSERT INTO shorturl.shards (name) VALUES ('a');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 \set VERBOSITY default
+
+-- shorturl.shards accepts weights of exactly 1e-9 and 1e9, and route(key) over
+-- them agrees with the pure form (1,000 keys).
+INSERT INTO shorturl.shards (name, weight) VALUES ('lo', '1e-9'), ('hi', '1e9');
+SELECT name, weight FROM shorturl.shards ORDER BY name;
+SELECT count(*) FILTER (WHERE shorturl.route(k) <> shorturl.route(k, '{lo,hi}', '{1e-9,1e9}')) AS mismatches
+FROM generate_series(1::bigint, 1000) k;
+DELETE FROM shorturl.shards;
 
 -- NULL in, NULL out (STRICT), for every argument of every function, even
 -- where the other arguments are invalid (route(NULL) over an empty map).
@@ -262,6 +296,36 @@ SELECT k, shorturl.route(k, '{zürich,東京,alpha}', '{1.5,1.5,0.25}') AS shard
        shorturl.route(k, '{zürich,東京,alpha}', '{1.5,1.5,0.25}') = want AS matches_python
 FROM (VALUES ('\x01'::bytea, 'zürich'), ('\x02', '東京'), ('\x03', 'zürich'), ('\x04', '東京'),
              ('\x05', 'zürich'), ('\x06', 'zürich'), ('\x07', '東京'), ('\x08', 'zürich')) AS t(k, want);
+
+-- route(key, names, weights) with weights at and just inside the bounds (1e9,
+-- 999999999.9999999, 1e-9), against the Python reference; bigint keys.
+SELECT k, shorturl.route(k, '{x,y,z}', '{1e9,999999999.9999999,1e-9}') AS shard,
+       shorturl.route(k, '{x,y,z}', '{1e9,999999999.9999999,1e-9}') = want AS matches_python
+FROM (VALUES (1::bigint, 'y'), (2, 'x'), (3, 'x'), (4, 'x'), (5, 'y'), (6, 'y'),
+             (7, 'x'), (8, 'y'), (9, 'y'), (10, 'y'), (11, 'y'), (12, 'x')) AS t(k, want);
+
+-- route(key, names, weights): weights 1e-9 and 1e9 (a share of 1e-18 for lo): lo
+-- gets none of 100,000 keys, as in the Python reference.
+SELECT count(*) FILTER (WHERE shorturl.route(k, '{lo,hi}', '{1e-9,1e9}') = 'lo') AS to_lo,
+       count(*) FILTER (WHERE shorturl.route(k, '{lo,hi}', '{1e-9,1e9}') = 'hi') AS to_hi
+FROM generate_series(1::bigint, 100000) k;
+
+-- route(key, names, weights): equal scores go to the larger node hash (h >> 11),
+-- then to the name that sorts first.  For bigint keys 2 to 7 the weight of b is
+-- the double (found with test/route_reference.py) at which b's score equals a's
+-- (weight 1) exactly: one double below it a wins, one above it b wins, and at
+-- the tie the node with the larger hash wins, a for keys 3, 5 and 7 and b (whose
+-- name sorts last) for keys 2, 4 and 6.
+SELECT k, shorturl.route(k, '{a,b}', ARRAY[1, below]) AS below_tie,
+       shorturl.route(k, '{a,b}', ARRAY[1, tie]) AS at_tie,
+       shorturl.route(k, '{a,b}', ARRAY[1, above]) AS above_tie
+FROM (VALUES (2::bigint, '0.7369746608927705'::float8, '0.7369746608927706'::float8, '0.7369746608927707'::float8),
+             (3, '5.478092300320643', '5.478092300320644', '5.478092300320645'),
+             (4, '0.7532678389503464', '0.7532678389503465', '0.7532678389503467'),
+             (5, '4.025233543990887', '4.025233543990888', '4.025233543990889'),
+             (6, '0.08247311212739439', '0.0824731121273944', '0.08247311212739442'),
+             (7, '3.288908135935795', '3.2889081359357952', '3.2889081359357957')) AS t(k, below, tie, above)
+ORDER BY k;
 
 -- route(key, names, weights): one shard takes every key.
 SELECT count(*) FILTER (WHERE shorturl.route(k, '{only}', '{0.001}') <> 'only') AS elsewhere
@@ -467,6 +531,35 @@ ROLLBACK TO SAVEPOINT s;
 SELECT shorturl.route(7::bigint) AS after_rollback_to_savepoint;
 COMMIT;
 SELECT shorturl.route(7::bigint) AS after_commit;
+-- Statements sent in one query string are statements too: the change is seen
+-- by the next one in the string.
+DELETE FROM shorturl.shards WHERE name = 'charlie' \; SELECT shorturl.route(7::bigint) AS same_query_string;
+INSERT INTO shorturl.shards (name, weight) VALUES ('charlie', 3);
+-- Under REPEATABLE READ the transaction's own change is seen at its next
+-- statement too, and ROLLBACK restores the previous answer.
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+SELECT shorturl.route(7::bigint) AS rr_before;
+DELETE FROM shorturl.shards WHERE name = 'charlie';
+SELECT shorturl.route(7::bigint) AS rr_own_delete;
+ROLLBACK;
+SELECT shorturl.route(7::bigint) AS rr_after_rollback;
+-- The trigger is ENABLE ALWAYS, so it also fires under session_replication_role
+-- = replica, as logical replication and restores write the map: a change is
+-- still seen at the next statement (insert, delete, TRUNCATE).
+SELECT tgenabled FROM pg_trigger
+WHERE tgrelid = 'shorturl.shards'::regclass AND tgname = 'shards_changed';
+SET session_replication_role = replica;
+SELECT shorturl.route(7::bigint) AS replica_before;
+DELETE FROM shorturl.shards WHERE name = 'charlie';
+SELECT shorturl.route(7::bigint) AS replica_after_delete;
+INSERT INTO shorturl.shards (name, weight) VALUES ('charlie', 3);
+SELECT shorturl.route(7::bigint) AS replica_after_insert;
+TRUNCATE shorturl.shards;
+SELECT shorturl.route(7::bigint);
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+RESET session_replication_role;
+INSERT INTO shorturl.shards (name, weight) VALUES ('alpha', 1);
+SELECT shorturl.route(7::bigint) AS after_replica_truncate;
 TRUNCATE shorturl.shards;
 SELECT shorturl.route(7::bigint);
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
@@ -503,10 +596,40 @@ SELECT count(*) FROM routing_keys WHERE shorturl.route(k, '{alpha,charlie,zulu}'
 SELECT count(*) = :serial_alpha AS same_as_serial
 FROM routing_keys WHERE shorturl.route(k, '{alpha,charlie,zulu}', '{7,3,0.5}') = 'alpha';
 
--- route(key) answers the same in parallel workers too (it is PARALLEL SAFE): a
--- worker starts with an empty cache and loads the map itself.
+-- route(key) in a parallel plan: the leader may not take a new snapshot there
+-- (an earlier version did, and failed), so the leader and the workers (which
+-- start with empty caches) load the map with the statement's snapshot.  Each
+-- query below follows a change to the map, so the leader's cache is stale when
+-- it starts.  With parallel_leader_participation off the workers route every
+-- row and the leader routes key 4 (alpha before each change, charlie after it,
+-- per route_reference.py) in the final aggregate.  The plan, run with
+-- EXPLAIN ANALYZE, shows that both workers ran.
+CREATE FUNCTION routing_parallel_plan(query text) RETURNS SETOF text LANGUAGE plpgsql AS $$
+DECLARE
+  line text;
+BEGIN
+  FOR line IN EXECUTE 'EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) ' || query LOOP
+    CONTINUE WHEN line ~ 'Rows Removed by Filter';
+    RETURN NEXT regexp_replace(line, ' \(actual rows=\d+ loops=\d+\)', '');
+  END LOOP;
+END $$;
+SET parallel_leader_participation = off;
+UPDATE shorturl.shards SET weight = 6 WHERE name = 'charlie';
+SELECT routing_parallel_plan($$
+  SELECT shorturl.route(4::bigint) AS leader, count(*) AS worker_mismatches FROM routing_keys
+  WHERE shorturl.route(k) <> shorturl.route(k, '{alpha,charlie,zulu}', '{7,6,0.5}')$$);
+UPDATE shorturl.shards SET weight = 3 WHERE name = 'charlie';
+SELECT shorturl.route(4::bigint) AS leader, count(*) AS worker_mismatches FROM routing_keys
+WHERE shorturl.route(k) <> shorturl.route(k, '{alpha,charlie,zulu}', '{7,3,0.5}');
+UPDATE shorturl.shards SET weight = 6 WHERE name = 'charlie';
+SELECT shorturl.route(4::bigint) AS leader, count(*) AS worker_mismatches FROM routing_keys
+WHERE shorturl.route(k) <> shorturl.route(k, '{alpha,charlie,zulu}', '{7,6,0.5}');
+-- With the leader participating: leader and workers agree with the pure form.
+RESET parallel_leader_participation;
+UPDATE shorturl.shards SET weight = 3 WHERE name = 'charlie';
 SELECT count(*) FILTER (WHERE shorturl.route(k) <> shorturl.route(k, '{alpha,charlie,zulu}', '{7,3,0.5}')) AS mismatches
 FROM routing_keys;
+DROP FUNCTION routing_parallel_plan(text);
 RESET parallel_setup_cost;
 RESET parallel_tuple_cost;
 RESET min_parallel_table_scan_size;

@@ -115,6 +115,7 @@ typedef struct counters_state
 	uint64		evictions;		/* under lock */
 	bool		flush_committing;	/* a flush applied deltas, not yet
 									 * subtracted */
+	bool		flush_requested;	/* a backend found the table full */
 
 	slock_t		stats_lock;		/* guards everything below */
 	Oid			served_dboid;
@@ -470,17 +471,35 @@ lock_link(const counter_key *key, LOCKTAG *tag)
 	(void) LockAcquire(tag, ExclusiveLock, false, false);
 }
 
-/* wake_worker sets the worker's latch, so it flushes (and makes room) now */
+/*
+ * wake_worker asks the worker to flush (and so make room) now.  The request
+ * is a flag beside the latch: latches are also set for reasons of
+ * PostgreSQL's own, which must not cause a flush.
+ */
 static void
 wake_worker(void)
 {
 	Latch	   *latch;
 
 	SpinLockAcquire(&state->stats_lock);
+	state->flush_requested = true;
 	latch = state->worker_latch;
 	SpinLockRelease(&state->stats_lock);
 	if (latch)
 		SetLatch(latch);
+}
+
+/* counters_take_flush_request tells the worker whether a flush was asked for */
+bool
+counters_take_flush_request(void)
+{
+	bool		requested;
+
+	SpinLockAcquire(&state->stats_lock);
+	requested = state->flush_requested;
+	state->flush_requested = false;
+	SpinLockRelease(&state->stats_lock);
+	return requested;
 }
 
 /*

@@ -47,6 +47,7 @@ extern Oid	counters_served_database(void);
 extern bool counters_claim_worker(int pid, Latch *latch);
 extern void counters_release_worker(int pid);
 extern int	counters_worker_pid(void);
+extern bool counters_take_flush_request(void);
 extern void counters_note_database_drop(Oid dboid);
 extern bool counters_database_drop_pending(Oid dboid);
 

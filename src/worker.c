@@ -17,7 +17,8 @@
  *	- every shorturl.purge_interval to purge expired and exhausted links in
  *	  batches, one transaction each, with a pause between batches
  *	  (purge.c),
- *	- when a backend finds the counter table full (it sets the latch),
+ *	- when a backend finds the counter table full (it raises a flag and
+ *	  sets the latch),
  *	- on SIGHUP to reload its settings, and on SIGTERM to flush one last
  *	  time and exit.
  * It does nothing while the extension is not installed in its database
@@ -419,16 +420,14 @@ shorturl_worker_main(Datum main_arg)
 		TimestampTz now = GetCurrentTimestamp();
 		TimestampTz wake = Min(next_flush, next_purge);
 		long		timeout = 0;
-		int			rc;
-
 		if (wake > now)
 			timeout = (long) ((wake - now + 999) / 1000);
 		if (RecoveryInProgress())
 			timeout = STANDBY_NAP_MS;
 
 		/* sleep until something is due, a backend needs room, or a signal */
-		rc = WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-					   timeout, PG_WAIT_EXTENSION);
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 timeout, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 		/* process interrupts, including ProcSignalBarriers of DROP DATABASE */
 		CHECK_FOR_INTERRUPTS();
@@ -450,7 +449,7 @@ shorturl_worker_main(Datum main_arg)
 			continue;
 
 		now = GetCurrentTimestamp();
-		if (now >= next_flush || (rc & WL_LATCH_SET))
+		if (counters_take_flush_request() || now >= next_flush)
 		{
 			(void) in_transaction(flush_work, NULL, "flushing click counters");
 			next_flush = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), shorturl_flush_interval);

@@ -188,10 +188,12 @@ balance_of(const double *share, const double *weights, int n)
 static void
 key_shares(const int *owner, int n, double *share)
 {
-	for (int i = 0; i < n; i++)
-		share[i] = 0.0;
+	long		count[MAX_NODES] = {0};
+
 	for (int k = 0; k < KEY_COUNT; k++)
-		share[owner[k]] += 1.0 / KEY_COUNT;
+		count[owner[k]]++;
+	for (int i = 0; i < n; i++)
+		share[i] = (double) count[i] / KEY_COUNT;
 }
 
 /* ---------------------------------------------------------------------
@@ -231,6 +233,7 @@ rv_node_id(const rv_map *map, int pos)
 	return (int) ((map->nodes[pos].name - node_names[0]) / NAME_SIZE);
 }
 
+/* rv_assign records the node id route_pick chooses for every key */
 static void
 rv_assign(const rv_map *map, int *owner)
 {
@@ -238,23 +241,20 @@ rv_assign(const rv_map *map, int *owner)
 		owner[k] = rv_node_id(map, route_pick(map->nodes, map->n, key_hashes[k]));
 }
 
+/* rv_pass times one repetition: ns per lookup over TIMING_PASSES passes */
 static double
-rv_time(const rv_map *map)
+rv_pass(const rv_map *map)
 {
-	double		ns[TIMING_REPS];
+	uint64_t	acc = 0;
+	double		t0 = now_ns();
+	double		ns;
 
-	for (int r = 0; r < TIMING_REPS; r++)
-	{
-		uint64_t	acc = 0;
-		double		t0 = now_ns();
-
-		for (int p = 0; p < TIMING_PASSES; p++)
-			for (int k = 0; k < KEY_COUNT; k++)
-				acc += (uint64_t) route_pick(map->nodes, map->n, key_hashes[k]);
-		ns[r] = (now_ns() - t0) / ((double) TIMING_PASSES * KEY_COUNT);
-		sink += acc;
-	}
-	return median_of(ns, TIMING_REPS);
+	for (int p = 0; p < TIMING_PASSES; p++)
+		for (int k = 0; k < KEY_COUNT; k++)
+			acc += (uint64_t) route_pick(map->nodes, map->n, key_hashes[k]);
+	ns = (now_ns() - t0) / ((double) TIMING_PASSES * KEY_COUNT);
+	sink += acc;
+	return ns;
 }
 
 /* ---------------------------------------------------------------------
@@ -379,6 +379,7 @@ ring_exact_shares(const ring *r, int n, double *share)
 	}
 }
 
+/* ring_assign records the node id the ring chooses for every key */
 static void
 ring_assign(const ring *r, int *owner)
 {
@@ -386,23 +387,20 @@ ring_assign(const ring *r, int *owner)
 		owner[k] = ring_pick(r, key_hashes[k]);
 }
 
+/* ring_pass times one repetition: ns per lookup over TIMING_PASSES passes */
 static double
-ring_time(const ring *r)
+ring_pass(const ring *r)
 {
-	double		ns[TIMING_REPS];
+	uint64_t	acc = 0;
+	double		t0 = now_ns();
+	double		ns;
 
-	for (int rep = 0; rep < TIMING_REPS; rep++)
-	{
-		uint64_t	acc = 0;
-		double		t0 = now_ns();
-
-		for (int p = 0; p < TIMING_PASSES; p++)
-			for (int k = 0; k < KEY_COUNT; k++)
-				acc += (uint64_t) ring_pick(r, key_hashes[k]);
-		ns[rep] = (now_ns() - t0) / ((double) TIMING_PASSES * KEY_COUNT);
-		sink += acc;
-	}
-	return median_of(ns, TIMING_REPS);
+	for (int p = 0; p < TIMING_PASSES; p++)
+		for (int k = 0; k < KEY_COUNT; k++)
+			acc += (uint64_t) ring_pick(r, key_hashes[k]);
+	ns = (now_ns() - t0) / ((double) TIMING_PASSES * KEY_COUNT);
+	sink += acc;
+	return ns;
 }
 
 /* ---------------------------------------------------------------------
@@ -495,30 +493,63 @@ print_row(int n, weight_pattern p, const row *r, double ideal_moved)
 		   r->all_to_new ? "yes" : "NO", r->new_share);
 }
 
+/*
+ * time_methods times rendezvous (method 0) and the rings (1..N_VNODES) in
+ * interleaved repetitions, the first method of each repetition rotating, so
+ * that drift (the other core, frequency changes) spreads over all alike;
+ * ns[m] is the median for method m.
+ */
+static void
+time_methods(const rv_map *map, const ring *rings, double *ns)
+{
+	double		samples[1 + N_VNODES][TIMING_REPS];
+
+	for (int r = 0; r < TIMING_REPS; r++)
+		for (int i = 0; i <= N_VNODES; i++)
+		{
+			int			m = (i + r) % (1 + N_VNODES);
+
+			samples[m][r] = m == 0 ? rv_pass(map) : ring_pass(&rings[m - 1]);
+		}
+	for (int m = 0; m <= N_VNODES; m++)
+		ns[m] = median_of(samples[m], TIMING_REPS);
+}
+
 /* run_map measures rendezvous and every ring over one map, and prints them */
 static void
 run_map(int n, weight_pattern p)
 {
 	double		weights[MAX_NODES];
 	double		share[MAX_NODES];
+	double		ns[1 + N_VNODES];
 	double		total = 0.0;
 	double		new_weight = weight_of(p, n, n);
 	double		ideal_moved;
 	row			r;
 	rv_map	   *map = malloc(sizeof(rv_map));
+	ring		rings[N_VNODES];
 
+	if (map == NULL)
+	{
+		fprintf(stderr, "route_methods: out of memory\n");
+		exit(1);
+	}
 	for (int i = 0; i <= n; i++)
 		weights[i] = weight_of(p, i, n);
 	for (int i = 0; i < n; i++)
 		total += weights[i];
 	ideal_moved = new_weight / (total + new_weight);
 
+	rv_build(map, weights, n);
+	for (int v = 0; v < N_VNODES; v++)
+		ring_build(&rings[v], weights, n, ring_vnodes[v]);
+	time_methods(map, rings, ns);
+
 	/* rendezvous */
 	memset(&r, 0, sizeof(r));
 	r.method = "rendezvous";
-	rv_build(map, weights, n);
 	r.memory = (size_t) n * (sizeof(route_node) + strlen(node_names[0]));
-	r.ns = rv_time(map);
+	r.ns = ns[0];
 	rv_assign(map, owner_before);
 	key_shares(owner_before, n, share);
 	r.keys = balance_of(share, weights, n);
@@ -530,26 +561,24 @@ run_map(int n, weight_pattern p)
 	/* rings */
 	for (int v = 0; v < N_VNODES; v++)
 	{
-		ring		before;
 		ring		after;
 
 		memset(&r, 0, sizeof(r));
 		r.method = "ring";
 		r.vnodes = ring_vnodes[v];
-		ring_build(&before, weights, n, r.vnodes);
-		r.points = before.len;
-		r.memory = before.len * (sizeof(uint64_t) + sizeof(uint32_t));
-		r.ns = ring_time(&before);
-		ring_assign(&before, owner_before);
+		r.points = rings[v].len;
+		r.memory = rings[v].len * (sizeof(uint64_t) + sizeof(uint32_t));
+		r.ns = ns[1 + v];
+		ring_assign(&rings[v], owner_before);
 		key_shares(owner_before, n, share);
 		r.keys = balance_of(share, weights, n);
-		ring_exact_shares(&before, n, share);
+		ring_exact_shares(&rings[v], n, share);
 		r.exact = balance_of(share, weights, n);
 		ring_build(&after, weights, n + 1, r.vnodes);
 		ring_assign(&after, owner_after);
 		movement(&r, n, new_weight, total);
 		print_row(n, p, &r, ideal_moved);
-		ring_free(&before);
+		ring_free(&rings[v]);
 		ring_free(&after);
 	}
 	free(map);
@@ -591,7 +620,7 @@ main(void)
 
 	printf("%d keys: the 7-character base62 codes of ids from 62^6 on, hashed with route_hash64 (XXH64)\n",
 		   KEY_COUNT);
-	printf("ns/lookup: key hash to node, median of %d repetitions of %d lookups; "
+	printf("ns/lookup: key hash to node, median of %d interleaved repetitions of %d lookups; "
 		   "a key's hash itself costs %.1f ns more, for either method\n\n",
 		   TIMING_REPS, TIMING_PASSES * KEY_COUNT, key_hash_ns());
 	print_header();

@@ -116,11 +116,22 @@ my @maps = (
 		[ map { sprintf('%.3f', 0.1 + random_below(9900) / 1000) } 1 .. 100 ]
 	],
 	[ 'one shard', ['only'], ['0.001'] ],
-	# Weights at the ends of float8: the scores saturate (underflow towards 0,
-	# overflow to infinity), so ties between different hashes decide keys;
-	# the spec gives a tie to the name that sorts first.
-	[ 'equal tiny weights (scores tie)', [qw(x y)], [ '5e-324', '5e-324' ] ],
-	[ 'equal huge weights (scores tie)', [qw(x y)], [ '1e308', '1e308' ] ],
+	# Weights at the bounds of their range, [1e-9, 1e9] (shorturl.shards'
+	# CHECK): equal weights at each bound (one run of route_pick's fast path),
+	# adjacent doubles just inside the upper bound (one run each), the whole
+	# range in one map, and the doubles just inside both bounds.
+	[ 'equal weights 1e-9', [qw(x y z)], [ '1e-9', '1e-9', '1e-9' ] ],
+	[ 'equal weights 1e9', [qw(x y z)], [ '1e9', '1e9', '1e9' ] ],
+	[
+		'adjacent weights below 1e9',
+		[qw(x y z)], [ '1e9', '999999999.9999999', '999999999.9999998' ]
+	],
+	[ 'unequal weights near 1e-9', [qw(x y z)], [ '1e-9', '2e-9', '1.5e-9' ] ],
+	[ 'weights 1e-9 to 1e9', [qw(lo mid hi)], [ '1e-9', '1', '1e9' ] ],
+	[
+		'weights just inside the bounds',
+		[qw(lo hi)], [ '1.0000000000000003e-9', '999999999.9999999' ]
+	],
 );
 
 # ---------------------------------------------------------------------

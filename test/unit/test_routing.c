@@ -5,8 +5,11 @@
  *	  vectors, the little-endian form of bigint keys, the properties of jump
  *	  consistent hashing, the validation done by route_map_prepare, and
  *	  route_pick against the naive definition of weighted rendezvous hashing
- *	  (every node scored, the highest wins, a tie goes to the name that sorts
- *	  first), which its grouped fast path for equal weights must match.
+ *	  (every node scored, the highest score wins; among equal scores the
+ *	  larger node hash, h >> 11; then the name that sorts first), which its
+ *	  grouped fast path for equal weights must match.  The naive definition
+ *	  computes node hashes and scores itself, from the formula in routing.h,
+ *	  with its own copy of XXH64.
  *
  *-------------------------------------------------------------------------
  */
@@ -14,6 +17,9 @@
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
 
 #include "routing.h"
 #include "unit.h"
@@ -63,24 +69,54 @@ name_cmp(const route_node *a, const route_node *b)
 }
 
 /*
- * naive_pick is the definition route_pick implements: score every node,
- * keep the highest score, and on equal scores the name that sorts first.
+ * naive_hash53 is the 53 bits of a node's hash that make u, written out from
+ * the formula: h = XXH64(8-byte little-endian key_hash, seed = node seed),
+ * then h >> 11.
+ */
+static uint64_t
+naive_hash53(uint64_t key_hash, uint64_t seed)
+{
+	unsigned char b[8];
+
+	for (int i = 0; i < 8; i++)
+		b[i] = (unsigned char) (key_hash >> (8 * i));
+	return (uint64_t) XXH64(b, sizeof(b), seed) >> 11;
+}
+
+/* naive_score is weight / -ln(u), u = (h53 + 0.5) / 2^53 */
+static double
+naive_score(uint64_t h53, double weight)
+{
+	double		u = ((double) h53 + 0.5) / 9007199254740992.0;
+
+	return weight / -log(u);
+}
+
+/*
+ * naive_pick is the definition route_pick implements: score every node and
+ * keep the highest score; among equal scores the larger h53; then the name
+ * that sorts first.
  */
 static int
 naive_pick(const route_node *nodes, int n, uint64_t key_hash)
 {
 	int			best = -1;
 	double		best_score = 0.0;
+	uint64_t	best_h = 0;
 
 	for (int i = 0; i < n; i++)
 	{
-		double		s = route_score(key_hash, nodes[i].seed, nodes[i].weight);
+		uint64_t	h = naive_hash53(key_hash, nodes[i].seed);
+		double		s = naive_score(h, nodes[i].weight);
 
 		if (best < 0 || s > best_score ||
-			(s == best_score && name_cmp(&nodes[i], &nodes[best]) < 0))
+			(s == best_score &&
+			 (h > best_h ||
+			  (h == best_h && name_cmp(&nodes[i], &nodes[best]) < 0))))
 		{
 			best = i;
 			best_score = s;
+			best_h = h;
 		}
 	}
 	return best;
@@ -314,10 +350,20 @@ main(void)
 		EXPECT(route_map_prepare(nodes, 4, &bad) == ROUTE_OK);
 	}
 
-	/* prepare: weights that are zero, negative zero, negative, NaN or infinite, at their index */
+	/* prepare: the bounds are those of the table's CHECK (weight BETWEEN 1e-9 AND 1e9) */
+	EXPECT(ROUTE_MIN_WEIGHT == 1e-9);
+	EXPECT(ROUTE_MAX_WEIGHT == 1e9);
+
+	/*
+	 * prepare: weights that are zero, negative zero, negative, NaN, infinite,
+	 * or finite but outside [1e-9, 1e9] (the smallest and largest doubles,
+	 * and the doubles just outside each bound), at their index
+	 */
 	{
 		static const char *const names[] = {"a", "b", "c"};
-		const double bad_weights[] = {0.0, -0.0, -1.0, -DBL_MIN, NAN, INFINITY, -INFINITY};
+		const double bad_weights[] = {0.0, -0.0, -1.0, -DBL_MIN, NAN, INFINITY, -INFINITY,
+			DBL_TRUE_MIN, DBL_MIN, DBL_MAX, -1e-9, -1e9, 1e-10, 2e9,
+		nextafter(1e-9, 0.0), nextafter(1e9, INFINITY)};
 
 		for (size_t w = 0; w < sizeof(bad_weights) / sizeof(bad_weights[0]); w++)
 		{
@@ -330,12 +376,13 @@ main(void)
 		}
 	}
 
-	/* prepare: the smallest and largest finite weights are valid */
+	/* prepare: exactly 1e-9 and 1e9 are valid, and so are the doubles just inside them */
 	{
-		static const char *const names[] = {"a", "b"};
-		static const double weights[] = {DBL_TRUE_MIN, DBL_MAX};
+		static const char *const names[] = {"a", "b", "c", "d"};
+		const double weights[] = {1e-9, 1e9, nextafter(1e-9, 1.0), nextafter(1e9, 0.0)};
 
 		EXPECT(prepare_named(nodes, names, weights, 2, &bad) == ROUTE_OK);
+		EXPECT(prepare_named(nodes, names, weights, 4, &bad) == ROUTE_OK);
 	}
 
 	/* prepare: seeds are XXH64 of the names; nodes end sorted by (weight, name) */
@@ -435,6 +482,7 @@ main(void)
 		const double *lists[] = {all_equal, few, two};
 		const int	sizes[] = {1, 6, 2};
 		int			mismatches = 0;
+		int			failed_prepares = 0;
 		test_map	m;
 
 		for (int map = 0; map < 3000; map++)
@@ -444,8 +492,9 @@ main(void)
 
 			random_map(&m, n, lists[list], sizes[list], &rng);
 			if (route_map_prepare(m.nodes, m.n, &bad) != ROUTE_OK)
-				continue;		/* cannot happen: the names are distinct */
-			mismatches += pick_mismatches(&m, 300, &rng);
+				failed_prepares++;
+			else
+				mismatches += pick_mismatches(&m, 300, &rng);
 		}
 		for (int map = 0; map < 1000; map++)
 		{
@@ -456,45 +505,158 @@ main(void)
 				weights[i] = 0.01 + (double) (next_random(&rng) % 100000) / 1000.0;
 			random_map(&m, n, weights, n, &rng);
 			if (route_map_prepare(m.nodes, m.n, &bad) != ROUTE_OK)
-				continue;
-			mismatches += pick_mismatches(&m, 300, &rng);
+				failed_prepares++;
+			else
+				mismatches += pick_mismatches(&m, 300, &rng);
+		}
+		EXPECT(failed_prepares == 0);
+		EXPECT(mismatches == 0);
+	}
+
+	/* score: route_score is the formula, bit for bit (100,000 random keys and seeds) */
+	{
+		static const double weights[] = {1e-9, 0.3, 1.0, 7.25, 1e9};
+		int			mismatches = 0;
+
+		for (int i = 0; i < 100000; i++)
+		{
+			uint64_t	key = next_random(&rng);
+			uint64_t	seed = next_random(&rng);
+			double		w = weights[i % 5];
+
+			mismatches += route_score(key, seed, w) != naive_score(naive_hash53(key, seed), w);
 		}
 		EXPECT(mismatches == 0);
 	}
 
 	/*
-	 * pick: weights at the ends of the double range.  There the score
-	 * saturates (weight / -ln(u) rounds to the same subnormal, or overflows
-	 * to infinity, for different hashes), so many keys are ties, which the
-	 * definition gives to the name that sorts first.  With unequal huge
-	 * weights the ties are between runs of the fast path; with equal ones,
-	 * within a run.
+	 * pick: equal scores from different hashes go to the larger hash, even
+	 * when its name sorts last.  For each of 2,000 random keys, node "a" has
+	 * weight 1 and node "b" a weight chosen to tie: x_b / x_a (x = -ln(u)),
+	 * nudged by up to a few ulps until b's score equals a's bit for bit.  The
+	 * weights differ, so the tie is between two runs of the fast path.
 	 */
 	{
-		static const double tiny_equal[] = {DBL_TRUE_MIN};
-		static const double huge_equal[] = {1e308};
-		int			unequal_mismatches = 0;
-		int			tiny_mismatches = 0;
-		int			huge_mismatches = 0;
+		static const char *const names[] = {"a", "b"};
+		uint64_t	seed_a = route_hash64("a", 1);
+		uint64_t	seed_b = route_hash64("b", 1);
+		int			ties = 0;
+		int			b_wins = 0;
+		int			mismatches = 0;
+
+		for (int k = 0; k < 2000; k++)
+		{
+			uint64_t	key = next_random(&rng);
+			uint64_t	ha = naive_hash53(key, seed_a);
+			uint64_t	hb = naive_hash53(key, seed_b);
+			double		score_a = naive_score(ha, 1.0);
+			double		guess = log(((double) hb + 0.5) / 9007199254740992.0) /
+				log(((double) ha + 0.5) / 9007199254740992.0);
+			double		up = guess;
+			double		down = guess;
+			double		wb = 0.0;
+			double		weights[2];
+			const char *want;
+
+			for (int step = 0; step < 8 && wb == 0.0; step++)
+			{
+				if (naive_score(hb, up) == score_a)
+					wb = up;
+				else if (naive_score(hb, down) == score_a)
+					wb = down;
+				up = nextafter(up, INFINITY);
+				down = nextafter(down, 0.0);
+			}
+			if (wb == 0.0 || wb == 1.0 || ha == hb ||
+				wb < ROUTE_MIN_WEIGHT || wb > ROUTE_MAX_WEIGHT)
+				continue;
+			ties++;
+			weights[0] = 1.0;
+			weights[1] = wb;
+			if (prepare_named(nodes, names, weights, 2, &bad) != ROUTE_OK)
+			{
+				mismatches++;
+				continue;
+			}
+			want = hb > ha ? "b" : "a";
+			b_wins += hb > ha;
+			mismatches += route_score(key, seed_a, 1.0) != route_score(key, seed_b, wb);
+			mismatches += strcmp(nodes[route_pick(nodes, 2, key)].name, want) != 0;
+			mismatches += strcmp(nodes[naive_pick(nodes, 2, key)].name, want) != 0;
+		}
+		EXPECT(ties >= 1000);
+		EXPECT(b_wins >= 100);
+		EXPECT(mismatches == 0);
+	}
+
+	/*
+	 * pick: weights at the bounds.  Every score is a normal, finite number
+	 * (routing.h), and route_pick matches the naive definition with equal
+	 * weights at either bound (one run of the fast path), with distinct
+	 * weights just below the upper bound (adjacent doubles, one run each),
+	 * and over the whole range, 1e-9 to 1e9.
+	 */
+	{
+		static const double low[] = {1e-9};
+		static const double high[] = {1e9};
+		static const double span[] = {1e-9, 1e-3, 1.0, 1e3, 1e9};
+		int			abnormal = 0;
+		int			failed_prepares = 0;
+		int			low_mismatches = 0;
+		int			high_mismatches = 0;
+		int			adjacent_mismatches = 0;
+		int			span_mismatches = 0;
 		test_map	m;
 
-		for (int map = 0; map < 100; map++)
+		for (int i = 0; i < 100000; i++)
 		{
-			random_map(&m, 2 + map % 8, huge_equal, 1, &rng);
-			for (int i = 0; i < m.n; i++)
-				m.nodes[i].weight = 1e308 * (1.0 + 0.1 * i);	/* all distinct, all < DBL_MAX */
-			if (route_map_prepare(m.nodes, m.n, &bad) == ROUTE_OK)
-				unequal_mismatches += pick_mismatches(&m, 100, &rng);
-			random_map(&m, 2 + map % 8, tiny_equal, 1, &rng);
-			if (route_map_prepare(m.nodes, m.n, &bad) == ROUTE_OK)
-				tiny_mismatches += pick_mismatches(&m, 100, &rng);
-			random_map(&m, 2 + map % 8, huge_equal, 1, &rng);
-			if (route_map_prepare(m.nodes, m.n, &bad) == ROUTE_OK)
-				huge_mismatches += pick_mismatches(&m, 100, &rng);
+			uint64_t	key = next_random(&rng);
+			uint64_t	seed = next_random(&rng);
+
+			abnormal += !isnormal(route_score(key, seed, ROUTE_MIN_WEIGHT));
+			abnormal += !isnormal(route_score(key, seed, ROUTE_MAX_WEIGHT));
 		}
-		EXPECT(unequal_mismatches == 0);
-		EXPECT(tiny_mismatches == 0);
-		EXPECT(huge_mismatches == 0);
+		EXPECT(abnormal == 0);
+
+		for (int map = 0; map < 200; map++)
+		{
+			int			n = 2 + map % 16;
+			double		w = ROUTE_MAX_WEIGHT;
+
+			random_map(&m, n, low, 1, &rng);
+			if (route_map_prepare(m.nodes, m.n, &bad) != ROUTE_OK)
+				failed_prepares++;
+			else
+				low_mismatches += pick_mismatches(&m, 200, &rng);
+
+			random_map(&m, n, high, 1, &rng);
+			if (route_map_prepare(m.nodes, m.n, &bad) != ROUTE_OK)
+				failed_prepares++;
+			else
+				high_mismatches += pick_mismatches(&m, 200, &rng);
+
+			random_map(&m, n, high, 1, &rng);
+			for (int i = 0; i < m.n; i++)
+			{
+				m.nodes[i].weight = w;
+				w = nextafter(w, 0.0);
+			}
+			if (route_map_prepare(m.nodes, m.n, &bad) != ROUTE_OK)
+				failed_prepares++;
+			else
+				adjacent_mismatches += pick_mismatches(&m, 200, &rng);
+
+			random_map(&m, n, span, 5, &rng);
+			if (route_map_prepare(m.nodes, m.n, &bad) != ROUTE_OK)
+				failed_prepares++;
+			else
+				span_mismatches += pick_mismatches(&m, 200, &rng);
+		}
+		EXPECT(failed_prepares == 0);
+		EXPECT(low_mismatches == 0);
+		EXPECT(high_mismatches == 0);
+		EXPECT(adjacent_mismatches == 0);
+		EXPECT(span_mismatches == 0);
 	}
 
 	return unit_done("test_routing");
