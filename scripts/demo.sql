@@ -1,5 +1,8 @@
 -- scripts/demo.sql: the walk-through scripts/demo.sh runs on the demo server.
+-- It can run again and again: it only adds links.
 \pset footer off
+\set ON_ERROR_STOP 1
+
 \echo
 \echo '--- base62: ids to short codes and back (alphabet 0-9A-Za-z) ---'
 SELECT n AS id, shorturl.base62_encode(n) AS code, shorturl.base62_encode(n, 7) AS code_width_7,
@@ -10,3 +13,62 @@ FROM (VALUES (0::bigint), (61), (62), (3844), (1000000007), (9223372036854775807
 \set ON_ERROR_STOP 0
 SELECT shorturl.base62_decode('abc-12');
 \set ON_ERROR_STOP 1
+
+\echo
+\echo '--- shard routing: the public hash, mod, jump, and a weighted map ---'
+SELECT k AS key, shorturl.hash64(k) AS hash64, shorturl.shard_mod(k, 16) AS mod_16,
+       shorturl.jump_hash(k, 16) AS jump_16,
+       shorturl.route(k, '{alpha,bravo,charlie}', '{1,1,2}') AS route_1_1_2
+FROM (VALUES (''), ('abc'), ('aZ3kP9q')) AS t(k);
+\echo 'shares of 300,000 keys under weights 1/1/2:'
+SELECT r AS shard, round(100.0 * count(*) / 300000, 2) AS percent
+FROM (SELECT shorturl.route(i, '{alpha,bravo,charlie}', '{1,1,2}') AS r
+      FROM generate_series(1, 300000) i) s
+GROUP BY r ORDER BY r;
+\echo 'adding shard delta (weight 1) moves keys only to delta:'
+SELECT shorturl.route(i, '{alpha,bravo,charlie}', '{1,1,2}') AS before,
+       shorturl.route(i, '{alpha,bravo,charlie,delta}', '{1,1,2,1}') AS after,
+       count(*) AS keys
+FROM generate_series(1, 300000) i
+GROUP BY 1, 2 HAVING shorturl.route(i, '{alpha,bravo,charlie}', '{1,1,2}')
+                  <> shorturl.route(i, '{alpha,bravo,charlie,delta}', '{1,1,2,1}')
+ORDER BY 1;
+
+\echo
+\echo '--- the links store: consecutive links get unrelated codes ---'
+SELECT n, shorturl.shorten('https://example.com/article/' || n) AS code
+FROM generate_series(1, 5) n;
+\echo 'an alias, a link that expires, a one-time link (reuse => true makes these idempotent):'
+SELECT shorturl.shorten('https://example.com/spring-sale', alias => 'spring-sale', reuse => true) AS alias,
+       shorturl.shorten('https://example.com/offer', expires_at => date_trunc('day', now()) + interval '30 days', reuse => true) AS expiring,
+       shorturl.shorten('https://example.com/secret', max_visits => 1) AS one_time \gset
+SELECT :'alias' AS alias, :'expiring' AS expiring, :'one_time' AS one_time;
+\echo 'resolving the one-time link twice: the second time it is gone'
+SELECT shorturl.resolve(:'one_time') AS first_resolve;
+SELECT shorturl.resolve(:'one_time') AS second_resolve, shorturl.link_status(:'one_time') AS status;
+\echo 'bad input is refused with the rule that failed:'
+\set ON_ERROR_STOP 0
+SELECT shorturl.shorten('javascript:alert(1)');
+SELECT shorturl.shorten('https://example.com/', alias => 'admin');
+\set ON_ERROR_STOP 1
+SELECT shorturl.resolve('favicon.ico') AS arbitrary_path, shorturl.link_status('nosuchcode') AS status;
+
+\echo
+\echo '--- click counters: 10,000 clicks in shared memory, no WAL, then one flush ---'
+SELECT pg_current_wal_lsn() AS lsn_before \gset
+SELECT count(shorturl.resolve('spring-sale')) AS clicks FROM generate_series(1, 10000);
+SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), :'lsn_before') AS wal_bytes_for_10000_clicks,
+       shorturl.visits('spring-sale') AS live_visits,
+       (SELECT visits FROM shorturl.links WHERE code = 'spring-sale') AS in_table;
+SELECT shorturl.flush() AS flushed;
+SELECT shorturl.visits('spring-sale') AS live_visits,
+       (SELECT visits FROM shorturl.links WHERE code = 'spring-sale') AS in_table;
+SELECT mode, pending_links, pending_visits, flushes, flushed_visits, worker_pid IS NOT NULL AS worker_running
+FROM shorturl.stats;
+
+\echo
+\echo '--- capacity estimate: 10M daily users, 0.1 links each a day, 100 reads per write, 500 B, 5 years ---'
+SELECT round(write_qps::numeric, 2) AS write_qps, round(read_qps::numeric, 2) AS read_qps,
+       round(peak_read_qps::numeric, 2) AS peak_read_qps, total_urls,
+       pg_size_pretty(storage_bytes) AS storage, min_code_length
+FROM shorturl.estimate(10000000, 0.1, 100, 500, 5);

@@ -32,7 +32,10 @@
  *   advisory lock (class SHORTURL_LOCK_LINK).  The creator holds it while it
  *   reads the link's visits and inserts the entry; a synchronous click holds
  *   it until its transaction ends.  So an entry's total never misses a
- *   synchronous click that is about to commit.
+ *   synchronous click that is about to commit.  (A transaction that counts
+ *   many distinct links synchronously therefore holds a lock per link:
+ *   synchronous counting is the rare case of a table full of links with
+ *   unflushed clicks, since a full table first gives up an entry with none.)
  * - Flushes are serialised by the advisory lock SHORTURL_LOCK_FLUSH, held
  *   to the end of the flushing transaction.  The deltas a flush applied are
  *   subtracted from pending in the commit callback, which runs after the
@@ -322,10 +325,14 @@ counters_shmem_startup(void)
 	memset(&info, 0, sizeof(info));
 	info.keysize = sizeof(counter_key);
 	info.entrysize = sizeof(counter_entry);
+	/*
+	 * HASH_FIXED_SIZE: the table never takes more shared memory than it
+	 * asked for at start, which the lock manager and others need.
+	 */
 	counters_hash = ShmemInitHash("pg_shorturl counters",
 								  shorturl_max_pending_links,
 								  shorturl_max_pending_links,
-								  &info, HASH_ELEM | HASH_BLOBS);
+								  &info, HASH_ELEM | HASH_BLOBS | HASH_FIXED_SIZE);
 	LWLockRelease(AddinShmemInitLock);
 
 	/* the postmaster restores saved clicks and saves them at shutdown */
@@ -503,6 +510,33 @@ counters_take_flush_request(void)
 }
 
 /*
+ * make_room removes one entry with nothing pending, of any database, when
+ * the table is full, so the caller can insert.  Such an entry's clicks are
+ * all in its table, and flushes copy only entries with clicks pending, so
+ * none is in flight.  Caller holds the lock exclusively.
+ */
+static void
+make_room(void)
+{
+	HASH_SEQ_STATUS seq;
+	counter_entry *e;
+
+	if (hash_get_num_entries(counters_hash) < shorturl_max_pending_links)
+		return;
+	hash_seq_init(&seq, counters_hash);
+	while ((e = hash_seq_search(&seq)) != NULL)
+	{
+		if (e->pending == 0)
+		{
+			hash_seq_term(&seq);
+			hash_search(counters_hash, &e->key, HASH_REMOVE, NULL);
+			state->evictions++;
+			return;
+		}
+	}
+}
+
+/*
  * counters_bump counts one click of an active link in shared memory.  The
  * caller checked that the link exists and has not expired; this checks
  * max_visits against the live total.
@@ -574,7 +608,10 @@ counters_bump(const counter_link *link)
 			hash_search(counters_hash, &key, HASH_REMOVE, NULL);
 			state->evictions++;
 		}
-		e = hash_search(counters_hash, &key, HASH_ENTER_NULL, &found);
+		make_room();
+		e = NULL;
+		if (hash_get_num_entries(counters_hash) < shorturl_max_pending_links)
+			e = hash_search(counters_hash, &key, HASH_ENTER_NULL, &found);
 		if (e == NULL)
 		{
 			/* full: the caller counts synchronously, still holding the lock */
@@ -596,11 +633,26 @@ counters_bump(const counter_link *link)
 		return r;
 	}
 
-	/* entries keep going away under us: count this one synchronously */
+	/*
+	 * Entries keep going away under us: count this click synchronously,
+	 * under the link's lock, unless an entry appeared meanwhile.
+	 */
 	{
 		LOCKTAG		tag;
+		counter_entry *e;
 
 		lock_link(&key, &tag);
+		LWLockAcquire(state->lock, LW_SHARED);
+		e = hash_search(counters_hash, &key, HASH_FIND, NULL);
+		if (e != NULL && e->link_created == link->created_at)
+		{
+			counter_result r = bump_entry(e, link, now);
+
+			LWLockRelease(state->lock);
+			LockRelease(&tag, ExclusiveLock, false);
+			return r;
+		}
+		LWLockRelease(state->lock);
 		SpinLockAcquire(&state->stats_lock);
 		state->sync_fallbacks++;
 		SpinLockRelease(&state->stats_lock);
