@@ -21,6 +21,7 @@ OBJS = \
 	src/counters.o \
 	src/purge.o \
 	src/worker.o \
+	src/cluster.o \
 	src/pg_shorturl.o
 
 DATA = $(wildcard sql/pg_shorturl--*.sql)
@@ -40,8 +41,9 @@ PROVE_TESTS = test/t/*.pl
 # headers (-isystem wins over PGXS's -I for the same directory), since some
 # of their inline functions have unused parameters.
 PG_CFLAGS = -Wall -Wextra $(if $(WERROR),-Werror)
-PG_CPPFLAGS = -isystem $(shell $(PG_CONFIG) --includedir-server)
-SHLIB_LINK = -lm -lsodium
+PG_CPPFLAGS = -isystem $(shell $(PG_CONFIG) --includedir-server) -I$(shell $(PG_CONFIG) --includedir)
+# libpq only parses connection strings, for shorturl.add_shard()
+SHLIB_LINK = -lm -lsodium -lpq
 
 EXTRA_CLEAN = test/fuzz/build
 

@@ -33,6 +33,7 @@
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_collation.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
@@ -157,6 +158,7 @@ current_key(void)
 static struct
 {
 	bool		valid;
+	bool		coordinator;	/* links is partitioned over the shards */
 	Oid			relid;
 	Oid			pkey;
 	AttrNumber	att_url;
@@ -196,6 +198,13 @@ links_rel_lookup(void)
 		return;
 	relid = shorturl_relid("links");
 	links_rel.relid = relid;
+	/* a coordinator's links is partitioned over foreign tables (cluster.c) */
+	links_rel.coordinator = (get_rel_relkind(relid) == RELKIND_PARTITIONED_TABLE);
+	if (links_rel.coordinator)
+	{
+		links_rel.valid = true;
+		return;
+	}
 	links_rel.pkey = get_relname_relid("links_pkey", get_rel_namespace(relid));
 	if (!OidIsValid(links_rel.pkey))
 		ereport(ERROR,
@@ -256,6 +265,45 @@ fetch_link(const char *code, int code_len, Snapshot snapshot, bool want_url)
 	table_close(heap, AccessShareLock);
 	pfree(key);
 	return row;
+}
+
+/*
+ * on_coordinator tells whether this database is a coordinator, whose links
+ * live on the shards: then the API functions hand over to the coordinator's
+ * functions of the extension script, which call the shard that owns the
+ * code.
+ */
+static bool
+on_coordinator(void)
+{
+	links_rel_lookup();
+	return links_rel.coordinator;
+}
+
+/*
+ * call_coordinator runs "SELECT shorturl.<function>($1...)" and returns its
+ * text or bigint result (copied out of SPI), or isnull.
+ */
+static Datum
+call_coordinator(const char *sql, int nargs, Oid *argtypes, Datum *values,
+				 const char *nulls, bool *isnull)
+{
+	Datum		result;
+	int			rc;
+	int16		typlen;
+	bool		typbyval;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	rc = SPI_execute_with_args(sql, nargs, argtypes, values, nulls, false, 1);
+	if (rc != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "\"%s\" failed: %s", sql, SPI_result_code_string(rc));
+	result = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, isnull);
+	get_typlenbyval(SPI_gettypeid(SPI_tuptable->tupdesc, 1), &typlen, &typbyval);
+	if (!*isnull)
+		result = SPI_datumTransfer(result, typbyval, typlen);
+	SPI_finish();
+	return result;
 }
 
 /* the link as counters.c needs to know it */
@@ -808,6 +856,28 @@ shorturl_shorten(PG_FUNCTION_ARGS)
 	if (alias)
 		check_alias(alias);
 
+	if (on_coordinator())
+	{
+		Oid			argtypes[5] = {TEXTOID, TIMESTAMPTZOID, INT8OID, TEXTOID, BOOLOID};
+		Datum		values[5];
+		char		nulls[5] = {' ', limit_nulls[0], limit_nulls[1], alias ? ' ' : 'n', ' '};
+		bool		isnull;
+		Datum		d;
+
+		/* serialise reuse lookups of one URL, as on a single server */
+		if (reuse)
+			lock_url(url_hash);
+		values[0] = PointerGetDatum(url);
+		values[1] = limits[0];
+		values[2] = limits[1];
+		values[3] = PointerGetDatum(alias);
+		values[4] = BoolGetDatum(reuse);
+		SPI_finish();
+		d = call_coordinator("SELECT shorturl.coordinator_shorten($1, $2, $3, $4, $5)",
+							 5, argtypes, values, nulls, &isnull);
+		PG_RETURN_DATUM(d);
+	}
+
 	if (reuse)
 	{
 		lock_url(url_hash);
@@ -870,6 +940,19 @@ shorturl_resolve(PG_FUNCTION_ARGS)
 	if (!plausible_code(code))
 		PG_RETURN_NULL();
 
+	if (on_coordinator())
+	{
+		Oid			argtypes[1] = {TEXTOID};
+		Datum		values[1] = {PointerGetDatum(code)};
+		bool		isnull;
+		Datum		d = call_coordinator("SELECT shorturl.coordinator_resolve($1)",
+										 1, argtypes, values, NULL, &isnull);
+
+		if (isnull)
+			PG_RETURN_NULL();
+		PG_RETURN_DATUM(d);
+	}
+
 	/*
 	 * A hot standby cannot count: it serves links without a visit limit and
 	 * leaves counting to the primary.  A link with a limit is served only
@@ -929,6 +1012,15 @@ shorturl_link_status(PG_FUNCTION_ARGS)
 	link_row	row = {0};
 	int64		visits = 0;
 
+	if (plausible_code(code) && on_coordinator())
+	{
+		Oid			argtypes[1] = {TEXTOID};
+		Datum		values[1] = {PointerGetDatum(code)};
+		bool		isnull;
+
+		PG_RETURN_DATUM(call_coordinator("SELECT shorturl.coordinator_link_status($1)",
+										 1, argtypes, values, NULL, &isnull));
+	}
 	if (plausible_code(code))
 	{
 		row = fetch_link(VARDATA_ANY(code), VARSIZE_ANY_EXHDR(code),
@@ -953,6 +1045,18 @@ shorturl_visits(PG_FUNCTION_ARGS)
 
 	if (!plausible_code(code))
 		PG_RETURN_NULL();
+	if (on_coordinator())
+	{
+		Oid			argtypes[1] = {TEXTOID};
+		Datum		values[1] = {PointerGetDatum(code)};
+		bool		isnull;
+		Datum		d = call_coordinator("SELECT shorturl.coordinator_visits($1)",
+										 1, argtypes, values, NULL, &isnull);
+
+		if (isnull)
+			PG_RETURN_NULL();
+		PG_RETURN_DATUM(d);
+	}
 	row = fetch_link(VARDATA_ANY(code), VARSIZE_ANY_EXHDR(code),
 					 GetActiveSnapshot(), false);
 	if (!row.found)

@@ -24,6 +24,7 @@
 #define SHORTURL_LOCK_REUSE		0x5301	/* shorten(reuse => true), per URL hash */
 #define SHORTURL_LOCK_LINK		0x5302	/* making a link's counter, per link */
 #define SHORTURL_LOCK_FLUSH		0x5303	/* a flush, per database */
+#define SHORTURL_LOCK_REBALANCE	0x5304	/* a coordinator's lookups and moves */
 
 /*
  * After DROP DATABASE begins for the database the worker serves, the

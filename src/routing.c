@@ -36,6 +36,9 @@
 #define SCORE_SHIFT		11
 #define SCORE_SCALE		9007199254740992.0	/* 2^53 */
 
+/* relative margin on the score bound of route_pick: far above rounding */
+#define BOUND_SLACK		(1.0 + 1e-9)
+
 uint64_t
 route_hash64(const void *data, size_t len)
 {
@@ -44,13 +47,19 @@ route_hash64(const void *data, size_t len)
 
 /*
  * store_le64 writes v as 8 little-endian bytes whatever the host's byte
- * order, so a bigint hashes the same on every platform.
+ * order, so a bigint hashes the same on every platform.  One 8-byte store
+ * where the host is little-endian: XXH64 reads the buffer back as one word,
+ * and eight byte stores in front of that load would stall it.
  */
 static inline void
 store_le64(unsigned char *out, uint64_t v)
 {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	memcpy(out, &v, sizeof(v));
+#else
 	for (int i = 0; i < 8; i++)
 		out[i] = (unsigned char) (v >> (8 * i));
+#endif
 }
 
 uint64_t
@@ -134,6 +143,7 @@ by_name(const void *a, const void *b)
 	return name_cmp(a, b);
 }
 
+/* heaviest first: the likeliest winners are scored first (see route_pick) */
 static int
 by_weight_then_name(const void *a, const void *b)
 {
@@ -141,7 +151,7 @@ by_weight_then_name(const void *a, const void *b)
 	const route_node *y = b;
 
 	if (x->weight != y->weight)
-		return x->weight < y->weight ? -1 : 1;
+		return x->weight > y->weight ? -1 : 1;
 	return name_cmp(x, y);
 }
 
@@ -179,10 +189,14 @@ route_map_prepare(route_node *nodes, int n, int *bad)
 /*
  * route_pick: the winner is the node with the highest score; among equal
  * scores, the one with the larger hash; then the one whose name sorts
- * first.  Within a run of equal weights the score never falls as the hash
- * grows (log and division are monotonic), so the run's best node by that
- * order is its first node with the largest hash, and only it needs a
- * logarithm.
+ * first.  Three shortcuts keep it cheap, none of which changes the answer:
+ *	- within a run of equal weights the score never falls as the hash grows
+ *	  (log and division are monotonic), so the run's best node is its first
+ *	  node with the largest hash, and only it needs a logarithm;
+ *	- a map whose weights are all equal needs no logarithm at all;
+ *	- since -ln(u) >= 1 - u, a run's score is at most w / (1 - u); a run
+ *	  whose bound is below the best score so far cannot win and is not
+ *	  scored.  Runs come heaviest first, so good scores come early.
  */
 int
 route_pick(const route_node *nodes, int n, uint64_t key_hash)
@@ -211,6 +225,18 @@ route_pick(const route_node *nodes, int n, uint64_t key_hash)
 				cand_h = h;
 			}
 		}
+
+		/* one run only: its best node wins without a score */
+		if (best < 0 && i == n)
+			return cand;
+		/*
+		 * The bound, u = (cand_h + 0.5) / 2^53, widened by BOUND_SLACK so
+		 * that rounding in log() and the divisions can never make a real
+		 * score exceed it.
+		 */
+		if (best >= 0 &&
+			weight / (1.0 - ((double) cand_h + 0.5) / SCORE_SCALE) * BOUND_SLACK < best_score)
+			continue;
 
 		score = score_of(cand_h << SCORE_SHIFT, weight);
 		if (best < 0 || score > best_score ||

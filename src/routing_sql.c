@@ -60,7 +60,9 @@ static struct
 {
 	MemoryContext cxt;			/* owns nodes and names; reset on reload */
 	config_cache cache;
-	shard_map	map;
+	shard_map	map;			/* the shards that take keys (not retiring) */
+	route_node *all;			/* every shard, retiring ones too, by name */
+	int			nall;
 } shard_cache;
 
 /* fn_extra of the pure route(key, names, weights): the last arrays seen */
@@ -262,6 +264,20 @@ shard_cache_callback(Datum arg pg_attribute_unused(), Oid relid)
 	config_cache_invalidate(&shard_cache.cache, relid);
 }
 
+/* by_name orders shards bytewise by name, like COLLATE "C" */
+static int
+by_name(const void *a, const void *b)
+{
+	const route_node *x = a;
+	const route_node *y = b;
+	size_t		len = Min(x->name_len, y->name_len);
+	int			c = memcmp(x->name, y->name, len);
+
+	if (c != 0)
+		return c;
+	return (x->name_len > y->name_len) - (x->name_len < y->name_len);
+}
+
 /*
  * shard_cache_load reads shorturl.shards into the cache memory context.
  */
@@ -273,6 +289,7 @@ shard_cache_load(void)
 	TupleDesc	desc;
 	AttrNumber	att_name;
 	AttrNumber	att_weight;
+	AttrNumber	att_retiring;
 	Snapshot	snapshot;
 	TableScanDesc scan;
 	HeapTuple	tuple;
@@ -283,14 +300,19 @@ shard_cache_load(void)
 	MemoryContextReset(shard_cache.cxt);
 	shard_cache.map.nodes = NULL;
 	shard_cache.map.n = 0;
+	shard_cache.all = NULL;
+	shard_cache.nall = 0;
 
 	rel = table_open(relid, AccessShareLock);
 	desc = RelationGetDescr(rel);
 	att_name = get_attnum(relid, "name");
 	att_weight = get_attnum(relid, "weight");
+	/* 0.5 added it; an older map has no retiring shards */
+	att_retiring = get_attnum(relid, "retiring");
 
 	old = MemoryContextSwitchTo(shard_cache.cxt);
 	shard_cache.map.nodes = palloc(cap * sizeof(route_node));
+	shard_cache.all = palloc(cap * sizeof(route_node));
 
 	snapshot = config_cache_snapshot(&shard_cache.cache);
 	scan = table_beginscan(rel, snapshot, 0, NULL);
@@ -300,29 +322,44 @@ shard_cache_load(void)
 		bool		null_weight;
 		Datum		name = heap_getattr(tuple, att_name, desc, &null_name);
 		Datum		weight = heap_getattr(tuple, att_weight, desc, &null_weight);
+		bool		retiring = false;
 		route_node *node;
 		text	   *t;
 
 		if (null_name || null_weight)
 			continue;			/* the table's NOT NULLs forbid this */
-		if (shard_cache.map.n == cap)
+		if (att_retiring != InvalidAttrNumber)
+		{
+			bool		isnull;
+			Datum		d = heap_getattr(tuple, att_retiring, desc, &isnull);
+
+			retiring = !isnull && DatumGetBool(d);
+		}
+		if (shard_cache.nall == cap)
 		{
 			cap *= 2;
 			shard_cache.map.nodes = repalloc(shard_cache.map.nodes,
 											 cap * sizeof(route_node));
+			shard_cache.all = repalloc(shard_cache.all, cap * sizeof(route_node));
 		}
 		t = DatumGetTextPCopy(name);
-		node = &shard_cache.map.nodes[shard_cache.map.n++];
+		node = &shard_cache.all[shard_cache.nall++];
 		node->name = VARDATA_ANY(t);
 		node->name_len = VARSIZE_ANY_EXHDR(t);
 		node->weight = DatumGetFloat8(weight);
+		if (!retiring)
+			shard_cache.map.nodes[shard_cache.map.n++] = *node;
 	}
 	table_endscan(scan);
 	UnregisterSnapshot(snapshot);
 	MemoryContextSwitchTo(old);
 	table_close(rel, AccessShareLock);
 
-	prepare_map(&shard_cache.map, true);
+	/* every shard by name: the partition order of a coordinator */
+	qsort(shard_cache.all, shard_cache.nall, sizeof(route_node), by_name);
+	/* an empty map is cached too; route(key) reports it */
+	if (shard_cache.map.n > 0)
+		prepare_map(&shard_cache.map, true);
 	config_cache_loaded(&shard_cache.cache, relid);
 }
 
@@ -332,6 +369,8 @@ current_shard_map(void)
 {
 	if (config_cache_needs_load(&shard_cache.cache))
 		shard_cache_load();
+	if (shard_cache.map.n == 0)
+		prepare_map(&shard_cache.map, true);	/* reports the empty map */
 	return &shard_cache.map;
 }
 
@@ -501,4 +540,69 @@ shorturl_shards_changed(PG_FUNCTION_ARGS)
 
 	CacheInvalidateRelcache(trigdata->tg_relation);
 	return PointerGetDatum(NULL);
+}
+
+/* ---------------------------------------------------------------------
+ * The coordinator's partitioning
+ * ---------------------------------------------------------------------
+ */
+
+/*
+ * PostgreSQL's hash partitioning puts a row whose key hashes to h into the
+ * partition whose remainder is (h + HASH_COMBINE_CONSTANT) mod modulus:
+ * compute_partition_hash_value() folds each column's hash into 0 with
+ * hash_combine64(), which adds this constant (src/include/common/hashfn.h).
+ */
+#define HASH_COMBINE_CONSTANT UINT64CONST(0x49a0f4dd15e5a8e3)
+
+/*
+ * shard_partition_index returns the position, among all shards sorted by
+ * name, of the shard that owns a code; 0 for an empty map.
+ */
+static uint64
+shard_partition_index(text *code)
+{
+	const route_node *owner;
+	route_node	probe;
+	route_node *found;
+
+	if (config_cache_needs_load(&shard_cache.cache))
+		shard_cache_load();
+	if (shard_cache.map.n == 0)
+		return 0;
+	owner = &shard_cache.map.nodes[route_pick(shard_cache.map.nodes, shard_cache.map.n,
+											  route_hash64(VARDATA_ANY(code),
+														   VARSIZE_ANY_EXHDR(code)))];
+	probe = *owner;
+	found = bsearch(&probe, shard_cache.all, shard_cache.nall, sizeof(route_node), by_name);
+	return found ? (uint64) (found - shard_cache.all) : 0;
+}
+
+PG_FUNCTION_INFO_V1(shorturl_shard_partition_hash);
+PG_FUNCTION_INFO_V1(shorturl_shard_partition_hash32);
+
+/*
+ * shorturl_shard_partition_hash is support function 2 of the hash operator
+ * class shorturl.code_shard_ops, which a coordinator partitions
+ * shorturl.links by: the "hash" it returns makes PostgreSQL put a code in
+ * the partition whose remainder is the position of its shard, so that
+ * WHERE code = '...' prunes to the shard that owns the code.  It is only
+ * meaningful with the partition bounds shorturl.add_shard() and friends
+ * maintain (modulus = number of shards, remainder = position by name), and
+ * depends on shorturl.shards: the operator class is not a default, so
+ * nothing else uses it.
+ */
+Datum
+shorturl_shard_partition_hash(PG_FUNCTION_ARGS)
+{
+	uint64		idx = shard_partition_index(PG_GETARG_TEXT_PP(0));
+
+	PG_RETURN_INT64((int64) (idx - HASH_COMBINE_CONSTANT));
+}
+
+/* shorturl_shard_partition_hash32: support function 1, the 32-bit form */
+Datum
+shorturl_shard_partition_hash32(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT32((int32) shard_partition_index(PG_GETARG_TEXT_PP(0)));
 }

@@ -43,6 +43,7 @@
 #include "access/xlog.h"
 #include "catalog/namespace.h"
 #include "catalog/objectaccess.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_database.h"
 #include "commands/extension.h"
 #include "miscadmin.h"
@@ -272,11 +273,16 @@ static bool
 extension_ready(void)
 {
 	Oid			nsp;
+	Oid			relid;
 
 	if (!OidIsValid(get_extension_oid("pg_shorturl", true)))
 		return false;
 	nsp = get_namespace_oid(SHORTURL_SCHEMA, true);
-	return OidIsValid(nsp) && OidIsValid(get_relname_relid("links", nsp));
+	if (!OidIsValid(nsp))
+		return false;
+	relid = get_relname_relid("links", nsp);
+	/* a coordinator's links are on its shards, whose workers look after them */
+	return OidIsValid(relid) && get_rel_relkind(relid) == RELKIND_RELATION;
 }
 
 /*
