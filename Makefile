@@ -27,7 +27,7 @@ OBJS = \
 DATA = $(wildcard sql/pg_shorturl--*.sql)
 
 # One pg_regress file per feature: sql/<name>.sql against expected/<name>.out.
-REGRESS = base62 routing store counters upgrade
+REGRESS = base62 routing store counters sharding upgrade
 
 # Isolation specs live in test/isolation/specs, expected output beside them.
 ISOLATION = routing_cache max_visits resolve_flush resolve_purge

@@ -15,6 +15,11 @@ ALTER EXTENSION pg_shorturl UPDATE TO '0.2';
 SELECT shorturl.jump_hash(1::bigint, 10) BETWEEN 0 AND 9 AS routes;
 ALTER EXTENSION pg_shorturl UPDATE TO '0.3';
 SELECT length(shorturl.shorten('https://example.com/')) AS shortens;
+ALTER EXTENSION pg_shorturl UPDATE TO '0.4';
+SELECT shorturl.flush() >= 0 AS flushes;
+ALTER EXTENSION pg_shorturl UPDATE TO '0.5';
+-- links made before the update still resolve after it
+SELECT shorturl.resolve(code) IS NOT NULL AS resolves FROM shorturl.links LIMIT 1;
 ALTER EXTENSION pg_shorturl UPDATE;
 SELECT extversion = (SELECT default_version FROM pg_available_extensions WHERE name = 'pg_shorturl') AS at_default
 FROM pg_extension WHERE extname = 'pg_shorturl';

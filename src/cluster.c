@@ -66,9 +66,13 @@ shorturl_conninfo_options(PG_FUNCTION_ARGS)
 	if (options == NULL)
 	{
 		char	   *msg = err ? pstrdup(err) : pstrdup("out of memory");
+		size_t		len = strlen(msg);
 
 		if (err)
 			PQfreemem(err);
+		/* libpq ends its messages with a newline */
+		while (len > 0 && msg[len - 1] == '\n')
+			msg[--len] = '\0';
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid connection string: %s", msg)));

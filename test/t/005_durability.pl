@@ -226,6 +226,8 @@ note "immediate stop: flushed $flushed, clicked after $after, visits after resta
 cmp_ok($v, '>=', $flushed, "immediate stop: visits ($v) >= the $flushed flushed");
 cmp_ok($v, '<=', $flushed + $after, "immediate stop: visits ($v) <= the ${\ ($flushed + $after)} clicked (none doubled)");
 is($v, $flushed, 'flush_interval = 1h: the unflushed clicks are the ones lost');
+ok($node->log_contains(qr/pg_shorturl: discarding unflushed visits saved by an unclean shutdown/, $offset),
+	'the postmaster discarded what the immediate stop saved');
 ok(!$node->log_contains(qr/restored \d+ unflushed visits/, $offset),
 	'nothing was restored from a save file after the immediate stop');
 is(query('SELECT count(*) FROM shorturl.links'), $links, "all $links links are still there");
