@@ -30,7 +30,7 @@ DATA = $(wildcard sql/pg_shorturl--*.sql)
 REGRESS = base62 routing store counters sharding upgrade
 
 # Isolation specs live in test/isolation/specs, expected output beside them.
-ISOLATION = routing_cache max_visits resolve_flush resolve_purge
+ISOLATION = routing_cache routing_cache_rr max_visits resolve_flush resolve_purge
 ISOLATION_OPTS = --inputdir=test/isolation
 
 # TAP tests (PostgreSQL::Test::Cluster) live in test/t.

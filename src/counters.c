@@ -1063,6 +1063,42 @@ counters_note_database_drop(Oid dboid)
 		kill(pid, SIGTERM);
 }
 
+/*
+ * counters_discard_except drops every entry of a database other than keep
+ * (InvalidOid: of every database), counting their pending clicks as
+ * dropped: nobody will flush them.
+ */
+void
+counters_discard_except(Oid keep)
+{
+	HASH_SEQ_STATUS seq;
+	counter_entry *e;
+	int64		dropped = 0;
+
+	if (state == NULL)
+		return;
+	LWLockAcquire(state->lock, LW_EXCLUSIVE);
+	hash_seq_init(&seq, counters_hash);
+	while ((e = hash_seq_search(&seq)) != NULL)
+	{
+		if (e->key.dbid == keep)
+			continue;
+		dropped += e->pending;
+		hash_search(counters_hash, &e->key, HASH_REMOVE, NULL);
+		state->evictions++;
+	}
+	LWLockRelease(state->lock);
+	if (dropped > 0)
+	{
+		SpinLockAcquire(&state->stats_lock);
+		state->dropped_deltas += dropped;
+		SpinLockRelease(&state->stats_lock);
+		ereport(LOG,
+				(errmsg("pg_shorturl: dropped " INT64_FORMAT " unflushed visits of a database the worker no longer serves",
+						dropped)));
+	}
+}
+
 /* counters_database_drop_pending: a drop of dboid began in the last minute */
 bool
 counters_database_drop_pending(Oid dboid)

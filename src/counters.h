@@ -49,6 +49,7 @@ extern void counters_release_worker(int pid);
 extern int	counters_worker_pid(void);
 extern bool counters_take_flush_request(void);
 extern void counters_note_database_drop(Oid dboid);
+extern void counters_discard_except(Oid keep);
 extern bool counters_database_drop_pending(Oid dboid);
 
 /* links.c: the link's visits as of a fresh snapshot, false if it is gone */

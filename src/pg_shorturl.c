@@ -17,6 +17,7 @@
 #include "catalog/namespace.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "storage/proc.h"
 #include "utils/guc.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
@@ -228,11 +229,15 @@ shorturl_relid(const char *relname)
  *	  is seen by the next statement of any session.  Pending invalidations
  *	  are read once per new snapshot, since a statement that takes no new
  *	  lock would not read them.
- *	- A load reads the table with a fresh snapshot, not the statement's, so
- *	  a cache filled inside an old REPEATABLE READ transaction is not stale
- *	  for the transactions after it.  A parallel query may not take fresh
- *	  snapshots: there the load uses the statement's snapshot and counts as
- *	  transient, to be reloaded at the next new snapshot.
+ *	- Under READ COMMITTED a load reads the table with a fresh snapshot: an
+ *	  invalidation read at the start of a statement may come from a commit
+ *	  later than the statement's snapshot, and a load with that snapshot
+ *	  would cache the old contents with nothing left to mark them stale.
+ *	- Under REPEATABLE READ (and in parallel workers, which may not take
+ *	  fresh snapshots) a load reads the table with the transaction's
+ *	  snapshot, so the transaction sees the contents as of its snapshot plus
+ *	  its own changes, and counts as transient: the next transaction loads
+ *	  again.
  * ---------------------------------------------------------------------
  */
 
@@ -247,6 +252,12 @@ current_snapshot_id(void)
 	id.xmin = snap->xmin;
 	id.xmax = snap->xmax;
 	id.xcnt = snap->xcnt;
+	/* on a hot standby running transactions are listed here, xcnt is 0 */
+	id.subxcnt = snap->subxcnt;
+#if PG_VERSION_NUM >= 140000
+	/* the surest sign of a new commit: it counts every transaction's end */
+	id.completions = snap->snapXactCompletionCount;
+#endif
 	id.curcid = snap->curcid;
 	return id;
 }
@@ -255,7 +266,8 @@ static bool
 same_snapshot(const config_snapshot_id *a, const config_snapshot_id *b)
 {
 	return a->xmin == b->xmin && a->xmax == b->xmax &&
-		a->xcnt == b->xcnt && a->curcid == b->curcid;
+		a->xcnt == b->xcnt && a->subxcnt == b->subxcnt &&
+		a->completions == b->completions && a->curcid == b->curcid;
 }
 
 /*
@@ -272,20 +284,25 @@ config_cache_needs_load(config_cache *cache)
 		AcceptInvalidationMessages();
 		cache->checked_at = now;
 	}
-	return !cache->loaded ||
-		((cache->stale || cache->transient) && !same_snapshot(&now, &cache->loaded_at));
+	if (!cache->loaded)
+		return true;
+	/* a load for an earlier transaction's snapshot is not for this one */
+	if (cache->transient && cache->loaded_in != MyProc->lxid)
+		return true;
+	return (cache->stale || cache->transient) && !same_snapshot(&now, &cache->loaded_at);
 }
 
 /*
- * config_cache_snapshot returns the registered snapshot to load with:
- * a fresh one, or the statement's inside a parallel query.  Call it after
- * opening the table, so the snapshot also covers every invalidation the
- * lock acquisition delivered.
+ * config_cache_snapshot returns the registered snapshot to load with: a
+ * fresh one under READ COMMITTED, the transaction's under REPEATABLE READ
+ * or in a parallel query (see the rules above).  Call it after opening the
+ * table, so the snapshot also covers every invalidation the lock
+ * acquisition delivered.
  */
 Snapshot
 config_cache_snapshot(config_cache *cache)
 {
-	cache->transient = IsInParallelMode();
+	cache->transient = IsInParallelMode() || IsolationUsesXactSnapshot();
 	if (cache->transient)
 		return RegisterSnapshot(ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot());
 	return RegisterSnapshot(GetLatestSnapshot());
@@ -299,6 +316,7 @@ config_cache_loaded(config_cache *cache, Oid relid)
 	cache->stale = false;
 	cache->relid = relid;
 	cache->loaded_at = current_snapshot_id();
+	cache->loaded_in = MyProc->lxid;
 }
 
 /* config_cache_invalidate is the body of a relcache callback */

@@ -57,6 +57,8 @@ typedef struct config_snapshot_id
 	TransactionId xmin;
 	TransactionId xmax;
 	uint32		xcnt;
+	int32		subxcnt;
+	uint64		completions;	/* transactions ended before it (PG 14+) */
 	CommandId	curcid;
 } config_snapshot_id;
 
@@ -68,6 +70,7 @@ typedef struct config_cache
 	Oid			relid;			/* the table, when loaded */
 	config_snapshot_id loaded_at;
 	config_snapshot_id checked_at;
+	LocalTransactionId loaded_in;	/* the transaction that loaded it */
 } config_cache;
 
 extern bool config_cache_needs_load(config_cache *cache);

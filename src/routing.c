@@ -110,12 +110,18 @@ node_hash(uint64_t key_hash, uint64_t node_seed)
 	return (uint64_t) XXH64(buf, sizeof(buf), node_seed);
 }
 
-/* score_of turns a node hash into weight / -ln(u), u in (0, 1) */
+/*
+ * score_of turns a node hash into weight / -ln(u).  For the largest 53-bit
+ * hashes, h + 0.5 rounds up to 2^53 and u to 1: the score is then taken to
+ * be its limit, +infinity (a division would give -infinity).
+ */
 static inline double
 score_of(uint64_t h, double weight)
 {
 	double		u = ((double) (h >> SCORE_SHIFT) + 0.5) / SCORE_SCALE;
 
+	if (u >= 1.0)
+		return HUGE_VAL;
 	return weight / -log(u);
 }
 

@@ -43,9 +43,10 @@ typedef struct route_node
 } route_node;
 
 /*
- * Weights are bounded so that every score is a normal, finite double: with
- * -ln(u) between about 1e-16 and 37.4, scores stay between 2.7e-11 and
- * 9e24, and shares follow weights.  A map's largest and smallest weights can
+ * Weights are bounded so that scores are normal doubles: with -ln(u)
+ * between about 1e-16 and 37.4, scores stay between 2.7e-11 and 9e24 (but
+ * for u rounding to 1, once in 2^53, whose score is +infinity), and shares
+ * follow weights.  A map's largest and smallest weights can
  * still differ by a factor of 10^18.
  */
 #define ROUTE_MIN_WEIGHT	1e-9
@@ -62,8 +63,8 @@ typedef enum route_status
 
 /*
  * route_map_prepare validates nodes[0..n), computes their seeds and sorts
- * them in place by (weight, name) so that route_pick can treat nodes of
- * equal weight as one group.  On failure *bad is the index of an offending
+ * them in place, heaviest first and by name within a weight, so that
+ * route_pick can treat nodes of equal weight as one group.  On failure *bad is the index of an offending
  * node in nodes as they are on return (their order is then unspecified).
  */
 extern route_status route_map_prepare(route_node *nodes, int n, int *bad);
@@ -79,7 +80,8 @@ extern int	route_pick(const route_node *nodes, int n, uint64_t key_hash);
 /*
  * route_score is the rendezvous score of one node for one key:
  * weight / -ln(u), u = ((h >> 11) + 0.5) / 2^53,
- * h = XXH64(8-byte little-endian key_hash, seed = node seed).
+ * h = XXH64(8-byte little-endian key_hash, seed = node seed); +infinity
+ * when u rounds to 1.
  */
 extern double route_score(uint64_t key_hash, uint64_t node_seed, double weight);
 

@@ -31,6 +31,7 @@
 #include "lib/stringinfo.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/float.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -238,9 +239,11 @@ prepare_map(shard_map *map, bool from_table)
 		case ROUTE_BAD_WEIGHT:
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("weight of shard \"%s\" must be a finite number greater than zero, not %g",
+					 errmsg("weight of shard \"%s\" is out of range: %s",
 							pnstrdup(map->nodes[bad].name, map->nodes[bad].name_len),
-							map->nodes[bad].weight)));
+							float8out_internal(map->nodes[bad].weight)),
+					 errdetail("Weights must be between %g and %g.",
+							   ROUTE_MIN_WEIGHT, ROUTE_MAX_WEIGHT)));
 			break;
 	}
 }

@@ -29,7 +29,8 @@
  * Exits: on SIGTERM (pg_terminate_backend, shutdown, DROP DATABASE) the
  * worker exits with code 0 and the launcher starts a new one when there is
  * a database to serve; on an unexpected error it exits with code 1 and the
- * postmaster restarts it after WORKER_RESTART_S.
+ * postmaster restarts it after WORKER_RESTART_S.  The launcher always exits
+ * with code 1, so it too comes back after pg_terminate_backend().
  *
  *-------------------------------------------------------------------------
  */
@@ -213,6 +214,13 @@ shorturl_launcher_main(Datum main_arg pg_attribute_unused())
 	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
 	pgstat_report_appname("pg_shorturl launcher");
 
+	/*
+	 * Clicks saved at the last shutdown for a database that is not served
+	 * now (dropped, renamed, or shorturl.database changed) would never be
+	 * flushed: drop them.
+	 */
+	counters_discard_except(find_database(shorturl_database));
+
 	while (!ShutdownRequestPending)
 	{
 		Oid			dboid;
@@ -249,7 +257,11 @@ shorturl_launcher_main(Datum main_arg pg_attribute_unused())
 			if (handle != NULL)
 				TerminateBackgroundWorker(handle);
 			if (!worker_running())
+			{
 				counters_set_served_database(InvalidOid);
+				/* its pending clicks have no table left to go to */
+				counters_discard_except(dboid);
+			}
 		}
 
 		if (OidIsValid(dboid) && handle == NULL && !worker_running() &&
@@ -260,7 +272,11 @@ shorturl_launcher_main(Datum main_arg pg_attribute_unused())
 		}
 	}
 
-	proc_exit(0);
+	/*
+	 * Exit code 1, so the postmaster starts the launcher again after
+	 * pg_terminate_backend() (at shutdown it starts nothing anyway).
+	 */
+	proc_exit(1);
 }
 
 /* ---------------------------------------------------------------------
@@ -409,6 +425,13 @@ shorturl_worker_main(Datum main_arg)
 	if (!counters_claim_worker(MyProcPid, MyLatch))
 		proc_exit(0);
 	before_shmem_exit(release_worker_slot, (Datum) 0);
+
+	/*
+	 * Serve the database.  The launcher said so before starting us, but
+	 * after a crash the postmaster restarts us by itself, with shared
+	 * memory (and the launcher's word) reset.
+	 */
+	counters_set_served_database(dboid);
 
 	/* fails (and the postmaster retries) if the database went away */
 	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);

@@ -57,8 +57,8 @@ def score(key_hash, name, weight):
     the 53 bits of its hash that make u (the first tie-breaker)."""
     seed = xxhash.xxh64_intdigest(name.encode("utf-8"), seed=0)
     h = xxhash.xxh64_intdigest(struct.pack("<Q", key_hash), seed=seed) >> 11
-    u = (h + 0.5) / 2.0**53                  # in (0, 1)
-    return (weight / -math.log(u), h)
+    u = (h + 0.5) / 2.0**53                  # in (0, 1], rounded as in C
+    return (math.inf if u >= 1.0 else weight / -math.log(u), h)
 
 
 def route(key, names, weights):

@@ -114,7 +114,7 @@ sub clicks
 	return $n;
 }
 
-# visits returns "code=live visits" for codes, in order, from visits()
+# live returns "code=visits" for codes, in order, from visits()
 sub live
 {
 	my $list = join ',', map { "'$_'" } @_;

@@ -22,7 +22,10 @@
 #   '0.3' then ALTER EXTENSION UPDATE: the same worker carries on, stale
 #   clicks are dropped, not given to the new links;
 # - DROP DATABASE of another database, and of app, are prompt; app created
-#   again gets a worker again;
+#   again gets a worker again; clicks pending in the dropped app die with
+#   it (no "restored" at the next restart);
+# - pg_terminate_backend(launcher): a launcher comes back, so a worker that
+#   goes afterwards is replaced;
 # - standby: launcher and worker idle without errors, resolve() serves
 #   links without max_visits only, and after promotion the worker flushes.
 use strict;
@@ -370,6 +373,22 @@ ok(!$node->log_contains(qr/restored \d+ unflushed visits/, $offset),
 	'the clicks pending in the dropped database are not saved and restored at a restart');
 ok(defined wait_until($node, 'postgres', 'SELECT worker_pid IS NOT NULL FROM shorturl.stats'),
 	'the worker is back after the restart');
+
+# ---------------------------------------------------------------------
+# pg_terminate_backend(launcher): the launcher comes back, and with it the
+# worker's replacement when the worker goes too
+# ---------------------------------------------------------------------
+my $launcher = pg(q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'pg_shorturl launcher'});
+is(pg("SELECT pg_terminate_backend($launcher)"), 't', 'pg_terminate_backend(launcher)');
+$secs = wait_until($node, 'postgres', qq{SELECT count(*) = 1 FROM pg_stat_activity
+	WHERE backend_type = 'pg_shorturl launcher' AND pid <> $launcher}, 12);
+note sprintf('launcher back %.2f s after pg_terminate_backend', $secs // -1);
+ok(defined $secs, 'a new launcher runs within 12 s');
+$worker = wstat('worker_pid');
+pg("SELECT pg_terminate_backend($worker)");
+ok(defined wait_until($node, 'postgres',
+		"SELECT worker_pid IS NOT NULL AND worker_pid <> $worker FROM shorturl.stats", 5),
+	'then pg_terminate_backend(worker): a new worker within 5 s');
 
 # ---------------------------------------------------------------------
 # Standby
