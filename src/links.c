@@ -306,6 +306,19 @@ call_coordinator(const char *sql, int nargs, Oid *argtypes, Datum *values,
 	return result;
 }
 
+/*
+ * call_coordinator_code runs "SELECT shorturl.<function>(code)" for the
+ * API functions that take a code; see call_coordinator.
+ */
+static Datum
+call_coordinator_code(const char *sql, text *code, bool *isnull)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		values[1] = {PointerGetDatum(code)};
+
+	return call_coordinator(sql, 1, argtypes, values, NULL, isnull);
+}
+
 /* the link as counters.c needs to know it */
 static counter_link
 counter_link_of(const link_row *row, const char *code, int code_len)
@@ -942,11 +955,9 @@ shorturl_resolve(PG_FUNCTION_ARGS)
 
 	if (on_coordinator())
 	{
-		Oid			argtypes[1] = {TEXTOID};
-		Datum		values[1] = {PointerGetDatum(code)};
 		bool		isnull;
-		Datum		d = call_coordinator("SELECT shorturl.coordinator_resolve($1)",
-										 1, argtypes, values, NULL, &isnull);
+		Datum		d = call_coordinator_code("SELECT shorturl.coordinator_resolve($1)",
+											  code, &isnull);
 
 		if (isnull)
 			PG_RETURN_NULL();
@@ -1014,12 +1025,10 @@ shorturl_link_status(PG_FUNCTION_ARGS)
 
 	if (plausible_code(code) && on_coordinator())
 	{
-		Oid			argtypes[1] = {TEXTOID};
-		Datum		values[1] = {PointerGetDatum(code)};
 		bool		isnull;
 
-		PG_RETURN_DATUM(call_coordinator("SELECT shorturl.coordinator_link_status($1)",
-										 1, argtypes, values, NULL, &isnull));
+		PG_RETURN_DATUM(call_coordinator_code("SELECT shorturl.coordinator_link_status($1)",
+											  code, &isnull));
 	}
 	if (plausible_code(code))
 	{
@@ -1047,11 +1056,9 @@ shorturl_visits(PG_FUNCTION_ARGS)
 		PG_RETURN_NULL();
 	if (on_coordinator())
 	{
-		Oid			argtypes[1] = {TEXTOID};
-		Datum		values[1] = {PointerGetDatum(code)};
 		bool		isnull;
-		Datum		d = call_coordinator("SELECT shorturl.coordinator_visits($1)",
-										 1, argtypes, values, NULL, &isnull);
+		Datum		d = call_coordinator_code("SELECT shorturl.coordinator_visits($1)",
+											  code, &isnull);
 
 		if (isnull)
 			PG_RETURN_NULL();
@@ -1117,14 +1124,7 @@ shorturl_new_code_key(PG_FUNCTION_ARGS)
 Datum
 shorturl_code_key_changed(PG_FUNCTION_ARGS)
 {
-	TriggerData *trigdata = (TriggerData *) fcinfo->context;
-
-	if (!CALLED_AS_TRIGGER(fcinfo))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("code_key_changed() must be called as a trigger")));
-	CacheInvalidateRelcache(trigdata->tg_relation);
-	return PointerGetDatum(NULL);
+	return shorturl_invalidate_trigger(fcinfo, "code_key_changed");
 }
 
 /*

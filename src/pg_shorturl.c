@@ -15,6 +15,7 @@
 
 #include "access/xact.h"
 #include "catalog/namespace.h"
+#include "commands/trigger.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "storage/proc.h"
@@ -317,6 +318,24 @@ config_cache_loaded(config_cache *cache, Oid relid)
 	cache->relid = relid;
 	cache->loaded_at = current_snapshot_id();
 	cache->loaded_in = MyProc->lxid;
+}
+
+/*
+ * shorturl_invalidate_trigger is the body of the statement triggers on the
+ * cached tables: it queues a relcache invalidation of the table, which
+ * every backend receives when the change commits (and this one at once).
+ */
+Datum
+shorturl_invalidate_trigger(FunctionCallInfo fcinfo, const char *name)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("%s() must be called as a trigger", name)));
+	CacheInvalidateRelcache(trigdata->tg_relation);
+	return PointerGetDatum(NULL);
 }
 
 /* config_cache_invalidate is the body of a relcache callback */

@@ -11,6 +11,7 @@
 #ifndef PG_SHORTURL_H
 #define PG_SHORTURL_H
 
+#include "fmgr.h"
 #include "utils/snapshot.h"
 
 /* the extension's fixed schema (pg_shorturl.control) */
@@ -77,6 +78,7 @@ extern bool config_cache_needs_load(config_cache *cache);
 extern Snapshot config_cache_snapshot(config_cache *cache);
 extern void config_cache_loaded(config_cache *cache, Oid relid);
 extern void config_cache_invalidate(config_cache *cache, Oid relid);
+extern Datum shorturl_invalidate_trigger(FunctionCallInfo fcinfo, const char *name);
 
 /* base62_sql.c */
 extern char *shorturl_describe_char(const char *p, int len);

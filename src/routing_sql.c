@@ -534,15 +534,7 @@ PG_FUNCTION_INFO_V1(shorturl_shards_changed);
 Datum
 shorturl_shards_changed(PG_FUNCTION_ARGS)
 {
-	TriggerData *trigdata = (TriggerData *) fcinfo->context;
-
-	if (!CALLED_AS_TRIGGER(fcinfo))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("shards_changed() must be called as a trigger")));
-
-	CacheInvalidateRelcache(trigdata->tg_relation);
-	return PointerGetDatum(NULL);
+	return shorturl_invalidate_trigger(fcinfo, "shards_changed");
 }
 
 /* ---------------------------------------------------------------------

@@ -97,6 +97,25 @@ drop_database_hook(ObjectAccessType access, Oid classId, Oid objectId,
 }
 
 /*
+ * describe_worker fills in what the launcher and the worker share: both
+ * connect (the launcher to no database), start once the server is
+ * consistent (a standby has them too, idle until promoted), and are
+ * restarted after a failure.
+ */
+static void
+describe_worker(BackgroundWorker *worker, const char *function, const char *name)
+{
+	memset(worker, 0, sizeof(*worker));
+	worker->bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker->bgw_start_time = BgWorkerStart_ConsistentState;
+	worker->bgw_restart_time = WORKER_RESTART_S;
+	snprintf(worker->bgw_library_name, BGW_MAXLEN, "pg_shorturl");
+	snprintf(worker->bgw_function_name, BGW_MAXLEN, "%s", function);
+	snprintf(worker->bgw_name, BGW_MAXLEN, "%s", name);
+	snprintf(worker->bgw_type, BGW_MAXLEN, "%s", name);
+}
+
+/*
  * worker_init registers the launcher and the DROP DATABASE hook; called
  * from _PG_init while shared_preload_libraries is processed.
  */
@@ -112,15 +131,7 @@ worker_init(void)
 	if (IsBinaryUpgrade)
 		return;
 
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	/* a consistent standby has it too, idle until promoted */
-	worker.bgw_start_time = BgWorkerStart_ConsistentState;
-	worker.bgw_restart_time = WORKER_RESTART_S;
-	snprintf(worker.bgw_library_name, BGW_MAXLEN, "pg_shorturl");
-	snprintf(worker.bgw_function_name, BGW_MAXLEN, "shorturl_launcher_main");
-	snprintf(worker.bgw_name, BGW_MAXLEN, "pg_shorturl launcher");
-	snprintf(worker.bgw_type, BGW_MAXLEN, "pg_shorturl launcher");
+	describe_worker(&worker, "shorturl_launcher_main", "pg_shorturl launcher");
 	RegisterBackgroundWorker(&worker);
 }
 
@@ -136,14 +147,7 @@ start_worker(Oid dboid)
 	BackgroundWorker worker;
 	BackgroundWorkerHandle *handle;
 
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_ConsistentState;
-	worker.bgw_restart_time = WORKER_RESTART_S;
-	snprintf(worker.bgw_library_name, BGW_MAXLEN, "pg_shorturl");
-	snprintf(worker.bgw_function_name, BGW_MAXLEN, "shorturl_worker_main");
-	snprintf(worker.bgw_name, BGW_MAXLEN, "pg_shorturl worker");
-	snprintf(worker.bgw_type, BGW_MAXLEN, "pg_shorturl worker");
+	describe_worker(&worker, "shorturl_worker_main", "pg_shorturl worker");
 	worker.bgw_main_arg = ObjectIdGetDatum(dboid);
 	/* so the postmaster tells us when it starts or stops */
 	worker.bgw_notify_pid = MyProcPid;

@@ -384,6 +384,20 @@ $coord->psql('postgres', q{SELECT shorturl.shorten('https://example.com/dup', al
 like($err, qr/alias "go-1" is already taken/,
 	'an alias taken on its shard cannot be shortened again through the coordinator');
 
+# An alias deleted on its shard is quarantined there.  It is one that the
+# fourth shard will own (the map of step 6), so step 6 can check that the
+# quarantine still holds once the key has a new owner.
+my $gone = coord(q{SELECT a FROM (SELECT 'gone-' || g AS a FROM generate_series(1, 10000) g) s
+	WHERE shorturl.route(a, '{alpha,bravo,charlie,delta}', '{1,1,2,1}') = 'delta'
+	ORDER BY length(a), a LIMIT 1});
+my $gone_shard = coord("SELECT shorturl.route('$gone')");
+coord("SELECT shorturl.shorten('https://example.com/gone', alias => '$gone')");
+on($gone_shard, "DELETE FROM shorturl.links WHERE code = '$gone'");
+$coord->psql('postgres', "SELECT shorturl.shorten('https://example.com/other', alias => '$gone')",
+	stderr => \$err);
+like($err, qr/alias "$gone" is quarantined/,
+	"an alias deleted on its shard ($gone_shard) is quarantined through the coordinator");
+
 # ---------------------------------------------------------------------
 # 3. The spread follows the weights
 # ---------------------------------------------------------------------
@@ -515,8 +529,13 @@ my $after = check_cluster('after adding delta');
 my $moved = moved_between($before, $after);
 is(count_bad('moved', $predicted, $moved), 0, 'every link the routing said would move did');
 is(count_bad('unmoved', $moved, $predicted), 0, 'no other link moved');
-is(on($_, 'SELECT count(*) FROM shorturl.alias_quarantine'), 0,
+is(on($_, 'SELECT count(*) FROM shorturl.alias_quarantine'), $_ eq $gone_shard ? 1 : 0,
 	"moving aliases quarantines none on $_") for sort keys %node;
+is(coord("SELECT shorturl.route('$gone')"), 'delta', "the quarantined alias $gone now routes to delta");
+$coord->psql('postgres', "SELECT shorturl.shorten('https://example.com/other', alias => '$gone')",
+	stderr => \$err);
+like($err, qr/alias "$gone" is quarantined/, 'it is still quarantined through the coordinator')
+  or on('delta', "DELETE FROM shorturl.links WHERE code = '$gone'");
 is(count_links($sample, 'shorturl.visits(m.code) IS DISTINCT FROM m.expected'), 0, 'visits() on the coordinator agrees for every sampled link');
 {
 	my $c = coord(q{SELECT code FROM made WHERE shorturl.route(code) = 'delta' ORDER BY n LIMIT 1});
