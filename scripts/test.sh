@@ -23,7 +23,8 @@ say "fuzzing the pure cores"
 # refuses root: work on a copy the unprivileged user owns.
 work=$(mktemp -d /tmp/pg_shorturl-test.XXXXXX)
 mkdir "$work/tree"
-tar -C "$REPO" --exclude=./.git --exclude=./.demo -cf - . | tar -C "$work/tree" -xf -
+tar -C "$REPO" --exclude=./.git --exclude=./.demo --exclude=./test/fuzz/build \
+	--exclude=./test/unit/build -cf - . | tar -C "$work/tree" -xf -
 chown -R "$RUN_USER:" "$work"
 
 trap 'scratch_server_stop "$work"' EXIT
@@ -33,14 +34,17 @@ scratch_server_start "$work" "$REPO/test/pg_shorturl.conf"
 
 say "make installcheck (pg_regress, isolation, TAP)"
 rc=0
-as_user env PGHOST="$work" PGPORT=5432 PGUSER=postgres make -C "$work/tree" -s installcheck || rc=$?
+as_user env PGHOST="$work" PGPORT=5432 PGUSER=postgres make -C "$work/tree" -s installcheck 2>&1 |
+	tee "$work/installcheck.log" || rc=$?
 
 if [ "$rc" -ne 0 ]; then
 	for f in "$work/tree/regression.diffs" "$work/tree/output_iso/regression.diffs"; do
 		[ -s "$f" ] && { say "$f"; cat "$f"; }
 	done
-	for f in "$work/tree"/tmp_check/log/regress_log_*; do
-		[ -s "$f" ] && { say "$f (last 60 lines)"; tail -n 60 "$f"; }
+	# the logs of the TAP tests prove reports as failed
+	for t in $(sed -n 's|^test/t/\([^ ]*\)\.pl .*(Wstat.*|\1|p' "$work/installcheck.log"); do
+		f="$work/tree/tmp_check/log/regress_log_$t"
+		[ -s "$f" ] && { say "$f (last 80 lines)"; tail -n 80 "$f"; }
 	done
 	say "server log (last 60 lines)"
 	tail -n 60 "$work/server.log"

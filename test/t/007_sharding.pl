@@ -25,10 +25,14 @@
 #   codes moved, nothing lost or duplicated, every count intact;
 # - kill: a rebalance terminated midway, then run again to completion;
 # - remove a shard: it ends empty and leaves shorturl.shards;
-# - round trip: a link that leaves a shard and comes back keeps its count
-#   and its max_visits;
-# - a stopped shard: lookups of its codes fail at once naming it, others
-#   work; after a restart lookups work again.
+# - round trip: a link that leaves a shard and comes back (one batch per
+#   shard pair) keeps its count and its max_visits;
+# - quarantine: an alias deleted on its shard stays quarantined when the
+#   key moves to a new shard;
+# - a stopped shard: lookups of its codes fail at once naming it (SQLSTATE
+#   08006), others work, shorten() with a generated code fails only when
+#   the code falls on it; after a restart lookups work again, also in a
+#   session that was connected to the shard before it restarted.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -153,8 +157,11 @@ sub count_bad
 	return scalar @bad;
 }
 
-# Every link made through the coordinator, with its expected visits
-my $baseline;    # snapshot of the fields as made
+# The fields of every link as made (code -> url;created_at;...)
+my $baseline;
+
+# The map's weights, as the test set them (retiring shards left out)
+my %weight;
 
 # check_cluster flushes the shards and checks every link on the servers:
 # each exactly once, unchanged, on the shard route(code) names (unless a
@@ -202,6 +209,29 @@ sub resolve
 		       count(*) FILTER (WHERE got <> url),
 		       count(*)
 		FROM r});
+}
+
+# check_shares checks that each shard of %weight holds its weight's share
+# of the links of a snapshot, within $share_tolerance percentage points,
+# and prints the figures
+sub check_shares
+{
+	my ($label, $s) = @_;
+	my (%count, $sum_w);
+	my $total = scalar keys %{ $s->{where} };
+
+	$count{ $s->{where}{$_} }++ for keys %{ $s->{where} };
+	$sum_w += $_ for values %weight;
+	for my $n (sort keys %weight)
+	{
+		my $want = 100 * $weight{$n} / $sum_w;
+		my $share = 100 * ($count{$n} // 0) / $total;
+		diag(sprintf('%s: shard %-7s weight %g: %6d links, %.2f %% (weight share %.2f %%)',
+				$label, $n, $weight{$n}, $count{$n} // 0, $share, $want));
+		cmp_ok(abs($share - $want), '<=', $share_tolerance,
+			"$label: shard $n holds its weight's share within $share_tolerance point");
+	}
+	return \%count;
 }
 
 # count_links counts the links of made that pass $filter (on made's own
@@ -305,7 +335,7 @@ sub fails
 # ---------------------------------------------------------------------
 # 1. The map: three shards, weights 1, 1, 2
 # ---------------------------------------------------------------------
-my %weight = (alpha => 1, bravo => 1, charlie => 2);
+%weight = (alpha => 1, bravo => 1, charlie => 2);
 coord("SELECT shorturl.add_shard('$_', '" . conninfo($_) . "', $weight{$_})")
   for sort keys %weight;
 
@@ -404,25 +434,14 @@ like($err, qr/alias "$gone" is quarantined/,
 $baseline = snapshot()->{row};
 my $s0 = check_cluster('after shorten');
 
-my %direct;
-$direct{ $s0->{where}{$_} }++ for keys %{ $s0->{where} };
+my $direct = check_shares('after shorten', $s0);
 my $via_coord = rows_of(coord(q{
 	SELECT regexp_replace(tableoid::regclass::text, '^shorturl_remote\.(.*)_links$', '\1'), count(*)
 	FROM shorturl.links GROUP BY 1}));
-my $sum_w = 0;
-$sum_w += $_ for values %weight;
-for my $n (sort keys %weight)
-{
-	my $want = 100 * $weight{$n} / $sum_w;
-	my $share = 100 * ($direct{$n} // 0) / $n_total;
-	diag(sprintf('shard %-7s weight %d: %6d links, %.2f %% (weight share %.2f %%)',
-			$n, $weight{$n}, $direct{$n} // 0, $share, $want));
-	is($via_coord->{$n}, $direct{$n},
-		"shard $n: the count per tableoid on the coordinator equals the shard's own");
-	cmp_ok(abs($share - $want), '<=', $share_tolerance,
-		"shard $n holds its weight's share within $share_tolerance point");
-}
-is($direct{delta} // 0, 0, 'the server not yet in the map holds nothing');
+is($via_coord->{$_}, $direct->{$_},
+	"shard $_: the count per tableoid on the coordinator equals the shard's own")
+  for sort keys %weight;
+is($direct->{delta} // 0, 0, 'the server not yet in the map holds nothing');
 
 # ---------------------------------------------------------------------
 # 4. Visits through the coordinator
@@ -526,6 +545,7 @@ diag(sprintf('rebalance to add delta: %d links in %.1f s (with lookups), %.0f li
 		$n_predicted, $rebalance_secs, $n_predicted / $rebalance_secs));
 
 my $after = check_cluster('after adding delta');
+check_shares('after adding delta', $after);
 my $moved = moved_between($before, $after);
 is(count_bad('moved', $predicted, $moved), 0, 'every link the routing said would move did');
 is(count_bad('unmoved', $moved, $predicted), 0, 'no other link moved');
@@ -588,6 +608,7 @@ is(coord('SELECT pending, moved = planned, running_pid IS NULL FROM shorturl.reb
 cmp_ok($rest, '<=', $n_predicted - $moved_at_kill + 100,
 	'the rerun moves only what the killed run left');
 $after = check_cluster('after the killed rebalance and its rerun');
+check_shares('charlie at weight 1', $after);
 $moved = moved_between($before, $after);
 is(count_bad('moved', $predicted, $moved), 0, 'every link the routing said would move did');
 is(count_bad('unmoved', $moved, $predicted), 0, 'no other link moved');
@@ -618,6 +639,7 @@ is(coord(q{SELECT count(*) FROM pg_foreign_server WHERE srvname = 'shorturl_shar
 	'03', 'its foreign server is dropped; three partitions remain');
 is(coord('SELECT pending FROM shorturl.rebalance_state'), 'f', 'nothing is due');
 $after = check_cluster('after removing bravo');
+check_shares('after removing bravo', $after);
 $moved = moved_between($before, $after);
 is(count_bad('moved', $predicted, $moved), 0, 'every link of bravo moved where the routing said');
 is(count_bad('unmoved', $moved, $predicted), 0, 'no other link moved');
@@ -689,6 +711,23 @@ for my $case (
 	cmp_ok($secs, '<', $fail_limit, sprintf('... within %.2f s', $secs));
 }
 diag(sprintf('a stopped shard: lookups fail in at most %.2f s', $worst));
+
+# shorten() with a generated code: the code picks the shard, so those that
+# fall on charlie fail, naming it
+my ($down_ok, $down_named, $down_tries) = (0, 0, 40);
+for my $i (1 .. $down_tries)
+{
+	my ($e, $timed_out) = ('', 0);
+	my $rc = $coord->psql('postgres', qq{INSERT INTO made (n, code, url, kind)
+		SELECT $n_total + 100 + $i, shorturl.shorten('https://example.com/down/$i'),
+		       'https://example.com/down/$i', 'down'},
+		stderr => \$e, timeout => 60, timed_out => \$timed_out);
+	$down_ok++ if $rc == 0;
+	$down_named++ if $e =~ /shard "charlie" is unavailable/;
+}
+diag("with charlie stopped, shorten() with a generated code succeeded $down_ok times of $down_tries");
+is($down_ok + $down_named, $down_tries,
+	'shorten() with a generated code succeeds, or fails naming the stopped shard');
 $pooled->query("SELECT shorturl.resolve('$code_on{charlie}')");
 like($pooled->{stderr}, qr/shard "charlie" is unavailable/,
 	'the long-lived session gets the same error');
