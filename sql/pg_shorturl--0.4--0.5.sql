@@ -71,6 +71,16 @@ $$;
 COMMENT ON FUNCTION shorturl.link_here(text) IS
 'shard side: link_status() and visits() of a link in one call';
 
+CREATE FUNCTION shorturl.forget_counters(codes text[])
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'shorturl_forget_counters'
+LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION shorturl.forget_counters(text[]) IS
+'shard side: drops the shared-memory counters of links that left this shard; returns the unflushed clicks dropped';
+
+REVOKE ALL ON FUNCTION shorturl.forget_counters(text[]) FROM PUBLIC;
+
 CREATE FUNCTION shorturl.move_out(codes text[])
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE
@@ -84,6 +94,8 @@ BEGIN
     DELETE FROM shorturl.links WHERE code = ANY (move_out.codes);
     GET DIAGNOSTICS n = ROW_COUNT;
     PERFORM pg_catalog.set_config('pg_shorturl.moving', '', true);
+    -- the counters go too: if a link comes back, it comes back with its count
+    PERFORM shorturl.forget_counters(move_out.codes);
     RETURN n;
 END
 $$;
@@ -239,37 +251,55 @@ $$;
 COMMENT ON FUNCTION shorturl.shard_failed(text, text) IS
 'coordinator: drops a shard''s broken connection and reports the failure, naming the shard';
 
-CREATE FUNCTION shorturl.shard_call(shard text, sql text)
-RETURNS bigint
+-- shard_query runs a query on a shard and returns its first row as jsonb
+-- (NULL for none); every call of the coordinator goes through it.  A
+-- connection that the shard closed while idle (it was restarted) fails the
+-- first query sent on it with "terminating connection due to administrator
+-- command", before the shard ran anything: that one error is retried once
+-- on a new connection.  Any other connection error is reported with the
+-- shard's name, without retry, since the shard may have run the query.
+CREATE FUNCTION shorturl.shard_query(shard text, sql text)
+RETURNS jsonb
 LANGUAGE plpgsql VOLATILE STRICT
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    result bigint;
+    result jsonb;
 BEGIN
-    SELECT t.result INTO result
-    FROM shorturl_remote.dblink(shorturl.shard_connection(shard), sql) AS t(result bigint);
-    RETURN result;
-EXCEPTION WHEN connection_exception THEN
-    PERFORM shorturl.shard_failed(shard, SQLERRM);
+    FOR attempt IN 1..2 LOOP
+        BEGIN
+            SELECT t.j INTO result
+            FROM shorturl_remote.dblink(shorturl.shard_connection(shard),
+                                        'SELECT pg_catalog.to_jsonb(q) FROM (' || sql || ') q')
+                 AS t(j jsonb);
+            RETURN result;
+        EXCEPTION WHEN connection_exception OR admin_shutdown THEN
+            IF attempt = 2 OR SQLERRM NOT LIKE '%terminating connection due to administrator command%' THEN
+                PERFORM shorturl.shard_failed(shard, SQLERRM);
+            END IF;
+            BEGIN
+                PERFORM shorturl_remote.dblink_disconnect('shorturl_' || shard);
+            EXCEPTION WHEN OTHERS THEN
+                NULL;   -- it was not open
+            END;
+        END;
+    END LOOP;
     RETURN NULL;
 END
 $$;
 
-COMMENT ON FUNCTION shorturl.shard_call(text, text) IS
-'coordinator: runs a query returning one bigint on a shard (committed there at once)';
+COMMENT ON FUNCTION shorturl.shard_query(text, text) IS
+'coordinator: runs a query on a shard (committed there at once) and returns its first row as jsonb';
 
 CREATE FUNCTION shorturl.shard_resolve(shard text, code text, OUT status text, OUT url text)
 LANGUAGE plpgsql VOLATILE STRICT
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    r jsonb := shorturl.shard_query(shard, pg_catalog.format('SELECT * FROM shorturl.resolve_here(%L)', code));
 BEGIN
-    SELECT t.status, t.url INTO status, url
-    FROM shorturl_remote.dblink(shorturl.shard_connection(shard),
-                                pg_catalog.format('SELECT * FROM shorturl.resolve_here(%L)', code))
-         AS t(status text, url text);
-EXCEPTION WHEN connection_exception THEN
-    PERFORM shorturl.shard_failed(shard, SQLERRM);
+    status := r->>'status';
+    url := r->>'url';
 END
 $$;
 
@@ -280,13 +310,11 @@ CREATE FUNCTION shorturl.shard_link(shard text, code text, OUT status text, OUT 
 LANGUAGE plpgsql VOLATILE STRICT
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    r jsonb := shorturl.shard_query(shard, pg_catalog.format('SELECT * FROM shorturl.link_here(%L)', code));
 BEGIN
-    SELECT t.status, t.visits INTO status, visits
-    FROM shorturl_remote.dblink(shorturl.shard_connection(shard),
-                                pg_catalog.format('SELECT * FROM shorturl.link_here(%L)', code))
-         AS t(status text, visits bigint);
-EXCEPTION WHEN connection_exception THEN
-    PERFORM shorturl.shard_failed(shard, SQLERRM);
+    status := r->>'status';
+    visits := (r->>'visits')::bigint;
 END
 $$;
 
@@ -296,22 +324,12 @@ COMMENT ON FUNCTION shorturl.shard_link(text, text) IS
 CREATE FUNCTION shorturl.shard_store(shard text, code text, url text, expires_at timestamptz,
                                      max_visits bigint, is_alias boolean)
 RETURNS boolean
-LANGUAGE plpgsql VOLATILE
+LANGUAGE sql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    stored boolean;
-BEGIN
-    SELECT t.stored INTO stored
-    FROM shorturl_remote.dblink(shorturl.shard_connection(shard),
-                                pg_catalog.format('SELECT shorturl.store_link(%L, %L, %L, %L, %L)',
-                                                  code, url, expires_at, max_visits, is_alias))
-         AS t(stored boolean);
-    RETURN stored;
-EXCEPTION WHEN connection_exception THEN
-    PERFORM shorturl.shard_failed(shard, SQLERRM);
-    RETURN NULL;
-END
+    SELECT (shorturl.shard_query(shard,
+                pg_catalog.format('SELECT shorturl.store_link(%L, %L, %L, %L, %L) AS stored',
+                                  code, url, expires_at, max_visits, is_alias))->>'stored')::boolean
 $$;
 
 COMMENT ON FUNCTION shorturl.shard_store(text, text, text, timestamptz, bigint, boolean) IS
@@ -415,31 +433,41 @@ DECLARE
     owner text;
     code text;
     found_code text;
-    r record;
+    j jsonb;
     other text;
 BEGIN
     -- shorten() has checked the URL, the limits and the alias's form
     IF alias IS NOT NULL THEN
         owner := shorturl.route(alias);
         IF reuse THEN
-            SELECT t.url, t.expires_at, t.max_visits INTO r
-            FROM shorturl_remote.dblink(shorturl.shard_connection(owner),
-                     pg_catalog.format('SELECT url, expires_at, max_visits FROM shorturl.links WHERE code = %L', alias))
-                 AS t(url text, expires_at timestamptz, max_visits bigint);
-            IF FOUND AND r.url = coordinator_shorten.url
-               AND r.expires_at IS NOT DISTINCT FROM coordinator_shorten.expires_at
-               AND r.max_visits IS NOT DISTINCT FROM coordinator_shorten.max_visits
-               AND (shorturl.shard_link(owner, alias)).status = 'active' THEN
+            j := shorturl.shard_query(owner, pg_catalog.format(
+                'SELECT url, expires_at, max_visits, shorturl.link_status(code) AS status'
+                ' FROM shorturl.links WHERE code = %L', alias));
+            IF j IS NOT NULL AND j->>'url' = coordinator_shorten.url
+               AND (j->>'expires_at')::timestamptz IS NOT DISTINCT FROM coordinator_shorten.expires_at
+               AND (j->>'max_visits')::bigint IS NOT DISTINCT FROM coordinator_shorten.max_visits
+               AND j->>'status' = 'active' THEN
                 RETURN alias;
             END IF;
         END IF;
-        -- while a rebalance is due, the alias may still be on another shard
+        -- while a rebalance is due, the alias (or its quarantine) may still be
+        -- on the shard that had it
         IF shorturl.rebalance_pending() THEN
             FOR other IN SELECT s.name FROM shorturl.shards s WHERE s.name <> owner ORDER BY s.name LOOP
-                IF (shorturl.shard_link(other, alias)).status <> 'unknown' THEN
+                j := shorturl.shard_query(other, pg_catalog.format(
+                    'SELECT EXISTS (SELECT 1 FROM shorturl.links WHERE code = %L) AS taken,'
+                    ' EXISTS (SELECT 1 FROM shorturl.alias_quarantine'
+                    '         WHERE alias = %L AND released_at > pg_catalog.now()) AS quarantined',
+                    alias, alias));
+                IF (j->>'taken')::boolean THEN
                     RAISE EXCEPTION 'alias "%" is already taken', alias
                         USING ERRCODE = 'unique_violation',
                               HINT = 'Choose another alias, or omit it to get a generated code.';
+                END IF;
+                IF (j->>'quarantined')::boolean THEN
+                    RAISE EXCEPTION 'alias "%" is quarantined', alias
+                        USING ERRCODE = 'unique_violation',
+                              HINT = 'The waiting time is the setting shorturl.alias_quarantine.';
                 END IF;
             END LOOP;
         END IF;
@@ -602,11 +630,18 @@ BEGIN
                              replace(replace(o.value, '\', '\\'), '''', '\''') || '''');
         END IF;
     END LOOP;
-    -- a shard that does not answer must fail a lookup, not hang it
-    IF NOT EXISTS (SELECT 1 FROM shorturl.conninfo_options(add_shard.conninfo) c
-                   WHERE c.keyword = 'connect_timeout') THEN
-        server_opts := server_opts || '"connect_timeout" ''5'''::text;
-    END IF;
+    -- a shard that does not answer must fail a lookup, not hang it: give up
+    -- connecting after 5 s, and notice a dead host on an open connection
+    -- after about 25 s (TCP keepalives), unless the connection string says
+    -- otherwise
+    FOR o IN SELECT * FROM (VALUES ('connect_timeout', '5'), ('keepalives_idle', '10'),
+                                   ('keepalives_interval', '5'), ('keepalives_count', '3')) d(keyword, value)
+    LOOP
+        IF NOT EXISTS (SELECT 1 FROM shorturl.conninfo_options(add_shard.conninfo) c
+                       WHERE c.keyword = o.keyword) THEN
+            server_opts := server_opts || pg_catalog.format('%I %L', o.keyword, o.value);
+        END IF;
+    END LOOP;
     -- ship shorturl.route(code, names, weights) to the shard when planning moves
     server_opts := server_opts || '"extensions" ''pg_shorturl'''::text;
     server_opts := server_opts || '"batch_size" ''500'''::text;
@@ -637,6 +672,14 @@ BEGIN
             url_hash bigint GENERATED ALWAYS AS (shorturl.hash64(url)) STORED
         ) SERVER %I OPTIONS (schema_name 'shorturl', table_name 'links')$f$,
         add_shard.name || '_links', server);
+    -- the shard's quarantined aliases follow their keys when the map changes
+    EXECUTE pg_catalog.format($f$
+        CREATE FOREIGN TABLE shorturl_remote.%I (
+            alias text COLLATE "C" NOT NULL,
+            deleted_at timestamptz NOT NULL,
+            released_at timestamptz NOT NULL
+        ) SERVER %I OPTIONS (schema_name 'shorturl', table_name 'alias_quarantine')$f$,
+        add_shard.name || '_quarantine', server);
 
     INSERT INTO shorturl.shards (name, weight, conninfo)
     VALUES (add_shard.name, add_shard.weight, array_to_string(kept, ' '));
@@ -663,7 +706,8 @@ BEGIN
     END;
     DELETE FROM shorturl.shards s WHERE s.name = drop_shard.name;
     PERFORM shorturl.repartition();
-    EXECUTE pg_catalog.format('DROP FOREIGN TABLE shorturl_remote.%I', drop_shard.name || '_links');
+    EXECUTE pg_catalog.format('DROP FOREIGN TABLE shorturl_remote.%I, shorturl_remote.%I',
+                              drop_shard.name || '_links', drop_shard.name || '_quarantine');
     -- and the server with its user mappings
     PERFORM pg_catalog.set_config('client_min_messages', 'warning', true);
     EXECUTE pg_catalog.format('DROP SERVER %I CASCADE', 'shorturl_shard_' || drop_shard.name);
@@ -801,7 +845,7 @@ BEGIN
             -- 1. no coordinator lookup runs while the batch is between shards
             PERFORM shorturl.lock_rebalance(true);
             -- 2. the old shard writes its pending clicks to its table
-            PERFORM shorturl.shard_call(pair.source, 'SELECT shorturl.flush()');
+            PERFORM shorturl.shard_query(pair.source, 'SELECT shorturl.flush()');
             -- 3. copy (a rerun finds the copies already there and keeps them)
             EXECUTE pg_catalog.format(
                 'INSERT INTO shorturl_remote.%I (code, url, created_at, expires_at, max_visits,'
@@ -827,7 +871,7 @@ BEGIN
             END IF;
 
             -- 5. delete from the old shard (its aliases moved: no quarantine)
-            PERFORM shorturl.shard_call(pair.source,
+            PERFORM shorturl.shard_query(pair.source,
                 pg_catalog.format('SELECT shorturl.move_out(%L::text[])', batch));
             DELETE FROM shorturl_moves mv WHERE mv.code = ANY (batch);
             n_moved := n_moved + cardinality(batch);
@@ -835,6 +879,28 @@ BEGIN
             COMMIT;
             RAISE NOTICE 'rebalance: moved % of % links (last batch % -> %)',
                 n_moved, n_planned, pair.source, pair.target;
+        END LOOP;
+    END LOOP;
+
+    -- quarantined aliases follow their keys, so a moved key stays refused
+    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+    FOR shard IN SELECT s.name FROM shorturl.shards s ORDER BY s.name COLLATE "C" LOOP
+        FOR pair IN EXECUTE pg_catalog.format(
+            'SELECT shorturl.route(alias, $1, $2) AS target, array_agg(alias) AS aliases'
+            ' FROM shorturl_remote.%I WHERE shorturl.route(alias, $1, $2) <> %L GROUP BY 1',
+            shard || '_quarantine', shard) USING m.names, m.weights
+        LOOP
+            EXECUTE pg_catalog.format(
+                'INSERT INTO shorturl_remote.%I (alias, deleted_at, released_at)'
+                ' SELECT alias, deleted_at, released_at FROM shorturl_remote.%I'
+                ' WHERE alias = ANY ($1) ON CONFLICT DO NOTHING',
+                pair.target || '_quarantine', shard || '_quarantine') USING pair.aliases;
+            COMMIT;
+            PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+            EXECUTE pg_catalog.format('DELETE FROM shorturl_remote.%I WHERE alias = ANY ($1)',
+                                      shard || '_quarantine') USING pair.aliases;
+            COMMIT;
+            PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
         END LOOP;
     END LOOP;
 
@@ -847,8 +913,15 @@ BEGIN
             RAISE NOTICE 'rebalance: shard "%" is empty and has left the cluster', shard;
         END IF;
     END LOOP;
+    -- a map changed while we ran leaves links to move: say so, stay pending
+    IF (shorturl.active_map()).names IS DISTINCT FROM m.names
+       OR (shorturl.active_map()).weights IS DISTINCT FROM m.weights THEN
+        RAISE NOTICE 'rebalance: the shard map changed while it ran; run it again';
+    END IF;
     UPDATE shorturl.rebalance_state
-       SET pending = EXISTS (SELECT 1 FROM shorturl.shards s WHERE s.retiring),
+       SET pending = EXISTS (SELECT 1 FROM shorturl.shards s WHERE s.retiring)
+                     OR (shorturl.active_map()).names IS DISTINCT FROM m.names
+                     OR (shorturl.active_map()).weights IS DISTINCT FROM m.weights,
            finished_at = pg_catalog.now(), running_pid = NULL;
     COMMIT;
 END
@@ -860,7 +933,7 @@ COMMENT ON PROCEDURE shorturl.rebalance(integer) IS
 REVOKE ALL ON FUNCTION shorturl.conninfo_options(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION shorturl.shard_connection(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION shorturl.shard_failed(text, text) FROM PUBLIC;
-REVOKE ALL ON FUNCTION shorturl.shard_call(text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION shorturl.shard_query(text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION shorturl.shard_resolve(text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION shorturl.shard_link(text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION shorturl.shard_store(text, text, text, timestamptz, bigint, boolean) FROM PUBLIC;

@@ -5,6 +5,8 @@
 -- with four servers and 100,000 links.
 --
 \pset null '(null)'
+-- CONTEXT lines would pin PL/pgSQL line numbers
+\set SHOW_CONTEXT never
 SET client_min_messages = warning;
 CREATE DATABASE regress_shard_a;
 CREATE DATABASE regress_shard_b;

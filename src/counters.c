@@ -1135,6 +1135,59 @@ counters_note_error(const char *message)
 	SpinLockRelease(&state->stats_lock);
 }
 
+PG_FUNCTION_INFO_V1(shorturl_forget_counters);
+
+/*
+ * shorturl_forget_counters implements forget_counters(codes text[]): drops
+ * the counters of links that left this shard (a rebalance moved them), so
+ * a link that comes back later starts from its row, not from a stale total.
+ * Returns the unflushed clicks dropped with them (the rebalance flushed
+ * before it copied, so normally none).
+ */
+Datum
+shorturl_forget_counters(PG_FUNCTION_ARGS)
+{
+	ArrayType  *codes = PG_GETARG_ARRAYTYPE_P(0);
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+	int64		dropped = 0;
+	Oid			relid;
+
+	if (state == NULL)
+		PG_RETURN_INT64(0);
+	relid = shorturl_relid("links");
+	deconstruct_array(codes, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+
+	LWLockAcquire(state->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < n; i++)
+	{
+		counter_key key;
+		counter_entry *e;
+		text	   *code;
+
+		if (nulls[i])
+			continue;
+		code = DatumGetTextPP(elems[i]);
+		make_key(&key, relid, VARDATA_ANY(code), VARSIZE_ANY_EXHDR(code));
+		e = hash_search(counters_hash, &key, HASH_FIND, NULL);
+		if (e == NULL)
+			continue;
+		dropped += e->pending;
+		hash_search(counters_hash, &key, HASH_REMOVE, NULL);
+		state->evictions++;
+	}
+	LWLockRelease(state->lock);
+
+	if (dropped > 0)
+	{
+		SpinLockAcquire(&state->stats_lock);
+		state->dropped_deltas += dropped;
+		SpinLockRelease(&state->stats_lock);
+	}
+	PG_RETURN_INT64(dropped);
+}
+
 PG_FUNCTION_INFO_V1(shorturl_stats);
 
 /*

@@ -22,13 +22,16 @@
 # - add a shard: rebalance_plan() equals the moves the pure route computes;
 #   lookups work before and during CALL shorturl.rebalance(), including
 #   clicks not flushed when it starts; afterwards exactly the predicted
-#   codes moved, nothing lost or duplicated, every count intact;
+#   codes moved, nothing lost or duplicated, every count intact, shares
+#   within 1 point again (also after each later rebalance);
+# - quarantine: an alias deleted on its shard stays quarantined once the
+#   new shard owns the key;
 # - kill: a rebalance terminated midway, then run again to completion;
+# - a map change while a rebalance runs leaves no link where lookups do
+#   not look;
 # - remove a shard: it ends empty and leaves shorturl.shards;
 # - round trip: a link that leaves a shard and comes back (one batch per
 #   shard pair) keeps its count and its max_visits;
-# - quarantine: an alias deleted on its shard stays quarantined when the
-#   key moves to a new shard;
 # - a stopped shard: lookups of its codes fail at once naming it (SQLSTATE
 #   08006), others work, shorten() with a generated code fails only when
 #   the code falls on it; after a restart lookups work again, also in a
@@ -47,7 +50,8 @@ my $n_max = 300;
 my $n_exp = 300;
 my $n_soon = 20;
 
-# The sample resolved through the coordinator: every 50th plain link
+# The sample resolved through the coordinator: every 50th plain link, and
+# every third alias
 my $sample_every = 50;
 
 # Shares must be within this many percentage points of the weights'
@@ -234,6 +238,13 @@ sub check_shares
 	return \%count;
 }
 
+# read_weights sets %weight from the coordinator's map
+sub read_weights
+{
+	%weight = map { split /\|/ }
+	  split /\n/, coord('SELECT name, weight FROM shorturl.shards WHERE NOT retiring');
+}
+
 # count_links counts the links of made that pass $filter (on made's own
 # columns), then $cond (which may call the API): the fence keeps the
 # planner from calling the API on links the filter excludes
@@ -252,8 +263,8 @@ sub moved_between
 
 	for (keys %{ $after->{where} })
 	{
-		my ($b, $a) = ($before->{where}{$_} // '(none)', $after->{where}{$_});
-		$moved{$_} = "$b>$a" if $b ne $a;
+		my ($from, $to) = ($before->{where}{$_} // '(none)', $after->{where}{$_});
+		$moved{$_} = "$from>$to" if $from ne $to;
 	}
 	return \%moved;
 }
@@ -302,7 +313,8 @@ sub rebalance
 {
 	my ($args) = @_;
 	my $t0 = time;
-	coord("SET client_min_messages = warning; CALL shorturl.rebalance($args)");
+	# psql sends the lines one by one: CALL runs outside a transaction block
+	coord("SET client_min_messages = warning;\nCALL shorturl.rebalance($args)");
 	return time - $t0;
 }
 
@@ -597,9 +609,7 @@ is(coord('SELECT pending, finished_at IS NULL FROM shorturl.rebalance_state'), '
 	'the rebalance is still due');
 is(resolve($sample, 1), "0|0|$n_sample", 'every sampled link resolves with the rebalance half done');
 
-$t0 = time;
-rebalance('');
-$rebalance_secs = time - $t0;
+$rebalance_secs = rebalance('');
 my $rest = coord('SELECT planned FROM shorturl.rebalance_state');
 diag(sprintf('rebalance rerun: %d links in %.1f s, %.0f links/s',
 		$rest, $rebalance_secs, $rest / $rebalance_secs));
@@ -614,6 +624,34 @@ is(count_bad('moved', $predicted, $moved), 0, 'every link the routing said would
 is(count_bad('unmoved', $moved, $predicted), 0, 'no other link moved');
 
 # ---------------------------------------------------------------------
+# 7b. The map changes while a rebalance runs
+# ---------------------------------------------------------------------
+# The change may be refused or accepted, but no link may be left where
+# lookups do not look: when the rebalance ends, either another is due or
+# nothing is left to move.
+coord("SELECT shorturl.set_shard_weight('alpha', 2)");
+$bg = $coord->background_psql('postgres', on_error_stop => 0);
+$bg->query_until(qr/rebalancing\n/,
+	"SET client_min_messages = warning;\n\\echo rebalancing\nCALL shorturl.rebalance(500);\n\\echo rebalanced\n");
+ok(wait_until('SELECT finished_at IS NULL AND moved > 0 FROM shorturl.rebalance_state'),
+	"a rebalance for alpha's new weight is under way");
+my ($rc_weight) = $coord->psql('postgres', "SELECT shorturl.set_shard_weight('delta', 2)", stderr => \$err);
+my $running = coord('SELECT finished_at IS NULL FROM shorturl.rebalance_state');
+$bg->query_until(qr/rebalanced\n/, '');
+$bg->quit;
+is($running, 't', 'the map changed while the rebalance was still running');
+diag('set_shard_weight during a rebalance: ' . ($rc_weight == 0 ? 'accepted' : "refused: $err"));
+read_weights();
+my $misplaced = coord('SELECT coalesce(sum(links), 0) FROM shorturl.rebalance_plan()');
+ok(coord('SELECT pending FROM shorturl.rebalance_state') eq 't' || $misplaced == 0,
+	"when it ends, a rebalance is still due or nothing is left to move ($misplaced links to move)");
+is(resolve($sample, 1), "0|0|$n_sample", 'every sampled link resolves after it');
+rebalance('');
+is(coord('SELECT pending FROM shorturl.rebalance_state'), 'f', 'run again, nothing is due');
+$after = check_cluster('after a map change during a rebalance');
+check_shares('after a map change during a rebalance', $after);
+
+# ---------------------------------------------------------------------
 # 8. Remove a shard
 # ---------------------------------------------------------------------
 coord("SELECT shorturl.remove_shard('bravo')");
@@ -626,9 +664,7 @@ is(scalar(grep { !/^bravo>/ } values %$predicted), 0, 'only bravo\'s links move'
 is(scalar keys %$predicted, scalar(grep { $_ eq 'bravo' } values %{ $before->{where} }),
 	'all of bravo\'s links move');
 is(resolve($sample, 1), "0|0|$n_sample", 'every sampled link resolves while bravo retires');
-$t0 = time;
-rebalance('');
-$rebalance_secs = time - $t0;
+$rebalance_secs = rebalance('');
 diag(sprintf('rebalance to remove bravo: %d links in %.1f s, %.0f links/s',
 		scalar keys %$predicted, $rebalance_secs, (scalar keys %$predicted) / $rebalance_secs));
 is(on('bravo', 'SELECT count(*) FROM shorturl.links'), 0, 'bravo ends empty');
