@@ -288,5 +288,42 @@ SELECT count(*) > 0 AS sees_reserved FROM shorturl.reserved_aliases;
 RESET ROLE;
 DROP OWNED BY regress_shorturl_app;
 DROP ROLE regress_shorturl_app;
-
 DROP EXTENSION pg_shorturl;
+
+--
+-- Synchronous counting, by an application role.  In a database the worker
+-- does not serve, resolve() counts with an UPDATE it runs as the tables'
+-- owner (resolve is not SECURITY DEFINER).  A caller's search_path must
+-- not change what that UPDATE means: the role puts an operator of its own
+-- for bigint + integer first in its path, and it must never run.
+--
+SET client_min_messages = warning;
+CREATE DATABASE regress_store_sync;
+\c regress_store_sync
+CREATE EXTENSION pg_shorturl;
+CREATE ROLE regress_shorturl_app;
+GRANT EXECUTE ON FUNCTION shorturl.shorten(text, timestamptz, bigint, text, boolean),
+                          shorturl.resolve(text), shorturl.link_status(text),
+                          shorturl.visits(text)
+      TO regress_shorturl_app;
+CREATE SCHEMA regress_trap AUTHORIZATION regress_shorturl_app;
+SET ROLE regress_shorturl_app;
+CREATE FUNCTION regress_trap.trap_plus(bigint, integer) RETURNS bigint
+LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'the trap operator ran'; END $$;
+CREATE OPERATOR regress_trap.+ (LEFTARG = bigint, RIGHTARG = integer, FUNCTION = regress_trap.trap_plus);
+SET search_path = regress_trap, public, pg_catalog;
+SELECT mode FROM shorturl.stats;
+SELECT shorturl.shorten('https://example.com/sync', max_visits => 2, alias => 'sync2');
+SELECT shorturl.resolve('sync2') AS first, shorturl.resolve('sync2') AS second,
+       shorturl.resolve('sync2') AS third;
+SELECT shorturl.visits('sync2') AS visits, shorturl.link_status('sync2') AS status;
+-- and still no direct access to the table
+SELECT visits FROM shorturl.links;
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+RESET search_path;
+RESET ROLE;
+SELECT visits, exhausted_at IS NOT NULL AS exhausted FROM shorturl.links WHERE code = 'sync2';
+\c contrib_regression
+SET client_min_messages = warning;
+DROP DATABASE regress_store_sync;
+DROP ROLE regress_shorturl_app;

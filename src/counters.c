@@ -119,6 +119,7 @@ typedef struct counters_state
 	bool		flush_committing;	/* a flush applied deltas, not yet
 									 * subtracted */
 	bool		flush_requested;	/* a backend found the table full */
+	bool		room_exhausted; /* every entry holds unflushed clicks */
 
 	slock_t		stats_lock;		/* guards everything below */
 	Oid			served_dboid;
@@ -510,30 +511,45 @@ counters_take_flush_request(void)
 }
 
 /*
- * make_room removes one entry with nothing pending, of any database, when
- * the table is full, so the caller can insert.  Such an entry's clicks are
- * all in its table, and flushes copy only entries with clicks pending, so
- * none is in flight.  Caller holds the lock exclusively.
+ * How many entries make_room gives up at once: a 64th of the table, so its
+ * scan runs once per that many new links rather than for each.
+ */
+#define ROOM_BATCH_DIVISOR 64
+
+/*
+ * make_room removes entries with nothing pending, of any database, when the
+ * table is full, so the caller can insert.  Such an entry's clicks are all
+ * in its table, and flushes copy only entries with clicks pending, so none
+ * is in flight.  When none is found, the table stays marked exhausted until
+ * the next flush, so the clicks until then fall back to counting
+ * synchronously without scanning the table again.  Caller holds the lock
+ * exclusively.
  */
 static void
 make_room(void)
 {
 	HASH_SEQ_STATUS seq;
 	counter_entry *e;
+	int			wanted = Max(1, shorturl_max_pending_links / ROOM_BATCH_DIVISOR);
 
-	if (hash_get_num_entries(counters_hash) < shorturl_max_pending_links)
+	if (hash_get_num_entries(counters_hash) < shorturl_max_pending_links ||
+		state->room_exhausted)
 		return;
 	hash_seq_init(&seq, counters_hash);
-	while ((e = hash_seq_search(&seq)) != NULL)
+	while (wanted > 0 && (e = hash_seq_search(&seq)) != NULL)
 	{
 		if (e->pending == 0)
 		{
-			hash_seq_term(&seq);
+			/* removing the current entry is allowed during a scan */
 			hash_search(counters_hash, &e->key, HASH_REMOVE, NULL);
 			state->evictions++;
-			return;
+			wanted--;
 		}
 	}
+	if (wanted > 0)
+		state->room_exhausted = hash_get_num_entries(counters_hash) >= shorturl_max_pending_links;
+	else
+		hash_seq_term(&seq);
 }
 
 /*
@@ -693,9 +709,12 @@ counters_peek(const counter_link *link, int64 *total)
  */
 
 /*
- * collect_deltas removes the entries of this database that are idle (no
- * click since the last flush) or belong to another incarnation of the
- * links table, then copies the pending deltas of the rest into flush_tx.
+ * collect_deltas copies the pending deltas of this database's entries into
+ * flush_tx, under the shared lock (clicks go on meanwhile), then removes
+ * the entries of an earlier incarnation of the links table (a dropped and
+ * recreated extension), whose clicks have nowhere to go.  Entries with
+ * nothing pending stay: they keep the link's total for the next click, and
+ * make_room() gives them up when the table is full.
  */
 static void
 collect_deltas(Oid relid)
@@ -703,27 +722,41 @@ collect_deltas(Oid relid)
 	HASH_SEQ_STATUS seq;
 	counter_entry *e;
 	int			cap = 64;
+	int			nstale = 0;
+	int			stale_cap = 0;
+	counter_key *stale = NULL;
 	int64		dropped = 0;
 
 	flush_tx.items = MemoryContextAlloc(TopTransactionContext, cap * sizeof(flush_item));
 	flush_tx.nitems = 0;
 
-	LWLockAcquire(state->lock, LW_EXCLUSIVE);
+	LWLockAcquire(state->lock, LW_SHARED);
 	hash_seq_init(&seq, counters_hash);
 	while ((e = hash_seq_search(&seq)) != NULL)
 	{
 		flush_item *item;
+		int64		pending;
+		TimestampTz last_visit;
 
 		if (e->key.dbid != MyDatabaseId)
 			continue;
-		/* nobody else writes counts while we hold the lock exclusively */
-		if (e->key.relid != relid || e->pending == 0)
+		if (e->key.relid != relid)
 		{
-			dropped += (e->key.relid != relid) ? e->pending : 0;
-			hash_search(counters_hash, &e->key, HASH_REMOVE, NULL);
-			state->evictions++;
+			if (nstale == stale_cap)
+			{
+				stale_cap = Max(64, stale_cap * 2);
+				stale = stale ? repalloc(stale, stale_cap * sizeof(counter_key))
+					: palloc(stale_cap * sizeof(counter_key));
+			}
+			stale[nstale++] = e->key;
 			continue;
 		}
+		SpinLockAcquire(&e->mutex);
+		pending = e->pending;
+		last_visit = e->last_visit;
+		SpinLockRelease(&e->mutex);
+		if (pending == 0)
+			continue;
 		if (flush_tx.nitems == cap)
 		{
 			cap *= 2;
@@ -732,18 +765,30 @@ collect_deltas(Oid relid)
 		item = &flush_tx.items[flush_tx.nitems++];
 		item->key = e->key;
 		item->link_created = e->link_created;
-		item->delta = e->pending;
-		item->last_visit = e->last_visit;
+		item->delta = pending;
+		item->last_visit = last_visit;
 		item->applied = false;
 	}
 	LWLockRelease(state->lock);
 
-	if (dropped > 0)
+	if (nstale == 0)
+		return;
+	LWLockAcquire(state->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < nstale; i++)
 	{
-		SpinLockAcquire(&state->stats_lock);
-		state->dropped_deltas += dropped;
-		SpinLockRelease(&state->stats_lock);
+		e = hash_search(counters_hash, &stale[i], HASH_FIND, NULL);
+		if (e == NULL)
+			continue;
+		dropped += e->pending;
+		hash_search(counters_hash, &stale[i], HASH_REMOVE, NULL);
+		state->evictions++;
 	}
+	LWLockRelease(state->lock);
+	pfree(stale);
+
+	SpinLockAcquire(&state->stats_lock);
+	state->dropped_deltas += dropped;
+	SpinLockRelease(&state->stats_lock);
 }
 
 /*
@@ -909,6 +954,8 @@ finish_flush(bool committed)
 			e->pending -= item->delta;
 			SpinLockRelease(&e->mutex);
 		}
+		/* entries with nothing pending again: the table has room to give */
+		state->room_exhausted = false;
 		LWLockRelease(state->lock);
 	}
 

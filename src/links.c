@@ -17,8 +17,10 @@
  * primary-key index, with no SPI and no planner.  Counting a visit goes to
  * the shared-memory counters of counters.c when the worker serves this
  * database, and otherwise (or when they are full) to links_count_visit(),
- * one UPDATE.  The functions run as SECURITY DEFINER with a pinned
- * search_path (see the extension script), so the SQL they send through SPI
+ * one UPDATE.  shorten() runs as SECURITY DEFINER with a pinned search_path
+ * (see the extension script); resolve(), link_status() and visits() need
+ * no privilege for what they do on every call, and run their rare SQL as
+ * the owner (see become_owner()).  Either way the SQL sent through SPI
  * names every table with its schema and relies on pg_catalog for
  * operators.
  *
@@ -44,6 +46,7 @@
 #include "miscadmin.h"
 #include "storage/lock.h"
 #include "utils/builtins.h"
+#include "utils/syscache.h"
 #include "utils/fmgroids.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
@@ -159,6 +162,7 @@ static struct
 {
 	bool		valid;
 	bool		coordinator;	/* links is partitioned over the shards */
+	Oid			owner;			/* the table's (and the extension's) owner */
 	Oid			relid;
 	Oid			pkey;
 	AttrNumber	att_url;
@@ -188,6 +192,20 @@ links_rel_callback(Datum arg pg_attribute_unused(), Oid relid)
 		links_rel.valid = false;
 }
 
+/* rel_owner returns the owner of a relation */
+static Oid
+rel_owner(Oid relid)
+{
+	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	Oid			owner;
+
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for relation %u", relid);
+	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+	ReleaseSysCache(tup);
+	return owner;
+}
+
 /* links_rel_lookup fills links_rel if it is stale */
 static void
 links_rel_lookup(void)
@@ -198,6 +216,7 @@ links_rel_lookup(void)
 		return;
 	relid = shorturl_relid("links");
 	links_rel.relid = relid;
+	links_rel.owner = rel_owner(relid);
 	/* a coordinator's links is partitioned over foreign tables (cluster.c) */
 	links_rel.coordinator = (get_rel_relkind(relid) == RELKIND_PARTITIONED_TABLE);
 	if (links_rel.coordinator)
@@ -217,6 +236,41 @@ links_rel_lookup(void)
 	links_rel.att_visits = get_attnum(relid, "visits");
 	links_rel.valid = true;
 }
+
+/*
+ * As the owner.  resolve(), link_status() and visits() are not SECURITY
+ * DEFINER: they read links through the index directly, and count clicks in
+ * shared memory, which needs no privilege (EXECUTE on the function is the
+ * gate).  Only their rarer paths run SQL on the tables (a synchronous
+ * click, a coordinator's call to its shards): those run as the table's
+ * owner, the way PostgreSQL's foreign-key triggers do, and their SQL names
+ * every table, function and operator with its schema, so the caller's
+ * search_path cannot change what it means.  An error on the way restores
+ * the caller's identity with the transaction.
+ */
+typedef struct as_owner
+{
+	Oid			userid;
+	int			sec_context;
+} as_owner;
+
+static as_owner
+become_owner(void)
+{
+	as_owner	saved;
+
+	links_rel_lookup();
+	GetUserIdAndSecContext(&saved.userid, &saved.sec_context);
+	SetUserIdAndSecContext(links_rel.owner, saved.sec_context | SECURITY_LOCAL_USERID_CHANGE);
+	return saved;
+}
+
+static void
+back_from_owner(as_owner saved)
+{
+	SetUserIdAndSecContext(saved.userid, saved.sec_context);
+}
+
 
 /*
  * fetch_link looks a code up through shorturl.links_pkey as of the given
@@ -292,6 +346,7 @@ call_coordinator(const char *sql, int nargs, Oid *argtypes, Datum *values,
 	int			rc;
 	int16		typlen;
 	bool		typbyval;
+	as_owner	saved = become_owner();
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -303,6 +358,7 @@ call_coordinator(const char *sql, int nargs, Oid *argtypes, Datum *values,
 	if (!*isnull)
 		result = SPI_datumTransfer(result, typbyval, typlen);
 	SPI_finish();
+	back_from_owner(saved);
 	return result;
 }
 
@@ -535,13 +591,16 @@ links_count_visit(text *code)
 
 	exec_plan(prepare_saved(&plan_count_visit,
 							"UPDATE shorturl.links"
-							"   SET visits = visits + 1,"
+							"   SET visits = visits OPERATOR(pg_catalog.+) 1,"
 							"       last_visit_at = pg_catalog.now(),"
-							"       exhausted_at = CASE WHEN visits + 1 >= max_visits"
+							"       exhausted_at = CASE WHEN visits OPERATOR(pg_catalog.+) 1"
+							"                                OPERATOR(pg_catalog.>=) max_visits"
 							"                      THEN pg_catalog.now() END"
-							" WHERE code = $1"
-							"   AND (expires_at IS NULL OR expires_at > pg_catalog.now())"
-							"   AND (max_visits IS NULL OR visits < max_visits)"
+							" WHERE code OPERATOR(pg_catalog.=) $1"
+							"   AND (expires_at IS NULL"
+							"        OR expires_at OPERATOR(pg_catalog.>) pg_catalog.now())"
+							"   AND (max_visits IS NULL"
+							"        OR visits OPERATOR(pg_catalog.<) max_visits)"
 							" RETURNING url",
 							1, argtypes),
 			  values, NULL, false, SPI_OK_UPDATE_RETURNING);
@@ -1000,10 +1059,15 @@ shorturl_resolve(PG_FUNCTION_ARGS)
 		}
 	}
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	url = links_count_visit(code);
-	SPI_finish();
+	{
+		as_owner	saved = become_owner();
+
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		url = links_count_visit(code);
+		SPI_finish();
+		back_from_owner(saved);
+	}
 
 	if (url == NULL)
 		PG_RETURN_NULL();

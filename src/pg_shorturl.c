@@ -43,12 +43,14 @@ PG_MODULE_MAGIC;
 #define MIN_CODE_LENGTH			4
 
 /*
- * Links with unflushed clicks that shared memory holds.  A flush each second
- * writes them out, so this bounds the distinct links clicked per second;
- * each takes about 150 bytes.  When it is full, clicks are counted
- * synchronously (and the sync_fallbacks statistic says so).
+ * Links whose counters shared memory holds, about 150 bytes each: 15 MB
+ * by default.  A link keeps its counter until the table is full and a new
+ * link needs the room, so this should cover the links clicked often (the
+ * working set); a click of a link without a counter costs an extra index
+ * lookup and lock.  Only when every counter holds unflushed clicks is a
+ * click counted synchronously (the sync_fallbacks statistic).
  */
-#define DEFAULT_MAX_PENDING_LINKS	10000
+#define DEFAULT_MAX_PENDING_LINKS	100000
 #define MIN_MAX_PENDING_LINKS		100
 
 #define DEFAULT_FLUSH_INTERVAL_MS	1000
