@@ -158,6 +158,9 @@ SELECT shorturl.remove_shard('b');
 SELECT shorturl.remove_shard('c');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 
+-- the coordinator's connections to the shards end with the session, or here
+SELECT count(shorturl_remote.dblink_disconnect(c)) AS disconnected
+FROM unnest(shorturl_remote.dblink_get_connections()) c;
 DROP EXTENSION pg_shorturl CASCADE;
 DROP SCHEMA shorturl_remote CASCADE;
 DROP DATABASE regress_shard_a;
