@@ -132,6 +132,11 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+    -- links a rebalance moves to another shard (shorturl.move_out, 0.5) are
+    -- not deleted, only moved
+    IF pg_catalog.current_setting('pg_shorturl.moving', true) = 'on' THEN
+        RETURN NULL;
+    END IF;
     INSERT INTO shorturl.alias_quarantine (alias, released_at)
     SELECT code, pg_catalog.now() + COALESCE(
                pg_catalog.current_setting('shorturl.alias_quarantine', true), '30 days')::interval

@@ -103,27 +103,6 @@ $$;
 COMMENT ON FUNCTION shorturl.move_out(text[]) IS
 'shard side: deletes links a rebalance has copied to their new shard, without quarantining their aliases';
 
-CREATE OR REPLACE FUNCTION shorturl.quarantine_aliases()
-RETURNS trigger
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    -- links a rebalance moves to another shard are not deleted, only moved
-    IF pg_catalog.current_setting('pg_shorturl.moving', true) = 'on' THEN
-        RETURN NULL;
-    END IF;
-    INSERT INTO shorturl.alias_quarantine (alias, released_at)
-    SELECT code, pg_catalog.now() + COALESCE(
-               pg_catalog.current_setting('shorturl.alias_quarantine', true), '30 days')::interval
-    FROM gone WHERE is_alias
-    ON CONFLICT (alias) DO UPDATE
-        SET deleted_at = EXCLUDED.deleted_at,
-            released_at = GREATEST(shorturl.alias_quarantine.released_at, EXCLUDED.released_at);
-    RETURN NULL;
-END
-$$;
-
 REVOKE ALL ON FUNCTION shorturl.store_link(text, text, timestamptz, bigint, boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION shorturl.resolve_here(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION shorturl.link_here(text) FROM PUBLIC;

@@ -41,7 +41,9 @@
  *   subtracted from pending in the commit callback, which runs after the
  *   commit record and before that lock is released; an aborted flush
  *   subtracts nothing, so it loses nothing.
- * - The statistics are guarded by state->stats_lock, a spinlock.
+ * - The statistics and the worker's identity are guarded by
+ *   state->stats_lock, a spinlock; the database the worker serves, which
+ *   every click reads, is an atomic variable instead.
  *
  * Restarts.  At a clean shutdown the postmaster, after every other process
  * has exited, writes the entries still pending to a file, and reads them
@@ -63,6 +65,7 @@
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "port/atomics.h"
 #include "storage/fd.h"
 #include "storage/ipc.h"
 #include "storage/lock.h"
@@ -122,7 +125,7 @@ typedef struct counters_state
 	bool		room_exhausted; /* every entry holds unflushed clicks */
 
 	slock_t		stats_lock;		/* guards everything below */
-	Oid			served_dboid;
+	pg_atomic_uint32 served_dboid;	/* read on every click: no lock */
 	int			worker_pid;
 	Latch	   *worker_latch;
 	Oid			dropping_dboid; /* DROP DATABASE under way for it */
@@ -321,6 +324,7 @@ counters_shmem_startup(void)
 		memset(state, 0, sizeof(*state));
 		state->lock = &(GetNamedLWLockTranche("pg_shorturl"))->lock;
 		SpinLockInit(&state->stats_lock);
+		pg_atomic_init_u32(&state->served_dboid, InvalidOid);
 	}
 
 	memset(&info, 0, sizeof(info));
@@ -407,29 +411,19 @@ error:
 	unlink(tmp);
 }
 
-/* counters_preloaded tells whether the shared hash table exists */
-bool
-counters_preloaded(void)
-{
-	return state != NULL;
-}
-
 /*
  * counters_serving tells whether clicks in this database go to shared
- * memory: the library is preloaded, the worker serves this database (so
- * someone flushes them), and the server is not a standby.
+ * memory: the library is preloaded and the worker serves this database (so
+ * someone flushes them).  resolve() checks for a standby before asking.
  */
 bool
 counters_serving(void)
 {
-	Oid			served;
-
 	if (state == NULL)
 		return false;
-	SpinLockAcquire(&state->stats_lock);
-	served = state->served_dboid;
-	SpinLockRelease(&state->stats_lock);
-	return served == MyDatabaseId && OidIsValid(MyDatabaseId);
+	/* every click asks: an atomic read, not the statistics' spinlock */
+	return OidIsValid(MyDatabaseId) &&
+		(Oid) pg_atomic_read_u32(&state->served_dboid) == MyDatabaseId;
 }
 
 /* ---------------------------------------------------------------------
@@ -1025,22 +1019,15 @@ counters_set_served_database(Oid dboid)
 {
 	if (state == NULL)
 		return;
-	SpinLockAcquire(&state->stats_lock);
-	state->served_dboid = dboid;
-	SpinLockRelease(&state->stats_lock);
+	pg_atomic_write_u32(&state->served_dboid, dboid);
 }
 
 Oid
 counters_served_database(void)
 {
-	Oid			dboid;
-
 	if (state == NULL)
 		return InvalidOid;
-	SpinLockAcquire(&state->stats_lock);
-	dboid = state->served_dboid;
-	SpinLockRelease(&state->stats_lock);
-	return dboid;
+	return (Oid) pg_atomic_read_u32(&state->served_dboid);
 }
 
 /*
@@ -1103,7 +1090,7 @@ counters_note_database_drop(Oid dboid)
 	SpinLockAcquire(&state->stats_lock);
 	state->dropping_dboid = dboid;
 	state->drop_requested_at = GetCurrentTimestamp();
-	if (state->served_dboid == dboid)
+	if ((Oid) pg_atomic_read_u32(&state->served_dboid) == dboid)
 		pid = state->worker_pid;
 	SpinLockRelease(&state->stats_lock);
 	if (pid != 0)

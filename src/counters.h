@@ -35,7 +35,6 @@ typedef struct counter_link
 
 /* counters.c */
 extern void counters_init(void);
-extern bool counters_preloaded(void);
 extern bool counters_serving(void);
 extern counter_result counters_bump(const counter_link *link);
 extern bool counters_peek(const counter_link *link, int64 *total);
