@@ -3,55 +3,95 @@
 #   make                     build (zero warnings under -Wall -Wextra)
 #   make WERROR=1            the same, with warnings as errors (what CI does)
 #   make install             install into the PostgreSQL found by $(PG_CONFIG)
-#   make installcheck        pg_regress, isolation and TAP suites against a
-#                            server with shared_preload_libraries = 'pg_shorturl'
-#                            (scripts/test.sh sets one up; see README.md)
+#   make installcheck        pg_regress, isolation and TAP suites, each on a
+#                            throw-away server of its own that preloads the
+#                            library (test/pg_shorturl.conf): no prepared
+#                            server is needed
+#
+# PG_CONFIG=/path/to/pg_config builds against another PostgreSQL
+# (scripts/test.sh does it for 18).
 
 EXTENSION  = pg_shorturl
 MODULE_big = pg_shorturl
 
+# Pure cores (no PostgreSQL headers) first, then the files that use the
+# server, lowest layer first.
 OBJS = \
 	src/base62.o \
-	src/base62_sql.o \
 	src/routing.o \
-	src/routing_sql.o \
 	src/permute.o \
+	src/codespace.o \
 	src/validate.o \
-	src/links.o \
+	src/idn.o \
+	src/spi_util.o \
+	src/catalog.o \
+	src/config_cache.o \
+	src/base62_sql.o \
+	src/routing_sql.o \
+	src/url_check.o \
+	src/codes.o \
+	src/lookup.o \
 	src/counters.o \
+	src/dbstate.o \
+	src/clicks.o \
+	src/flush.o \
 	src/purge.o \
+	src/stats.o \
 	src/worker.o \
-	src/cluster.o \
+	src/launcher.o \
+	src/shorten.o \
+	src/resolve.o \
+	src/manage.o \
+	src/legacy.o \
 	src/pg_shorturl.o
 
 DATA = $(wildcard sql/pg_shorturl--*.sql)
 
 # One pg_regress file per feature: sql/<name>.sql against expected/<name>.out.
-REGRESS = base62 routing store counters sharding upgrade
+REGRESS = base62 routing store counters upgrade
+REGRESS_OPTS = --temp-instance=tmp_check_regress --temp-config=test/pg_shorturl.conf
 
 # Isolation specs live in test/isolation/specs, expected output beside them.
-ISOLATION = routing_cache routing_cache_rr max_visits resolve_flush resolve_purge
-ISOLATION_OPTS = --inputdir=test/isolation
+ISOLATION = routing_cache routing_cache_rr max_visits resolve_flush resolve_purge \
+	link_in_transaction
+ISOLATION_OPTS = --inputdir=test/isolation --temp-instance=tmp_check_iso \
+	--temp-config=test/pg_shorturl.conf
 
 # TAP tests (PostgreSQL::Test::Cluster) live in test/t.
 TAP_TESTS = 1
 PROVE_TESTS = test/t/*.pl
+PROVE_FLAGS = -I test/perl
 
 # -Wall -Wextra for our code; the server's headers are included as system
 # headers (-isystem wins over PGXS's -I for the same directory), since some
 # of their inline functions have unused parameters.
 PG_CFLAGS = -Wall -Wextra $(if $(WERROR),-Werror)
-PG_CPPFLAGS = -isystem $(shell $(PG_CONFIG) --includedir-server) -I$(shell $(PG_CONFIG) --includedir)
-# libpq only parses connection strings, for shorturl.add_shard()
-SHLIB_LINK = -lm -lsodium -lpq
+PG_CPPFLAGS = -isystem $(shell $(PG_CONFIG) --includedir-server)
+# libsodium: SipHash of the code permutation; ICU: internationalised host
+# names and confusable detection in URL validation
+SHLIB_LINK = -lm -lsodium -licui18n -licuuc
 
-EXTRA_CLEAN = test/fuzz/build
+EXTRA_CLEAN = test/fuzz/build test/unit/build tmp_check_regress tmp_check_iso
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-# Isolation specs run in the regression database too: the one the test
-# server's worker serves (test/pg_shorturl.conf), so clicks there are
-# counted in shared memory.
-ISOLATION_TESTDB = contrib_regression
+# The coordinator is an extension of its own, in coordinator/: built,
+# installed and tested with the core (NO_COORDINATOR=1 leaves it out, for a
+# quick run of some of the core's suites).
+ifndef NO_COORDINATOR
+all: coordinator-all
+install: coordinator-install
+installcheck: coordinator-installcheck
+clean: coordinator-clean
+.PHONY: coordinator-all coordinator-install coordinator-installcheck coordinator-clean
+coordinator-all:
+	$(MAKE) -C coordinator all
+coordinator-install:
+	$(MAKE) -C coordinator install
+coordinator-installcheck:
+	$(MAKE) -C coordinator installcheck
+coordinator-clean:
+	$(MAKE) -C coordinator clean
+endif

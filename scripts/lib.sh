@@ -11,8 +11,9 @@ RUN_USER=postgres
 
 # What building needs, and what the test suite needs on top of it.
 BUILD_PACKAGES=(make gcc "postgresql-$PG_MAJOR" "postgresql-server-dev-$PG_MAJOR"
-	libxxhash-dev libsodium-dev)
-TEST_PACKAGES=(clang libclang-rt-14-dev libipc-run-perl python3 python3-xxhash)
+	libxxhash-dev libsodium-dev libicu-dev libpq-dev "postgresql-$PG_MAJOR-plproxy")
+TEST_PACKAGES=(clang libclang-rt-14-dev libipc-run-perl python3 python3-xxhash
+	bison flex libperl-dev locales)
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
@@ -38,18 +39,18 @@ ensure_packages() {
 }
 
 # build_and_install builds from a clean tree (with -Werror if asked) and
-# installs into the system's PostgreSQL directories.
+# installs into the PostgreSQL whose pg_config is $2 (default: Debian's 15).
 build_and_install() {
-	local werror=${1:-}
-	say "building pg_shorturl${werror:+ with -Werror}"
-	make -C "$REPO" -s clean
-	make -C "$REPO" -s ${werror:+WERROR=1} 2>&1 | tee "$REPO/.build.log"
+	local werror=${1:-} pg_config=${2:-$PG_BIN/pg_config}
+	say "building pg_shorturl${werror:+ with -Werror} for $("$pg_config" --version)"
+	make -C "$REPO" -s clean PG_CONFIG="$pg_config"
+	make -C "$REPO" -s ${werror:+WERROR=1} PG_CONFIG="$pg_config" 2>&1 | tee "$REPO/.build.log"
 	if grep -q 'warning:' "$REPO/.build.log"; then
 		rm -f "$REPO/.build.log"
 		die "the build printed warnings"
 	fi
 	rm -f "$REPO/.build.log"
-	make -C "$REPO" -s install >/dev/null
+	make -C "$REPO" -s install PG_CONFIG="$pg_config" >/dev/null
 }
 
 as_user() { runuser -u "$RUN_USER" -- "$@"; }
@@ -84,4 +85,15 @@ scratch_server_start() {
 # scratch_server_stop DIR stops the server scratch_server_start started.
 scratch_server_stop() {
 	as_user "$PG_BIN/pg_ctl" -D "$1/server" -m fast stop >/dev/null 2>&1 || true
+}
+
+# ensure_test_locale generates the German locale a coordinator test runs a
+# shard with (lc_messages), so that the test proves the coordinator reads
+# SQLSTATEs, not translated messages.
+ensure_test_locale() {
+	locale -a 2>/dev/null | grep -qi '^de_DE\.utf-\?8$' && return 0
+	say "generating the locale de_DE.UTF-8 for the tests"
+	sed -i 's/^# *\(de_DE\.UTF-8 UTF-8\)/\1/' /etc/locale.gen
+	grep -q '^de_DE\.UTF-8 UTF-8' /etc/locale.gen || echo 'de_DE.UTF-8 UTF-8' >>/etc/locale.gen
+	locale-gen >/dev/null
 }

@@ -1,14 +1,24 @@
 --
 -- counters: the shared-memory click counters as SQL sees them: the stats
--- view, shorturl.flush(), shorturl.purge_expired() and the settings.  The
--- test server preloads the library and its worker serves this database,
--- flushing and purging only hourly (test/pg_shorturl.conf), so this file
--- decides when flushes and purges happen.
+-- view, shorturl.flush(), shorturl.purge_expired(), shorturl.reset_visits()
+-- and the settings.  The test server preloads the library and a worker
+-- serves this database, flushing and purging only hourly
+-- (test/pg_shorturl.conf), so this file decides when flushes and purges
+-- happen.
 --
 CREATE EXTENSION pg_shorturl;
 \pset null '(null)'
+-- what the tables hold, next to the live count
+CREATE FUNCTION pg_temp.stored(c text) RETURNS TABLE (live bigint, in_table bigint, visited boolean, exhausted boolean)
+LANGUAGE sql AS $$
+    SELECT shorturl.visits(c), coalesce(v.visits, 0) +
+           coalesce((SELECT sum(p.visits) FROM shorturl.pending_visits p WHERE p.link_id = l.id), 0),
+           v.last_visit_at IS NOT NULL, l.exhausted_at IS NOT NULL
+    FROM shorturl.links l LEFT JOIN shorturl.visit_counts v ON v.link_id = l.id
+    WHERE l.code = c
+$$;
 
--- wait for the worker, which starts a second after the database appears
+-- wait for the worker, which starts once the extension is created
 DO $$
 BEGIN
     FOR i IN 1..300 LOOP
@@ -54,11 +64,10 @@ DROP ROLE regress_shorturl_cron;
 SELECT shorturl.flush() >= 0 AS clean_start;
 SELECT shorturl.shorten('https://example.com/hot', alias => 'hot');
 SELECT count(shorturl.resolve('hot')) AS clicks FROM generate_series(1, 1000);
-SELECT shorturl.visits('hot') AS live, visits AS in_table FROM shorturl.links WHERE code = 'hot';
+SELECT live, in_table FROM pg_temp.stored('hot');
 SELECT pending_links, pending_visits FROM shorturl.stats;
 SELECT shorturl.flush() AS flushed;
-SELECT shorturl.visits('hot') AS live, visits AS in_table, last_visit_at IS NOT NULL AS visited
-FROM shorturl.links WHERE code = 'hot';
+SELECT live, in_table, visited FROM pg_temp.stored('hot');
 SELECT pending_links, pending_visits FROM shorturl.stats;
 -- nothing left: the next flush writes nothing
 SELECT shorturl.flush() AS flushed;
@@ -69,7 +78,7 @@ BEGIN;
 SELECT count(shorturl.resolve('hot')) AS clicks FROM generate_series(1, 5);
 SELECT shorturl.flush() AS first, shorturl.flush() AS second;
 COMMIT;
-SELECT shorturl.visits('hot') AS live, visits AS in_table FROM shorturl.links WHERE code = 'hot';
+SELECT live, in_table FROM pg_temp.stored('hot');
 
 -- A flush in a subtransaction that rolls back writes nothing and loses nothing.
 SELECT count(shorturl.resolve('hot')) AS clicks FROM generate_series(1, 7);
@@ -78,9 +87,9 @@ SAVEPOINT s;
 SELECT shorturl.flush() AS in_savepoint;
 ROLLBACK TO SAVEPOINT s;
 COMMIT;
-SELECT shorturl.visits('hot') AS live, visits AS in_table FROM shorturl.links WHERE code = 'hot';
+SELECT live, in_table FROM pg_temp.stored('hot');
 SELECT shorturl.flush() AS flushed_after;
-SELECT visits AS in_table FROM shorturl.links WHERE code = 'hot';
+SELECT in_table FROM pg_temp.stored('hot');
 
 -- A click counts even if the resolving transaction rolls back: a redirect
 -- that was served was a visit.
@@ -88,13 +97,39 @@ BEGIN;
 SELECT shorturl.resolve('hot') IS NOT NULL AS served;
 ROLLBACK;
 SELECT shorturl.visits('hot') AS live;
+-- so a limited link cannot be served again by rolling its clicks back: 0.5
+-- served a max_visits = 1 link 100 times from a loop that raised an error
+-- after each resolve (where clicks were counted with an UPDATE)
+SELECT shorturl.shorten('https://example.com/once', max_visits => 1, alias => 'once');
+CREATE FUNCTION pg_temp.served_in_loop(c text) RETURNS integer LANGUAGE plpgsql AS $$
+DECLARE served integer := 0;
+BEGIN
+    FOR i IN 1..100 LOOP
+        BEGIN
+            IF shorturl.resolve(c) IS NOT NULL THEN
+                served := served + 1;
+            END IF;
+            RAISE EXCEPTION 'roll the click back';
+        EXCEPTION WHEN raise_exception THEN
+            NULL;
+        END;
+    END LOOP;
+    RETURN served;
+END $$;
+SELECT pg_temp.served_in_loop('once') AS served, shorturl.visits('once') AS visits;
+-- and a read-only transaction counts in shared memory, without an error
+SELECT shorturl.shorten('https://example.com/ro', max_visits => 5, alias => 'ro');
+BEGIN READ ONLY;
+SELECT shorturl.resolve('ro') AS read_only;
+COMMIT;
+SELECT shorturl.visits('ro') AS visits;
 
 -- Reaching max_visits marks the link exhausted in the table at the flush.
 SELECT shorturl.shorten('https://example.com/three', max_visits => 3, alias => 'three');
 SELECT count(shorturl.resolve('three')) AS served FROM generate_series(1, 5);
-SELECT exhausted_at IS NULL AS not_yet_marked FROM shorturl.links WHERE code = 'three';
+SELECT NOT exhausted AS not_yet_marked FROM pg_temp.stored('three');
 SELECT shorturl.flush() AS flushed;
-SELECT visits, exhausted_at IS NOT NULL AS marked FROM shorturl.links WHERE code = 'three';
+SELECT in_table, exhausted AS marked FROM pg_temp.stored('three');
 
 -- purge_expired: expired links go at once, exhausted ones after purge_grace.
 SELECT shorturl.shorten('https://example.com/e' || i, expires_at => now() + interval '1 hour') IS NOT NULL
@@ -113,18 +148,49 @@ RESET shorturl.purge_grace;
 RESET shorturl.purge_batch_size;
 SELECT purged >= 6 AS counted FROM shorturl.stats;
 
--- The alias of a purged link is quarantined for shorturl.alias_quarantine;
--- with the quarantine at zero it is free again at once.
-SELECT alias, released_at - deleted_at AS quarantine FROM shorturl.alias_quarantine;
-\set VERBOSITY terse
+-- The alias of a purged link is retired for good (23505).
+SELECT code FROM shorturl.retired_codes ORDER BY code;
 SELECT shorturl.shorten('https://example.com/new-owner', alias => 'three');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
-\set VERBOSITY default
-SET shorturl.alias_quarantine = 0;
-DELETE FROM shorturl.links WHERE code = 'hot';
-SELECT shorturl.shorten('https://example.com/new-hot', alias => 'hot');
-RESET shorturl.alias_quarantine;
--- the new link starts from zero: nothing of the old one's count carries over
-SELECT shorturl.visits('hot') AS new_link_visits;
 
+-- Counters know a link by its id, which no other link ever has.  0.5 keyed
+-- them by code and creation time, equal within a transaction, so an alias
+-- deleted and made again in one transaction inherited the old link's
+-- unflushed clicks and was born exhausted.
+SELECT shorturl.shorten('https://example.com/first', alias => 'reborn', max_visits => 3);
+SELECT count(shorturl.resolve('reborn')) AS clicks FROM generate_series(1, 3);
+BEGIN;
+DELETE FROM shorturl.links WHERE code = 'reborn';
+-- (the owner releases a retired alias on purpose)
+DELETE FROM shorturl.retired_codes WHERE code = 'reborn';
+SELECT shorturl.shorten('https://example.com/second', alias => 'reborn', max_visits => 3);
+SELECT shorturl.visits('reborn') AS new_link_visits, shorturl.link_status('reborn') AS status;
+COMMIT;
+SELECT shorturl.resolve('reborn') AS resolves, shorturl.visits('reborn') AS visits;
+-- the old link's clicks were dropped at the flush, and counted as such
+SELECT dropped_deltas AS before_flush FROM shorturl.stats \gset
+SELECT shorturl.flush() AS flushed;
+SELECT dropped_deltas - :before_flush AS dropped FROM shorturl.stats;
+
+-- Resetting a count: the tables and shared memory hold parts of it, so the
+-- owner resets it with reset_visits(), exactly (0.5 kept the shared count
+-- after an UPDATE of the table, until a restart).
+SELECT shorturl.shorten('https://example.com/reset', alias => 'reset-me', max_visits => 10);
+SELECT count(shorturl.resolve('reset-me')) AS clicks FROM generate_series(1, 4);
+SELECT shorturl.flush() > 0 AS flushed;
+SELECT count(shorturl.resolve('reset-me')) AS more_clicks FROM generate_series(1, 3);
+-- a reset that rolls back loses nothing
+BEGIN;
+SELECT shorturl.reset_visits('reset-me') AS had;
+ROLLBACK;
+SELECT live, in_table FROM pg_temp.stored('reset-me');
+-- a reset that commits counts from zero: unflushed clicks included
+SELECT shorturl.reset_visits('reset-me') AS had;
+SELECT live, in_table FROM pg_temp.stored('reset-me');
+-- the limit counts from zero again too: 10 more visits, then exhausted
+SELECT count(shorturl.resolve('reset-me')) AS served FROM generate_series(1, 12);
+SELECT shorturl.visits('reset-me') AS visits, shorturl.link_status('reset-me') AS status;
+SELECT shorturl.reset_visits('no-such-code') AS unknown;
+
+DROP FUNCTION pg_temp.stored(text);
 DROP EXTENSION pg_shorturl;

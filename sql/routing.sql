@@ -608,9 +608,9 @@ CREATE FUNCTION routing_parallel_plan(query text) RETURNS SETOF text LANGUAGE pl
 DECLARE
   line text;
 BEGIN
-  FOR line IN EXECUTE 'EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) ' || query LOOP
+  FOR line IN EXECUTE 'EXPLAIN (ANALYZE, BUFFERS OFF, COSTS OFF, TIMING OFF, SUMMARY OFF) ' || query LOOP
     CONTINUE WHEN line ~ 'Rows Removed by Filter';
-    RETURN NEXT regexp_replace(line, ' \(actual rows=\d+ loops=\d+\)', '');
+    RETURN NEXT regexp_replace(line, ' \(actual rows=[0-9.]+ loops=\d+\)', '');
   END LOOP;
 END $$;
 SET parallel_leader_participation = off;

@@ -1,34 +1,60 @@
 --
--- upgrade: every version installs and works, each update script applies on
--- top of the one before, and walking the chain from the first version gives
--- the same members as installing the latest directly.  (Today a direct
--- install also walks the chain; once a release ships a consolidated
--- pg_shorturl--X.sql, this comparison guards it against drifting.)
+-- upgrade: a database that installed 0.5, the last version that landed,
+-- reaches 0.6 with ALTER EXTENSION pg_shorturl UPDATE, and keeps every link
+-- resolvable with its count; the result has the same members as a fresh
+-- install.  The 0.5 data is made the way 0.5 made it: generated codes are
+-- the published test vectors of the pinned key (ids 0..4 at width 7).
 --
+\pset null '(null)'
 SELECT version, superuser, relocatable, schema FROM pg_available_extension_versions
 WHERE name = 'pg_shorturl' ORDER BY version;
 
--- the chain from 0.1
-CREATE EXTENSION pg_shorturl VERSION '0.1';
-SELECT shorturl.base62_encode(3844);
-ALTER EXTENSION pg_shorturl UPDATE TO '0.2';
-SELECT shorturl.jump_hash(1::bigint, 10) BETWEEN 0 AND 9 AS routes;
-ALTER EXTENSION pg_shorturl UPDATE TO '0.3';
-SELECT length(shorturl.shorten('https://example.com/')) AS shortens;
-ALTER EXTENSION pg_shorturl UPDATE TO '0.4';
-SELECT shorturl.flush() >= 0 AS flushes;
-ALTER EXTENSION pg_shorturl UPDATE TO '0.5';
--- links made before the update still resolve after it
-SELECT shorturl.resolve(code) IS NOT NULL AS resolves FROM shorturl.links LIMIT 1;
+CREATE EXTENSION pg_shorturl VERSION '0.5';
+UPDATE shorturl.code_key SET key = '\x000102030405060708090a0b0c0d0e0f';
+INSERT INTO shorturl.links (code, url, expires_at, max_visits, visits, last_visit_at, exhausted_at, is_alias)
+VALUES ('f5JN1HB', 'https://example.com/0', NULL, NULL, 12, now(), NULL, false),
+       ('8JGNLpL', 'https://example.com/1', now() + interval '1 day', NULL, 0, NULL, NULL, false),
+       ('uRCW0H1', 'https://example.com/2', NULL, 5, 3, now(), NULL, false),
+       ('eTJtVg5', 'https://example.com/3', NULL, 2, 2, now(), now(), false),
+       ('spring-sale', 'https://example.com/spring', NULL, NULL, 40, now(), NULL, true);
+SELECT setval('shorturl.link_id_seq', 4);
+INSERT INTO shorturl.alias_quarantine (alias, released_at) VALUES ('gone-alias', now() + interval '30 days');
+
+-- Before the update, the new library refuses the old tables with a clear
+-- error instead of misreading them (55000).
+SELECT shorturl.resolve('f5JN1HB');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+
 ALTER EXTENSION pg_shorturl UPDATE;
 SELECT extversion = (SELECT default_version FROM pg_available_extensions WHERE name = 'pg_shorturl') AS at_default
 FROM pg_extension WHERE extname = 'pg_shorturl';
+
+-- every link resolves (or refuses) as before, with its count carried over
+SELECT code, shorturl.link_status(code) AS status, shorturl.visits(code) AS visits
+FROM shorturl.links ORDER BY id;
+SELECT shorturl.resolve('f5JN1HB') AS url, shorturl.resolve('spring-sale') AS alias_url,
+       shorturl.resolve('eTJtVg5') AS exhausted;
+SELECT shorturl.flush() AS flushed;
+SELECT l.code, c.visits FROM shorturl.links l JOIN shorturl.visit_counts c ON c.link_id = l.id ORDER BY l.id;
+-- generated codes got the ids they were made from; the alias a fresh one
+SELECT code, id, shorturl.decode_id(code) AS decoded, is_alias FROM shorturl.links ORDER BY id;
+-- the quarantined alias is retired for good
+SELECT code, domain FROM shorturl.retired_codes;
+SELECT shorturl.shorten('https://evil.example.net/', alias => 'gone-alias');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+-- new links take the next ids, at the width 0.5 used
+SELECT shorturl.decode_id(shorturl.shorten('https://example.com/new')) = currval('shorturl.link_id_seq') AS next_id;
+SELECT widths, width_from FROM shorturl.code_key;
 
 CREATE TEMP TABLE walked AS
 SELECT pg_describe_object(classid, objid, objsubid) AS object
 FROM pg_depend
 WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e'
-  AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'pg_shorturl');
+  AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'pg_shorturl')
+  -- (18 lists each table's row type too; a table stands for its row type)
+  AND NOT (classid = 'pg_type'::regclass AND EXISTS (SELECT FROM pg_type t WHERE t.oid = objid AND t.typrelid <> 0))
+  AND NOT (classid = 'pg_type'::regclass AND EXISTS (SELECT FROM pg_type t JOIN pg_type e ON e.oid = t.typelem
+                                                     WHERE t.oid = objid AND e.typrelid <> 0));
 DROP EXTENSION pg_shorturl;
 
 -- the latest, directly
@@ -37,7 +63,11 @@ CREATE TEMP TABLE direct AS
 SELECT pg_describe_object(classid, objid, objsubid) AS object
 FROM pg_depend
 WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e'
-  AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'pg_shorturl');
+  AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'pg_shorturl')
+  -- (18 lists each table's row type too; a table stands for its row type)
+  AND NOT (classid = 'pg_type'::regclass AND EXISTS (SELECT FROM pg_type t WHERE t.oid = objid AND t.typrelid <> 0))
+  AND NOT (classid = 'pg_type'::regclass AND EXISTS (SELECT FROM pg_type t JOIN pg_type e ON e.oid = t.typelem
+                                                     WHERE t.oid = objid AND e.typrelid <> 0));
 
 -- the same members either way
 SELECT count(*) AS members FROM direct;
@@ -45,7 +75,65 @@ SELECT count(*) AS members FROM direct;
 UNION ALL
 (SELECT object FROM direct EXCEPT SELECT object FROM walked);
 
+-- and the same columns, constraints, defaults and privileges in every table
+-- (the update rebuilds tables that a fresh install creates at once)
+CREATE TEMP TABLE direct_shape AS
+SELECT c.relname, a.attnum, a.attname, format_type(a.atttypid, a.atttypmod) AS type,
+       a.attnotnull, pg_get_expr(d.adbin, d.adrelid) AS def, c.relacl::text AS acl
+FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid
+LEFT JOIN pg_attrdef d ON d.adrelid = c.oid AND d.adnum = a.attnum
+WHERE c.relnamespace = 'shorturl'::regnamespace AND a.attnum > 0 AND NOT a.attisdropped;
+CREATE TEMP TABLE direct_constraints AS
+SELECT conrelid::regclass::text AS rel, conname, pg_get_constraintdef(oid) AS def FROM pg_constraint
+WHERE connamespace = 'shorturl'::regnamespace;
+CREATE TEMP TABLE direct_indexes AS
+SELECT indexrelid::regclass::text AS index, pg_get_indexdef(indexrelid) AS def FROM pg_index
+WHERE indrelid IN (SELECT oid FROM pg_class WHERE relnamespace = 'shorturl'::regnamespace);
+DROP EXTENSION pg_shorturl;
+CREATE EXTENSION pg_shorturl VERSION '0.5';
+ALTER EXTENSION pg_shorturl UPDATE;
+CREATE TEMP TABLE walked_shape AS
+SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod) AS type,
+       a.attnotnull, pg_get_expr(d.adbin, d.adrelid) AS def, c.relacl::text AS acl
+FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid
+LEFT JOIN pg_attrdef d ON d.adrelid = c.oid AND d.adnum = a.attnum
+WHERE c.relnamespace = 'shorturl'::regnamespace AND a.attnum > 0 AND NOT a.attisdropped;
+(SELECT relname, attname, type, attnotnull, def, acl FROM walked_shape
+ EXCEPT SELECT relname, attname, type, attnotnull, def, acl FROM direct_shape)
+UNION ALL
+(SELECT relname, attname, type, attnotnull, def, acl FROM direct_shape
+ EXCEPT SELECT relname, attname, type, attnotnull, def, acl FROM walked_shape);
+-- constraints and indexes: the same definitions (names may differ only where
+-- PostgreSQL numbers an unnamed CHECK)
+(SELECT conrelid::regclass::text, pg_get_constraintdef(oid) FROM pg_constraint
+ WHERE connamespace = 'shorturl'::regnamespace
+ EXCEPT SELECT rel, def FROM direct_constraints)
+UNION ALL
+(SELECT rel, def FROM direct_constraints
+ EXCEPT SELECT conrelid::regclass::text, pg_get_constraintdef(oid) FROM pg_constraint
+ WHERE connamespace = 'shorturl'::regnamespace);
+(SELECT indexrelid::regclass::text, pg_get_indexdef(indexrelid) FROM pg_index
+ WHERE indrelid IN (SELECT oid FROM pg_class WHERE relnamespace = 'shorturl'::regnamespace)
+ EXCEPT SELECT index, def FROM direct_indexes)
+UNION ALL
+(SELECT index, def FROM direct_indexes
+ EXCEPT SELECT indexrelid::regclass::text, pg_get_indexdef(indexrelid) FROM pg_index
+ WHERE indrelid IN (SELECT oid FROM pg_class WHERE relnamespace = 'shorturl'::regnamespace));
+DROP EXTENSION pg_shorturl;
+
 -- the members, for review when a version adds some
 SELECT object FROM direct ORDER BY object;
 
-DROP EXTENSION pg_shorturl;
+-- A 0.5 coordinator cannot be updated in place; it is told how to move
+-- (0A000), and stays as it was.
+CREATE EXTENSION pg_shorturl VERSION '0.5';
+SELECT shorturl.make_coordinator();
+\set SHOW_CONTEXT never
+ALTER EXTENSION pg_shorturl UPDATE;
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+\set SHOW_CONTEXT errors
+SELECT extversion FROM pg_extension WHERE extname = 'pg_shorturl';
+DROP EXTENSION pg_shorturl CASCADE;
+DROP EXTENSION dblink;
+DROP EXTENSION postgres_fdw;
+DROP SCHEMA shorturl_remote;

@@ -16,7 +16,11 @@
 #include "utils/builtins.h"
 
 #include "base62.h"
-#include "pg_shorturl.h"
+#include "base62_sql.h"
+#include "compat.h"
+
+/* Characters of a value quoted in an error message, at most */
+#define MESSAGE_CLIP 40
 
 PG_FUNCTION_INFO_V1(shorturl_base62_encode);
 PG_FUNCTION_INFO_V1(shorturl_base62_decode);
@@ -89,7 +93,7 @@ shorturl_base62_decode(PG_FUNCTION_ARGS)
 			ereport(ERROR,
 					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
 					 errmsg("base62 code \"%s\" is out of range for type bigint",
-							text_to_cstring(code)),
+							shorturl_clip_for_message(data, len)),
 					 errdetail("The largest value is 9223372036854775807, which encodes as \"AzL8n0Y58m7\".")));
 			break;
 	}
@@ -116,4 +120,19 @@ shorturl_describe_char(const char *p, int len)
 	if (clen > len)
 		clen = len;
 	return pnstrdup(p, clen);
+}
+
+/*
+ * shorturl_clip_for_message returns a value fit to quote in an error
+ * message: whole if short, else its first MESSAGE_CLIP characters and an
+ * ellipsis, so a huge argument cannot make a huge message (or log line).
+ */
+char *
+shorturl_clip_for_message(const char *p, int len)
+{
+	int			clip = pg_mbcharcliplen(p, len, MESSAGE_CLIP);
+
+	if (clip >= len)
+		return pnstrdup(p, len);
+	return psprintf("%s...", pnstrdup(p, clip));
 }

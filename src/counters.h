@@ -1,8 +1,10 @@
 /*-------------------------------------------------------------------------
  *
  * counters.h
- *	  Click counters in shared memory (counters.c): the interface links.c,
- *	  purge.c and worker.c use.
+ *	  The shared-memory table of click counters, and the file that keeps
+ *	  them across a clean restart (counters.c).  The click path is in
+ *	  clicks.c and the flush in flush.c; both follow the locking protocol
+ *	  stated at the top of counters.c.
  *
  *-------------------------------------------------------------------------
  */
@@ -10,49 +12,59 @@
 #define SHORTURL_COUNTERS_H
 
 #include "datatype/timestamp.h"
-#include "storage/latch.h"
+#include "port/atomics.h"
+#include "storage/lwlock.h"
+#include "storage/spin.h"
 
-/* What counters_bump did with a click */
-typedef enum counter_result
+/*
+ * A link is known by its database, its links table and its id.  No two
+ * links of a table share an id; the table's OID tells an incarnation of the
+ * extension (DROP and CREATE EXTENSION start the ids again) from the next.
+ */
+typedef struct counter_key
 {
-	COUNTER_COUNTED,			/* counted in shared memory */
-	COUNTER_EXHAUSTED,			/* the link has no visits left: not counted */
-	COUNTER_GONE,				/* the link vanished meanwhile: not counted */
-	COUNTER_FULL				/* no room: count it synchronously (the link's
-								 * lock is held to the end of the transaction) */
-} counter_result;
-
-/* The link a click is for, as the caller found it */
-typedef struct counter_link
-{
+	Oid			dbid;
 	Oid			relid;			/* shorturl.links */
-	const char *code;
-	int			code_len;
-	TimestampTz created_at;		/* tells incarnations of a code apart */
-	bool		has_max;
-	int64		max_visits;
-} counter_link;
+	int64		link_id;
+} counter_key;
 
-/* counters.c */
-extern void counters_init(void);
-extern bool counters_serving(void);
-extern counter_result counters_bump(const counter_link *link);
-extern bool counters_peek(const counter_link *link, int64 *total);
-extern int64 counters_flush(void);
-extern void counters_note_purge(int64 rows);
-extern void counters_note_error(const char *message);
-extern void counters_set_served_database(Oid dboid);
-extern Oid	counters_served_database(void);
-extern bool counters_claim_worker(int pid, Latch *latch);
-extern void counters_release_worker(int pid);
-extern int	counters_worker_pid(void);
-extern bool counters_take_flush_request(void);
-extern void counters_note_database_drop(Oid dboid);
-extern void counters_discard_except(Oid keep);
-extern bool counters_database_drop_pending(Oid dboid);
+typedef struct counter_entry
+{
+	counter_key key;			/* dbid InvalidOid: the slot is free */
+	uint32		hash;
+	slock_t		mutex;			/* guards the plain fields below */
+	uint8		usage;			/* CLOCK reference count, 0..COUNTER_MAX_USAGE */
+	bool		limited;		/* total is kept: the link has max_visits */
+	pg_atomic_uint64 pending;	/* clicks no flush has taken yet */
+	pg_atomic_uint32 gen;		/* changes whenever a flush takes or settles */
+	TransactionId flush_xid;	/* the flush holding inflight */
+	int64		inflight;		/* clicks taken by that flush, not settled */
+	int64		total;			/* limited links: visits so far, all told */
+	pg_atomic_uint64 last_visit;	/* TimestampTz of the latest click */
+	TimestampTz exhausted_at;	/* limited links: when total reached the max */
+} counter_entry;
 
-/* links.c: the link's visits as of a fresh snapshot, false if it is gone */
-extern bool links_latest_visits(Oid relid, const char *code, int code_len,
-								TimestampTz created_at, int64 *visits);
+#define COUNTER_MAX_USAGE	3
+
+extern void counters_request_shmem(void);
+extern void counters_init_shmem(void);
+extern Size counters_shmem_size(void);
+extern bool counters_available(void);
+
+extern void counters_make_key(counter_key *key, Oid dbid, Oid relid, int64 link_id);
+extern uint32 counters_hash(const counter_key *key);
+extern LWLock *counters_lock_for(uint32 hash);
+extern uint64 counters_evictions(uint32 hash);
+extern counter_entry *counters_lookup(const counter_key *key, uint32 hash);
+extern counter_entry *counters_enter(const counter_key *key, uint32 hash, bool *found);
+extern void counters_delete(counter_entry *e);
+
+/* walking the table: a partition at a time, under its lock */
+extern int	counters_partitions(void);
+extern LWLock *counters_partition_lock(int p);
+typedef bool (*counters_visitor) (counter_entry *e, void *arg);
+extern void counters_scan(int p, counters_visitor visit, void *arg);
+extern int64 counters_discard_database(Oid dbid, bool every_other);
+extern int64 counters_discard_stale(int p, Oid dbid, Oid relid);
 
 #endif							/* SHORTURL_COUNTERS_H */

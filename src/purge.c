@@ -16,96 +16,85 @@
  * Expired links go at once: resolve() has refused them since they expired.
  * Exhausted links (visits reached max_visits) stay shorturl.purge_grace, so
  * link_status() can answer "exhausted" (HTTP 410) for a while rather than
- * "unknown" (404).  Deleting an alias quarantines it (a trigger on
- * shorturl.links), whoever deletes it.
+ * "unknown" (404).  Deleting a link, whoever does it, retires its alias for
+ * good and deletes its counts (triggers on shorturl.links).
+ *
+ * A third kind of batch deletes orphaned counts: a flush that raced with
+ * the deletion of a link can leave its shorturl.visit_counts row behind.
+ * Link ids are never reused, so such a row is only dead weight.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
-#include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "utils/timestamp.h"
 
-#include "counters.h"
+#include "dbstate.h"
 #include "pg_shorturl.h"
+#include "purge.h"
+#include "spi_util.h"
 
 static SPIPlanPtr plan_expired;
 static SPIPlanPtr plan_exhausted;
-static SPIPlanPtr plan_quarantine_done;
-
-/* prepare_once prepares and keeps a plan the first time it is needed */
-static SPIPlanPtr
-prepare_once(SPIPlanPtr *plan, const char *sql, int nargs, Oid *argtypes)
-{
-	if (*plan == NULL)
-	{
-		SPIPlanPtr	p = SPI_prepare(sql, nargs, argtypes);
-
-		if (p == NULL || SPI_keepplan(p) != 0)
-			elog(ERROR, "could not prepare \"%s\": %s", sql,
-				 SPI_result_code_string(SPI_result));
-		*plan = p;
-	}
-	return *plan;
-}
+static SPIPlanPtr plan_orphans;
 
 /*
- * purge_batch deletes up to limit expired links (or, with exhausted, links
- * exhausted longer than shorturl.purge_grace ago) in the current
- * transaction and returns how many it deleted.  The expired pass also
- * forgets quarantined aliases whose time is up.
+ * purge_batch deletes up to limit links of one kind in the current
+ * transaction and returns how many it deleted.
  */
 int64
-purge_batch(bool exhausted, int limit)
+purge_batch(purge_kind kind, int limit)
 {
 	Oid			argtypes[2] = {INT4OID, INT4OID};
 	Datum		values[2] = {Int32GetDatum(limit), Int32GetDatum(shorturl_purge_grace)};
-	SPIPlanPtr	plan;
-	int			rc;
+	SPIPlanPtr	plan = NULL;
 	int64		deleted;
+	db_state   *db;
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-
-	if (exhausted)
-		plan = prepare_once(&plan_exhausted,
-							"DELETE FROM shorturl.links WHERE code = ANY (ARRAY("
-							"  SELECT code FROM shorturl.links"
-							"   WHERE exhausted_at <="
-							"         pg_catalog.now() - pg_catalog.make_interval(secs => $2)"
-							"   ORDER BY exhausted_at LIMIT $1"
-							"   FOR UPDATE SKIP LOCKED))",
-							2, argtypes);
-	else
-		plan = prepare_once(&plan_expired,
-							"DELETE FROM shorturl.links WHERE code = ANY (ARRAY("
-							"  SELECT code FROM shorturl.links"
-							"   WHERE expires_at <= pg_catalog.now()"
+	spi_begin();
+	switch (kind)
+	{
+		case PURGE_EXPIRED:
+			plan = spi_plan(&plan_expired,
+							"DELETE FROM shorturl.links WHERE id = ANY (ARRAY("
+							"  SELECT id FROM shorturl.links"
+							"   WHERE expires_at <= pg_catalog.clock_timestamp()"
 							"   ORDER BY expires_at LIMIT $1"
 							"   FOR UPDATE SKIP LOCKED))",
 							1, argtypes);
-
-	rc = SPI_execute_plan(plan, values, NULL, false, 0);
-	if (rc != SPI_OK_DELETE)
-		elog(ERROR, "purge failed: %s", SPI_result_code_string(rc));
-	deleted = (int64) SPI_processed;
-
-	if (!exhausted)
-	{
-		rc = SPI_execute_plan(prepare_once(&plan_quarantine_done,
-										   "DELETE FROM shorturl.alias_quarantine"
-										   " WHERE released_at <= pg_catalog.now()",
-										   0, NULL),
-							  NULL, NULL, false, 0);
-		if (rc != SPI_OK_DELETE)
-			elog(ERROR, "purge of the alias quarantine failed: %s",
-				 SPI_result_code_string(rc));
+			break;
+		case PURGE_EXHAUSTED:
+			plan = spi_plan(&plan_exhausted,
+							"DELETE FROM shorturl.links WHERE id = ANY (ARRAY("
+							"  SELECT id FROM shorturl.links"
+							"   WHERE exhausted_at <= pg_catalog.clock_timestamp()"
+							"                         - pg_catalog.make_interval(secs => $2)"
+							"   ORDER BY exhausted_at LIMIT $1"
+							"   FOR UPDATE SKIP LOCKED))",
+							2, argtypes);
+			break;
+		case PURGE_ORPHANS:
+			plan = spi_plan(&plan_orphans,
+							"DELETE FROM shorturl.visit_counts WHERE link_id = ANY (ARRAY("
+							"  SELECT c.link_id FROM shorturl.visit_counts c"
+							"   WHERE NOT EXISTS (SELECT FROM shorturl.links l WHERE l.id = c.link_id)"
+							"   LIMIT $1))",
+							1, argtypes);
+			break;
 	}
-
+	spi_run(plan, values, NULL, false, SPI_OK_DELETE);
+	deleted = (int64) SPI_processed;
 	SPI_finish();
-	counters_note_purge(deleted);
+
+	db = dbstate_mine();
+	if (db != NULL && kind != PURGE_ORPHANS)
+	{
+		pg_atomic_fetch_add_u64(&db->purged, (uint64) deleted);
+		pg_atomic_write_u64(&db->last_purge_at, (uint64) GetCurrentTimestamp());
+	}
 	return deleted;
 }
 
@@ -136,7 +125,7 @@ shorturl_purge_expired(PG_FUNCTION_ARGS)
 
 			if (limit <= 0)
 				break;
-			n = purge_batch(pass == 1, limit);
+			n = purge_batch(pass == 0 ? PURGE_EXPIRED : PURGE_EXHAUSTED, limit);
 			total += n;
 			if (n < limit)
 				break;

@@ -10,7 +10,7 @@
  *
  * The shard-map cache.  route(key) reads shorturl.shards once and keeps the
  * prepared map in backend memory, following the rules for configuration
- * caches in pg_shorturl.c: a statement-level trigger on the table
+ * caches in config_cache.c: a statement-level trigger on the table
  * (shorturl.shards_changed) queues a relcache invalidation, a committed
  * change is seen at the next statement of every session, and one statement
  * sees one map throughout.
@@ -38,8 +38,12 @@
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 
+#include "catalog.h"
+#include "compat.h"
+#include "config_cache.h"
 #include "pg_shorturl.h"
 #include "routing.h"
+#include "routing_sql.h"
 
 /* the key kinds every routing function accepts */
 typedef enum key_kind
@@ -287,7 +291,7 @@ by_name(const void *a, const void *b)
 static void
 shard_cache_load(void)
 {
-	Oid			relid = shorturl_relid("shards");
+	Oid			relid = catalog_relid("shards");
 	Relation	rel;
 	TupleDesc	desc;
 	AttrNumber	att_name;
@@ -534,70 +538,40 @@ PG_FUNCTION_INFO_V1(shorturl_shards_changed);
 Datum
 shorturl_shards_changed(PG_FUNCTION_ARGS)
 {
-	return shorturl_invalidate_trigger(fcinfo, "shards_changed");
+	return catalog_invalidate_trigger(fcinfo, "shards_changed");
 }
 
 /* ---------------------------------------------------------------------
- * The coordinator's partitioning
+ * Shard positions
  * ---------------------------------------------------------------------
  */
 
 /*
- * PostgreSQL's hash partitioning puts a row whose key hashes to h into the
- * partition whose remainder is (h + HASH_COMBINE_CONSTANT) mod modulus:
- * compute_partition_hash_value() folds each column's hash into 0 with
- * hash_combine64(), which adds this constant (src/include/common/hashfn.h).
+ * shard_position returns the position (from 0), among all shards of
+ * shorturl.shards sorted by name, retiring ones included, of the shard
+ * that owns a key hash.
  */
-#define HASH_COMBINE_CONSTANT UINT64CONST(0x49a0f4dd15e5a8e3)
-
-/*
- * shard_partition_index returns the position, among all shards sorted by
- * name, of the shard that owns a code; 0 for an empty map.
- */
-static uint64
-shard_partition_index(text *code)
+static int32
+shard_position(uint64 hash)
 {
-	const route_node *owner;
-	route_node	probe;
-	route_node *found;
+	const shard_map *map = current_shard_map();
+	route_node	probe = map->nodes[route_pick(map->nodes, map->n, hash)];
+	route_node *found = bsearch(&probe, shard_cache.all, shard_cache.nall,
+								sizeof(route_node), by_name);
 
-	if (config_cache_needs_load(&shard_cache.cache))
-		shard_cache_load();
-	if (shard_cache.map.n == 0)
-		return 0;
-	owner = &shard_cache.map.nodes[route_pick(shard_cache.map.nodes, shard_cache.map.n,
-											  route_hash64(VARDATA_ANY(code),
-														   VARSIZE_ANY_EXHDR(code)))];
-	probe = *owner;
-	found = bsearch(&probe, shard_cache.all, shard_cache.nall, sizeof(route_node), by_name);
-	return found ? (uint64) (found - shard_cache.all) : 0;
+	return found ? (int32) (found - shard_cache.all) : 0;
 }
 
-PG_FUNCTION_INFO_V1(shorturl_shard_partition_hash);
-PG_FUNCTION_INFO_V1(shorturl_shard_partition_hash32);
+PG_FUNCTION_INFO_V1(shorturl_route_position_text);
 
 /*
- * shorturl_shard_partition_hash is support function 2 of the hash operator
- * class shorturl.code_shard_ops, which a coordinator partitions
- * shorturl.links by: the "hash" it returns makes PostgreSQL put a code in
- * the partition whose remainder is the position of its shard, so that
- * WHERE code = '...' prunes to the shard that owns the code.  It is only
- * meaningful with the partition bounds shorturl.add_shard() and friends
- * maintain (modulus = number of shards, remainder = position by name), and
- * depends on shorturl.shards: the operator class is not a default, so
- * nothing else uses it.
+ * shorturl_route_position_text implements route_position(key text): the
+ * position of route(key) among every shard sorted by name.  A coordinator
+ * numbers its PL/Proxy partitions in that order, so RUN ON
+ * route_position(code) calls the shard that owns the code.
  */
 Datum
-shorturl_shard_partition_hash(PG_FUNCTION_ARGS)
+shorturl_route_position_text(PG_FUNCTION_ARGS)
 {
-	uint64		idx = shard_partition_index(PG_GETARG_TEXT_PP(0));
-
-	PG_RETURN_INT64((int64) (idx - HASH_COMBINE_CONSTANT));
-}
-
-/* shorturl_shard_partition_hash32: support function 1, the 32-bit form */
-Datum
-shorturl_shard_partition_hash32(PG_FUNCTION_ARGS)
-{
-	PG_RETURN_INT32((int32) shard_partition_index(PG_GETARG_TEXT_PP(0)));
+	PG_RETURN_INT32(shard_position(key_hash(fcinfo, KEY_TEXT)));
 }

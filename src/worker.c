@@ -1,51 +1,42 @@
 /*-------------------------------------------------------------------------
  *
  * worker.c
- *	  The background workers: a launcher, and the worker that flushes click
- *	  counters and purges expired links in shorturl.database.
+ *	  The worker of one database: it flushes the database's click counters
+ *	  and purges its expired and exhausted links.
  *
- * The launcher is registered at server start (when the library is
- * preloaded, and not in binary-upgrade mode).  It connects to no database;
- * once a second it looks shorturl.database up in pg_database and, when the
- * database exists and no worker serves it, starts the worker for it.  A
- * worker connects to one database for its whole life, so this split lets
- * the database be created after the server starts, dropped, and created
- * again, without the worker failing in a loop or blocking the drop.
- *
- * The worker, once connected, sleeps on its latch and wakes
- *	- every shorturl.flush_interval to flush the counters (counters.c),
- *	- every shorturl.purge_interval to purge expired and exhausted links in
- *	  batches, one transaction each, with a pause between batches
- *	  (purge.c),
- *	- when a backend finds the counter table full (it raises a flag and
- *	  sets the latch),
- *	- on SIGHUP to reload its settings, and on SIGTERM to flush one last
- *	  time and exit.
- * It does nothing while the extension is not installed in its database
- * (or not yet at a version with links) and while the server is a standby.
+ * The launcher (launcher.c) starts a worker for each database that needs
+ * one.  The worker connects to its database for its whole life and reads,
+ * like worker_spi, as a recipe:
+ *	1. publish itself in the database's slot (dbstate.c), so backends can
+ *	   wake it;
+ *	2. look whether the extension is installed; if not, say so in the slot
+ *	   and leave (the launcher looks again when CREATE EXTENSION runs);
+ *	3. sleep on its latch until a flush or purge falls due, a backend asks
+ *	   for a flush (the counter table is full), or a signal comes;
+ *	4. flush every shorturl.flush_interval, counted from the start of the
+ *	   previous flush, and purge every shorturl.purge_interval in batches of
+ *	   a transaction each, flushing in between when a flush falls due;
+ *	5. leave after a round when other databases wait for a worker slot
+ *	   (shorturl.max_workers), or when the extension is dropped.
  * An error in a flush or purge is logged, kept in shorturl.stats, and the
  * worker carries on; a flush that fails loses nothing.
  *
- * Exits: on SIGTERM (pg_terminate_backend, shutdown, DROP DATABASE) the
- * worker exits with code 0 and the launcher starts a new one when there is
- * a database to serve; on an unexpected error it exits with code 1 and the
- * postmaster restarts it after WORKER_RESTART_S.  The launcher always exits
- * with code 1, so it too comes back after pg_terminate_backend().
+ * Signals.  SIGTERM (shutdown, pg_terminate_backend, DROP DATABASE) uses
+ * die(), as the anchors' workers do: a worker waiting on a lock or running
+ * SQL ends at the next interrupt check, its transaction aborted (and its
+ * flush with it, losing nothing).  A worker idle on its latch leaves
+ * quietly with exit code 0.  At a clean shutdown the postmaster saves what
+ * is still pending (counters.c), so the worker need not flush on its way
+ * out.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
-#include "access/heapam.h"
-#include "access/htup_details.h"
-#include "access/table.h"
-#include "access/tableam.h"
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "catalog/namespace.h"
-#include "catalog/objectaccess.h"
 #include "catalog/pg_class.h"
-#include "catalog/pg_database.h"
 #include "commands/extension.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -61,54 +52,32 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
-#include "counters.h"
+#include "dbstate.h"
+#include "flush.h"
 #include "pg_shorturl.h"
-
-/* How often the launcher looks for the database */
-#define LAUNCHER_NAP_MS		1000
-
-/* Seconds before the postmaster restarts a worker that failed */
-#define WORKER_RESTART_S	5
+#include "purge.h"
+#include "worker.h"
 
 /* Pause between two purge batches, so others get the table in between */
 #define PURGE_PAUSE_MS		20
 
-/* How long the worker naps on a standby before looking again */
-#define STANDBY_NAP_MS		5000
+/* How often orphaned counts are looked for */
+#define ORPHAN_SWEEP_MS		(60 * 60 * 1000)
 
-PGDLLEXPORT void shorturl_launcher_main(Datum main_arg);
-PGDLLEXPORT void shorturl_worker_main(Datum main_arg);
-
-static object_access_hook_type prev_object_access_hook = NULL;
+static db_state *my_db = NULL;
 
 /*
- * drop_database_hook tells the worker to leave a database DROP DATABASE is
- * about to remove: dropdb() calls the hook before it waits for the other
- * sessions of the database to go.
+ * worker_describe fills in what the launcher and the workers share: they
+ * connect (the launcher to no database) and start once the server is
+ * consistent (a standby has a launcher too, idle until promoted).
  */
-static void
-drop_database_hook(ObjectAccessType access, Oid classId, Oid objectId,
-				   int subId, void *arg)
-{
-	if (prev_object_access_hook)
-		prev_object_access_hook(access, classId, objectId, subId, arg);
-	if (access == OAT_DROP && classId == DatabaseRelationId)
-		counters_note_database_drop(objectId);
-}
-
-/*
- * describe_worker fills in what the launcher and the worker share: both
- * connect (the launcher to no database), start once the server is
- * consistent (a standby has them too, idle until promoted), and are
- * restarted after a failure.
- */
-static void
-describe_worker(BackgroundWorker *worker, const char *function, const char *name)
+void
+worker_describe(BackgroundWorker *worker, const char *function, const char *name)
 {
 	memset(worker, 0, sizeof(*worker));
 	worker->bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
 	worker->bgw_start_time = BgWorkerStart_ConsistentState;
-	worker->bgw_restart_time = WORKER_RESTART_S;
+	worker->bgw_restart_time = BGW_NEVER_RESTART;
 	snprintf(worker->bgw_library_name, BGW_MAXLEN, "pg_shorturl");
 	snprintf(worker->bgw_function_name, BGW_MAXLEN, "%s", function);
 	snprintf(worker->bgw_name, BGW_MAXLEN, "%s", name);
@@ -116,202 +85,30 @@ describe_worker(BackgroundWorker *worker, const char *function, const char *name
 }
 
 /*
- * worker_init registers the launcher and the DROP DATABASE hook; called
- * from _PG_init while shared_preload_libraries is processed.
+ * extension_ready tells whether this database has the store to work on:
+ * pg_shorturl installed, at a version with the tables the worker writes.
  */
-void
-worker_init(void)
-{
-	BackgroundWorker worker;
-
-	prev_object_access_hook = object_access_hook;
-	object_access_hook = drop_database_hook;
-
-	/* pg_upgrade's server must not run our transactions */
-	if (IsBinaryUpgrade)
-		return;
-
-	describe_worker(&worker, "shorturl_launcher_main", "pg_shorturl launcher");
-	RegisterBackgroundWorker(&worker);
-}
-
-/* ---------------------------------------------------------------------
- * Launcher
- * ---------------------------------------------------------------------
- */
-
-/* start_worker registers the worker of a database; NULL if it cannot */
-static BackgroundWorkerHandle *
-start_worker(Oid dboid)
-{
-	BackgroundWorker worker;
-	BackgroundWorkerHandle *handle;
-
-	describe_worker(&worker, "shorturl_worker_main", "pg_shorturl worker");
-	worker.bgw_main_arg = ObjectIdGetDatum(dboid);
-	/* so the postmaster tells us when it starts or stops */
-	worker.bgw_notify_pid = MyProcPid;
-
-	if (!RegisterDynamicBackgroundWorker(&worker, &handle))
-	{
-		ereport(LOG,
-				(errmsg("pg_shorturl: could not start the worker: no background worker slot free"),
-				 errhint("Raise max_worker_processes.")));
-		return NULL;
-	}
-	return handle;
-}
-
-/*
- * find_database returns the OID of the database named name, or InvalidOid.
- * The launcher is connected to no database, so it reads the shared catalog
- * pg_database with a plain heap scan, without the catalog caches.
- */
-static Oid
-find_database(const char *name)
-{
-	Relation	rel;
-	TableScanDesc scan;
-	HeapTuple	tup;
-	Oid			dboid = InvalidOid;
-
-	StartTransactionCommand();
-	rel = table_open(DatabaseRelationId, AccessShareLock);
-	scan = table_beginscan_catalog(rel, 0, NULL);
-	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
-	{
-		Form_pg_database db = (Form_pg_database) GETSTRUCT(tup);
-
-		if (strcmp(NameStr(db->datname), name) == 0 && db->datallowconn)
-		{
-			dboid = db->oid;
-			break;
-		}
-	}
-	table_endscan(scan);
-	table_close(rel, AccessShareLock);
-	CommitTransactionCommand();
-	return dboid;
-}
-
-/* worker_running tells whether a worker holds the worker slot */
-static bool
-worker_running(void)
-{
-	return counters_worker_pid() != 0;
-}
-
-/*
- * shorturl_launcher_main is the launcher's entry point.
- */
-void
-shorturl_launcher_main(Datum main_arg pg_attribute_unused())
-{
-	BackgroundWorkerHandle *handle = NULL;
-
-	/* reload settings on SIGHUP; leave the loop on SIGTERM */
-	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
-	BackgroundWorkerUnblockSignals();
-
-	/* no database: the launcher reads only the shared catalog pg_database */
-	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
-	pgstat_report_appname("pg_shorturl launcher");
-
-	/*
-	 * Clicks saved at the last shutdown for a database that is not served
-	 * now (dropped, renamed, or shorturl.database changed) would never be
-	 * flushed: drop them.
-	 */
-	counters_discard_except(find_database(shorturl_database));
-
-	while (!ShutdownRequestPending)
-	{
-		Oid			dboid;
-		pid_t		pid;
-
-		/* sleep a second, or until signalled; exit if the postmaster dies */
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 LAUNCHER_NAP_MS, PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
-		/* process interrupts, including ProcSignalBarriers of DROP DATABASE */
-		CHECK_FOR_INTERRUPTS();
-
-		if (ConfigReloadPending)
-		{
-			ConfigReloadPending = false;
-			ProcessConfigFile(PGC_SIGHUP);
-		}
-		if (ShutdownRequestPending)
-			break;
-
-		dboid = find_database(shorturl_database);
-
-		/* forget a worker that has exited for good */
-		if (handle != NULL &&
-			GetBackgroundWorkerPid(handle, &pid) == BGWH_STOPPED)
-		{
-			pfree(handle);
-			handle = NULL;
-		}
-
-		/* the database was dropped or renamed: stop serving it */
-		if (dboid != counters_served_database())
-		{
-			if (handle != NULL)
-				TerminateBackgroundWorker(handle);
-			if (!worker_running())
-			{
-				counters_set_served_database(InvalidOid);
-				/* its pending clicks have no table left to go to */
-				counters_discard_except(dboid);
-			}
-		}
-
-		if (OidIsValid(dboid) && handle == NULL && !worker_running() &&
-			!counters_database_drop_pending(dboid))
-		{
-			counters_set_served_database(dboid);
-			handle = start_worker(dboid);
-		}
-	}
-
-	/*
-	 * Exit code 1, so the postmaster starts the launcher again after
-	 * pg_terminate_backend() (at shutdown it starts nothing anyway).
-	 */
-	proc_exit(1);
-}
-
-/* ---------------------------------------------------------------------
- * Worker
- * ---------------------------------------------------------------------
- */
-
-/* extension_ready tells whether this database has the store to work on */
 static bool
 extension_ready(void)
 {
 	Oid			nsp;
-	Oid			relid;
 
 	if (!OidIsValid(get_extension_oid("pg_shorturl", true)))
 		return false;
 	nsp = get_namespace_oid(SHORTURL_SCHEMA, true);
-	if (!OidIsValid(nsp))
-		return false;
-	relid = get_relname_relid("links", nsp);
-	/* a coordinator's links are on its shards, whose workers look after them */
-	return OidIsValid(relid) && get_rel_relkind(relid) == RELKIND_RELATION;
+	return OidIsValid(nsp) &&
+		get_rel_relkind(get_relname_relid("links", nsp)) == RELKIND_RELATION &&
+		OidIsValid(get_relname_relid("visit_counts", nsp));
 }
 
 /*
  * in_transaction runs one unit of work in a transaction of its own.  An
  * error is logged and kept in the statistics, the transaction is rolled
- * back, and the worker carries on.  Returns the work's result, or -1.
+ * back, and the worker carries on.  Returns the work's result, or -1;
+ * *ready says whether the extension was there.
  */
 static int64
-in_transaction(int64 (*work) (void *), void *arg, const char *activity)
+in_transaction(int64 (*work) (void *), void *arg, const char *activity, bool *ready)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	int64		result = -1;
@@ -325,7 +122,8 @@ in_transaction(int64 (*work) (void *), void *arg, const char *activity)
 		PushActiveSnapshot(GetTransactionSnapshot());
 		pgstat_report_activity(STATE_RUNNING, activity);
 
-		result = extension_ready() ? work(arg) : 0;
+		*ready = extension_ready();
+		result = *ready ? work(arg) : 0;
 
 		PopActiveSnapshot();
 		CommitTransactionCommand();
@@ -342,9 +140,9 @@ in_transaction(int64 (*work) (void *), void *arg, const char *activity)
 		/* log it, as the server would for a failed statement */
 		EmitErrorReport();
 		FlushErrorState();
-		/* roll back: the flush subtracts nothing, so nothing is lost */
+		/* roll back: the flush settles nothing, so nothing is lost */
 		AbortCurrentTransaction();
-		counters_note_error(edata->message);
+		dbstate_note_error(my_db, edata->message);
 		FreeErrorData(edata);
 		pgstat_report_activity(STATE_IDLE, NULL);
 		result = -1;
@@ -356,57 +154,96 @@ in_transaction(int64 (*work) (void *), void *arg, const char *activity)
 static int64
 flush_work(void *arg pg_attribute_unused())
 {
-	return counters_flush();
+	return flush_clicks(0, flush_partitions());
 }
 
 static int64
 purge_work(void *arg)
 {
-	return purge_batch(*(bool *) arg, shorturl_purge_batch_size);
+	return purge_batch(*(purge_kind *) arg, shorturl_purge_batch_size);
 }
 
 /*
- * purge_all deletes expired, then exhausted links, a batch per
- * transaction, pausing between batches; it flushes in between when a flush
- * falls due, and stops early when asked to exit.
+ * quit_if_asked leaves quietly when a SIGTERM arrived while the worker was
+ * idle, and otherwise processes interrupts (config reload included).
  */
 static void
-purge_all(TimestampTz *next_flush)
+quit_if_asked(void)
 {
-	for (int pass = 0; pass < 2; pass++)
+	if (ProcDiePending)
+		proc_exit(0);
+	/* process interrupts, including ProcSignalBarriers of DROP DATABASE */
+	CHECK_FOR_INTERRUPTS();
+	if (ConfigReloadPending)
 	{
-		bool		exhausted = (pass == 1);
+		ConfigReloadPending = false;
+		ProcessConfigFile(PGC_SIGHUP);
+	}
+}
 
+/* nap sleeps on the latch for at most ms milliseconds */
+static void
+nap(long ms)
+{
+	(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+					 Max(ms, 0), PG_WAIT_EXTENSION);
+	ResetLatch(MyLatch);
+	quit_if_asked();
+}
+
+/* flush_now runs one flush and returns when the next one is due */
+static TimestampTz
+flush_now(bool *ready)
+{
+	TimestampTz started = GetCurrentTimestamp();
+
+	pg_atomic_write_u32(&my_db->flush_requested, 0);
+	(void) in_transaction(flush_work, NULL, "flushing click counters", ready);
+	return TimestampTzPlusMilliseconds(started, shorturl_flush_interval);
+}
+
+/*
+ * purge_all deletes expired, then exhausted links (and, when due, orphaned
+ * counts), a batch per transaction, pausing between batches.  Settings
+ * changed by a reload apply from the next batch; a flush falling due is
+ * run in between; a SIGTERM stops it.
+ */
+static void
+purge_all(TimestampTz *next_flush, bool orphans, bool *ready)
+{
+	purge_kind	kinds[3] = {PURGE_EXPIRED, PURGE_EXHAUSTED, PURGE_ORPHANS};
+
+	for (int pass = 0; pass < (orphans ? 3 : 2); pass++)
+	{
 		for (;;)
 		{
-			int64		n = in_transaction(purge_work, &exhausted,
-										   exhausted ? "purging exhausted links" : "purging expired links");
+			int64		n = in_transaction(purge_work, &kinds[pass],
+										   pass == 0 ? "purging expired links" :
+										   pass == 1 ? "purging exhausted links" :
+										   "deleting orphaned counts", ready);
 
-			if (n < shorturl_purge_batch_size)
+			if (!*ready || n < shorturl_purge_batch_size)
 				break;
-
-			/* a short nap on the latch, so a backlog never hogs the table */
-			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-							 PURGE_PAUSE_MS, PG_WAIT_EXTENSION);
-			ResetLatch(MyLatch);
-			CHECK_FOR_INTERRUPTS();
-			if (ShutdownRequestPending)
-				return;
-			if (GetCurrentTimestamp() >= *next_flush)
-			{
-				(void) in_transaction(flush_work, NULL, "flushing click counters");
-				*next_flush = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-														  shorturl_flush_interval);
-			}
+			/* a short nap, so a backlog never hogs the table */
+			nap(PURGE_PAUSE_MS);
+			if (GetCurrentTimestamp() >= *next_flush ||
+				pg_atomic_read_u32(&my_db->flush_requested))
+				*next_flush = flush_now(ready);
 		}
 	}
 }
 
-/* release_worker_slot frees the worker slot when the worker exits */
+/* leave clears the worker's entry in its database's slot */
 static void
-release_worker_slot(int code pg_attribute_unused(), Datum arg pg_attribute_unused())
+leave(int code pg_attribute_unused(), Datum arg pg_attribute_unused())
 {
-	counters_release_worker(MyProcPid);
+	dbstate_lock(true);
+	if (my_db->worker_pid == MyProcPid)
+	{
+		my_db->worker_pid = 0;
+		my_db->worker_latch = NULL;
+	}
+	dbstate_unlock();
 }
 
 /*
@@ -419,85 +256,87 @@ shorturl_worker_main(Datum main_arg)
 	Oid			dboid = DatumGetObjectId(main_arg);
 	TimestampTz next_flush;
 	TimestampTz next_purge;
+	TimestampTz next_orphans;
+	bool		ready = true;
 
-	/* reload settings on SIGHUP; flush and exit on SIGTERM */
+	/* reload settings on SIGHUP; die() on SIGTERM, as a backend does */
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
+	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 
-	/* one worker at a time: leave quietly if another holds the slot */
-	if (!counters_claim_worker(MyProcPid, MyLatch))
+	/* 1. publish ourselves: one worker per database */
+	dbstate_lock(true);
+	my_db = dbstate_find(dboid);
+	if (my_db == NULL || my_db->worker_pid != 0 || my_db->dropping)
+	{
+		dbstate_unlock();
 		proc_exit(0);
-	before_shmem_exit(release_worker_slot, (Datum) 0);
+	}
+	my_db->worker_pid = MyProcPid;
+	my_db->worker_latch = MyLatch;
+	my_db->served_at = GetCurrentTimestamp();
+	dbstate_unlock();
+	before_shmem_exit(leave, (Datum) 0);
 
-	/*
-	 * Serve the database.  The launcher said so before starting us, but
-	 * after a crash the postmaster restarts us by itself, with shared
-	 * memory (and the launcher's word) reset.
-	 */
-	counters_set_served_database(dboid);
-
-	/* fails (and the postmaster retries) if the database went away */
+	/* fails (and the launcher tries later) if the database went away */
 	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
 	pgstat_report_appname("pg_shorturl worker");
 
 	/* the worker's SQL names everything, but pin the path all the same */
 	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
 
-	next_flush = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), shorturl_flush_interval);
-	next_purge = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-											 (int64) shorturl_purge_interval * 1000);
+	next_flush = GetCurrentTimestamp();
+	next_purge = TimestampTzPlusMilliseconds(next_flush, (int64) shorturl_purge_interval * 1000);
+	next_orphans = TimestampTzPlusMilliseconds(next_flush, ORPHAN_SWEEP_MS);
 
-	while (!ShutdownRequestPending)
+	for (;;)
 	{
-		TimestampTz now = GetCurrentTimestamp();
-		TimestampTz wake = Min(next_flush, next_purge);
-		long		timeout = 0;
-		if (wake > now)
-			timeout = (long) ((wake - now + 999) / 1000);
-		if (RecoveryInProgress())
-			timeout = STANDBY_NAP_MS;
+		TimestampTz now;
 
-		/* sleep until something is due, a backend needs room, or a signal */
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 timeout, PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
-		/* process interrupts, including ProcSignalBarriers of DROP DATABASE */
-		CHECK_FOR_INTERRUPTS();
-
-		if (ConfigReloadPending)
-		{
-			ConfigReloadPending = false;
-			ProcessConfigFile(PGC_SIGHUP);
-			/* new intervals apply from now */
-			now = GetCurrentTimestamp();
-			next_flush = Min(next_flush, TimestampTzPlusMilliseconds(now, shorturl_flush_interval));
-			next_purge = Min(next_purge, TimestampTzPlusMilliseconds(now, (int64) shorturl_purge_interval * 1000));
-		}
-		if (ShutdownRequestPending)
+		/* 2. the extension may come and go */
+		if (!ready)
 			break;
 
-		/* a standby can neither flush nor purge: wait for promotion */
-		if (RecoveryInProgress())
-			continue;
-
+		/* 4. whatever is due */
 		now = GetCurrentTimestamp();
-		if (counters_take_flush_request() || now >= next_flush)
+		if (pg_atomic_read_u32(&my_db->flush_requested) || now >= next_flush)
+			next_flush = flush_now(&ready);
+		if (ready && GetCurrentTimestamp() >= next_purge)
 		{
-			(void) in_transaction(flush_work, NULL, "flushing click counters");
-			next_flush = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), shorturl_flush_interval);
-		}
-		if (now >= next_purge)
-		{
-			purge_all(&next_flush);
+			bool		orphans = GetCurrentTimestamp() >= next_orphans;
+
+			purge_all(&next_flush, orphans, &ready);
 			next_purge = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 													 (int64) shorturl_purge_interval * 1000);
+			if (orphans)
+				next_orphans = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), ORPHAN_SWEEP_MS);
 		}
+
+		/* when the launcher needs this worker's slot, or for its next turn */
+		dbstate_lock(true);
+		my_db->ext = ready ? DBEXT_PRESENT : DBEXT_ABSENT;
+		my_db->due_at = Min(next_flush, next_purge);
+		dbstate_unlock();
+
+		/* 5. make way for databases waiting for a worker */
+		if (!ready || dbstate_waiting() > 0)
+			break;
+
+		/* 3. sleep until something is due, a backend needs room, or a signal */
+		now = GetCurrentTimestamp();
+		{
+			TimestampTz wake = Min(next_flush, next_purge);
+
+			nap(wake > now ? (long) ((wake - now + 999) / 1000) : 0);
+		}
+		/* a shorter interval from a reload applies now */
+		now = GetCurrentTimestamp();
+		next_flush = Min(next_flush, TimestampTzPlusMilliseconds(now, shorturl_flush_interval));
+		next_purge = Min(next_purge, TimestampTzPlusMilliseconds(now, (int64) shorturl_purge_interval * 1000));
 	}
 
-	/* last flush, unless the database is being dropped or read-only */
-	if (!RecoveryInProgress() && !counters_database_drop_pending(MyDatabaseId))
-		(void) in_transaction(flush_work, NULL, "flushing click counters at exit");
-
+	dbstate_lock(true);
+	my_db->ext = ready ? DBEXT_PRESENT : DBEXT_ABSENT;
+	dbstate_unlock();
 	proc_exit(0);
 }

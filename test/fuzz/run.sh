@@ -14,11 +14,11 @@ mkdir -p "$build"
 # target -> pure-core sources it drives, and libraries it links
 declare -A sources=(
 	[fuzz_base62]="src/base62.c"
-	[fuzz_validate]="src/validate.c"
+	[fuzz_validate]="src/validate.c src/idn.c"
 )
 declare -A libs=(
 	[fuzz_base62]=""
-	[fuzz_validate]=""
+	[fuzz_validate]="-licuuc -licui18n"
 )
 
 for target in "${!sources[@]}"; do

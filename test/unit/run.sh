@@ -12,11 +12,13 @@ declare -A sources=(
 	[test_base62]="src/base62.c"
 	[test_routing]="src/routing.c"
 	[test_permute]="src/permute.c"
+	[test_validate]="src/validate.c src/idn.c"
 )
 declare -A libs=(
 	[test_base62]=""
 	[test_routing]="-lm"
 	[test_permute]="-lsodium"
+	[test_validate]="-licuuc -licui18n"
 )
 
 for t in "${!sources[@]}"; do

@@ -1,0 +1,159 @@
+/*-------------------------------------------------------------------------
+ *
+ * coordinator.c
+ *	  The C side of pg_shorturl_coordinator: parsing the shards' connection
+ *	  strings, and turning a failed call to a shard into an error that names
+ *	  the shard.
+ *
+ * The coordinator's calls to its shards run on PL/Proxy (see the extension
+ * script): it keeps a connection per shard and backend, passes a shard's
+ * SQLSTATE through, times out a shard that does not answer, and sends a
+ * cancel to a shard when the local query is cancelled.  What PL/Proxy does
+ * not do is say which shard failed (it names the database, the same on
+ * every shard) or tell "the shard is down" from "the shard said no": the
+ * API functions catch the error and hand it to shorturl_reraise(), which
+ * classifies it by SQLSTATE, never by its (possibly translated) text.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "funcapi.h"
+#include "libpq-fe.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/tuplestore.h"
+
+#if PG_VERSION_NUM >= 180000
+PG_MODULE_MAGIC_EXT(.name = "pg_shorturl_coordinator", .version = "0.6");
+#else
+PG_MODULE_MAGIC;
+#endif
+
+/*
+ * PL/Proxy raises its own failures (a refused connection, a timeout, a
+ * connection lost mid-call) as internal errors whose message starts with
+ * the function's name; a shard's own errors keep the shard's SQLSTATE.
+ */
+#define PLPROXY_REMOTE_TAG	"REMOTE "
+
+PG_FUNCTION_INFO_V1(shorturl_conninfo_options);
+
+/*
+ * shorturl_conninfo_options implements conninfo_options(conninfo text)
+ * RETURNS TABLE (keyword text, value text): the options a libpq connection
+ * string sets, as libpq itself parses it (both key=value and URI forms).
+ */
+Datum
+shorturl_conninfo_options(PG_FUNCTION_ARGS)
+{
+	char	   *conninfo = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	char	   *err = NULL;
+	PQconninfoOption *options;
+
+	InitMaterializedSRF(fcinfo, 0);
+	options = PQconninfoParse(conninfo, &err);
+	if (options == NULL)
+	{
+		char	   *msg = err ? pstrdup(err) : pstrdup("out of memory");
+		size_t		len = strlen(msg);
+
+		if (err)
+			PQfreemem(err);
+		/* libpq ends its messages with a newline */
+		while (len > 0 && msg[len - 1] == '\n')
+			msg[--len] = '\0';
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid connection string: %s", msg)));
+	}
+
+	for (PQconninfoOption *o = options; o->keyword != NULL; o++)
+	{
+		Datum		values[2];
+		bool		nulls[2] = {false, false};
+
+		if (o->val == NULL || o->val[0] == '\0')
+			continue;
+		values[0] = CStringGetTextDatum(o->keyword);
+		values[1] = CStringGetTextDatum(o->val);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	PQconninfoFree(options);
+	return (Datum) 0;
+}
+
+/*
+ * remote_message returns the shard's own message out of PL/Proxy's
+ * "func(n): [db] REMOTE ERROR: message", whatever language the shard's
+ * severity word is in; the whole text if it has no such shape.
+ */
+static const char *
+remote_message(const char *message)
+{
+	const char *tag = strstr(message, PLPROXY_REMOTE_TAG);
+	const char *colon;
+
+	if (tag == NULL)
+		return message;
+	colon = strstr(tag, ": ");
+	return colon ? colon + 2 : message;
+}
+
+/* sqlstate_of turns a five-character SQLSTATE into an error code */
+static int
+sqlstate_of(const char *s)
+{
+	if (strlen(s) != 5)
+		return ERRCODE_INTERNAL_ERROR;
+	return MAKE_SQLSTATE(s[0], s[1], s[2], s[3], s[4]);
+}
+
+PG_FUNCTION_INFO_V1(shorturl_reraise);
+
+/*
+ * shorturl_reraise implements _reraise(sqlstate, message, detail, shard):
+ * raise again an error a call to a shard failed with, classified by its
+ * SQLSTATE.  PL/Proxy's own failures (internal errors), connection
+ * failures (class 08) and a shard shutting down (57P01..57P03) become
+ * "shard X is unavailable" (08006), a timeout "shard X did not answer"; an
+ * error the shard raised keeps its SQLSTATE and message, with the shard
+ * named in the detail.
+ */
+Datum
+shorturl_reraise(PG_FUNCTION_ARGS)
+{
+	const char *state = PG_ARGISNULL(0) ? "XX000" : text_to_cstring(PG_GETARG_TEXT_PP(0));
+	const char *message = PG_ARGISNULL(1) ? "" : text_to_cstring(PG_GETARG_TEXT_PP(1));
+	const char *detail = PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2));
+	const char *shard = PG_ARGISNULL(3) ? "?" : text_to_cstring(PG_GETARG_TEXT_PP(3));
+	bool		plproxy_failure = strcmp(state, "XX000") == 0 &&
+		strstr(message, PLPROXY_REMOTE_TAG) == NULL;
+
+	if (detail != NULL && detail[0] == '\0')
+		detail = NULL;
+
+	if (plproxy_failure && strstr(message, "timeout") != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("shard \"%s\" did not answer within shorturl.remote_timeout (%s)",
+						shard, GetConfigOption("shorturl.remote_timeout", true, false)),
+				 errdetail("%s", message),
+				 errhint("Check that the shard's server is running and reachable.")));
+	if (plproxy_failure || strncmp(state, "08", 2) == 0 ||
+		strcmp(state, "57P01") == 0 || strcmp(state, "57P02") == 0 ||
+		strcmp(state, "57P03") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("shard \"%s\" is unavailable", shard),
+				 errdetail("%s", remote_message(message)),
+				 errhint("Check that the shard's server is running and reachable; calls for codes on other shards go on.")));
+	ereport(ERROR,
+			(errcode(sqlstate_of(state)),
+			 errmsg("%s", remote_message(message)),
+			 detail ? errdetail("%s (shard \"%s\")", detail, shard)
+			 : errdetail("Raised by shard \"%s\".", shard)));
+	PG_RETURN_VOID();
+}

@@ -1,0 +1,597 @@
+/*-------------------------------------------------------------------------
+ *
+ * clicks.c
+ *	  Counting a click, and reading a link's live visit count.
+ *
+ * Where a click goes depends on the server (clicks_mode):
+ *	- With the library preloaded, on a primary, in a database the workers
+ *	  serve: into the shared counter table (counters.c), to be flushed by
+ *	  the database's worker.  A click of a link without max_visits is one
+ *	  atomic add under a shared partition lock; its entry holds only the
+ *	  clicks not yet flushed.  A link with max_visits needs its exact total
+ *	  at every click, so its entry also keeps the total: the table's count
+ *	  when the entry was made, plus every click since.  Such a click checks
+ *	  and bumps the total under the entry's spinlock.
+ *	- Otherwise (no preloading, or a database outside shorturl.database),
+ *	  in the tables, in the caller's transaction: an unlimited link's click
+ *	  appends a row to shorturl.pending_visits (no row lock, so concurrent
+ *	  clicks never wait for each other), a limited link's click updates its
+ *	  shorturl.visit_counts row under the row lock, refusing once the limit
+ *	  is reached.  Such a click is undone if the caller's transaction rolls
+ *	  back; so that a limited link's visit can never be served and then
+ *	  undone, this path serves limited links only in a transaction of one
+ *	  statement (not in a transaction block, nor in a subtransaction).
+ *	- On a hot standby nothing is counted; limited links are not served.
+ *
+ * When the shared table is full of entries with unflushed clicks, a click
+ * asks the worker to flush and waits for room (backpressure), up to
+ * ROOM_WAIT_MS; only then does it fall back to the table path.
+ *
+ * A link's live count combines the tables with shared memory.  A limited
+ * link's entry has it.  For other links, it is the stored count at some
+ * snapshot S plus the entry's pending and in-flight clicks, where in-flight
+ * clicks count only if the flush holding them was not yet visible to S.  A
+ * reader takes S between two reads of the entry's generation number, and
+ * retries if a flush moved meanwhile (see the protocol in counters.c).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/transam.h"
+#include "access/xact.h"
+#include "access/htup_details.h"
+#include "access/xlog.h"
+#include "catalog/pg_database.h"
+#include "catalog/pg_type.h"
+#include "commands/dbcommands.h"
+#include "miscadmin.h"
+#include "storage/lmgr.h"
+#include "storage/lock.h"
+#include "utils/builtins.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
+#include "utils/timestamp.h"
+
+#include "catalog.h"
+#include "clicks.h"
+#include "compat.h"
+#include "counters.h"
+#include "dbstate.h"
+#include "lookup.h"
+#include "pg_shorturl.h"
+#include "spi_util.h"
+
+/*
+ * How long a click waits for the worker to make room in a full counter
+ * table before counting in the tables instead: a few flush intervals of a
+ * busy server (a flush of 100,000 links takes about a second here).
+ */
+#define ROOM_WAIT_MS		2000
+
+/*
+ * A backend that sees entries come and go while it makes a limited link's
+ * entry starts over; after this many tries it counts in the tables.
+ */
+#define MAX_CREATE_ATTEMPTS 5
+
+/* How often a reader retries before it holds flushes off with their lock */
+#define MAX_READ_ATTEMPTS	3
+
+static SPIPlanPtr plan_pending_insert;
+static SPIPlanPtr plan_limited_upsert;
+static SPIPlanPtr plan_mark_exhausted;
+
+/* ---------------------------------------------------------------------
+ * Where clicks go
+ * ---------------------------------------------------------------------
+ */
+
+/*
+ * database_allowed tells whether a worker serves this backend's database:
+ * no template, and shorturl.database (a comma-separated list of database
+ * names, empty for all) includes it.
+ */
+static bool
+database_allowed(void)
+{
+	static int	allowed = -1;
+	char	   *name;
+	char	   *list;
+	char	   *item;
+	char	   *save;
+
+	HeapTuple	tup;
+	bool		template;
+
+	if (allowed >= 0)
+		return allowed;
+	/* no worker ever connects to a template (it would block CREATE DATABASE) */
+	tup = SearchSysCache1(DATABASEOID, ObjectIdGetDatum(MyDatabaseId));
+	if (!HeapTupleIsValid(tup))
+		return false;
+	template = ((Form_pg_database) GETSTRUCT(tup))->datistemplate;
+	ReleaseSysCache(tup);
+	if (template)
+		return (allowed = 0);
+	if (shorturl_database == NULL || shorturl_database[0] == '\0')
+		return (allowed = 1);
+	name = get_database_name(MyDatabaseId);
+	if (name == NULL)
+		return false;
+	allowed = 0;
+	list = pstrdup(shorturl_database);
+	for (item = strtok_r(list, ",", &save); item; item = strtok_r(NULL, ",", &save))
+	{
+		while (*item == ' ')
+			item++;
+		for (char *end = item + strlen(item); end > item && end[-1] == ' ';)
+			*--end = '\0';
+		if (strcmp(item, name) == 0)
+			allowed = 1;
+	}
+	pfree(list);
+	return allowed;
+}
+
+/* clicks_mode tells where this backend counts clicks */
+click_mode
+clicks_mode(void)
+{
+	if (RecoveryInProgress())
+		return CLICKS_NONE;
+	if (counters_available() && database_allowed() && dbstate_mine() != NULL)
+		return CLICKS_SHARED;
+	return CLICKS_TABLE;
+}
+
+/* ---------------------------------------------------------------------
+ * Shared memory
+ * ---------------------------------------------------------------------
+ */
+
+typedef enum shared_result
+{
+	SHARED_COUNTED,
+	SHARED_EXHAUSTED,
+	SHARED_NO_ROOM
+} shared_result;
+
+/*
+ * bump counts one click in an entry, unless the link is used up.  The
+ * partition lock is held (shared is enough: limited only changes under the
+ * exclusive lock).
+ */
+static shared_result
+bump(counter_entry *e, bool has_max, int64 max_visits, TimestampTz now)
+{
+	if (e->limited)
+	{
+		bool		exhausted = false;
+
+		SpinLockAcquire(&e->mutex);
+		if (has_max && e->total >= max_visits)
+			exhausted = true;
+		else
+		{
+			e->total++;
+			if (has_max && e->total == max_visits)
+				e->exhausted_at = now;
+		}
+		SpinLockRelease(&e->mutex);
+		if (exhausted)
+			return SHARED_EXHAUSTED;
+	}
+	pg_atomic_fetch_add_u64(&e->pending, 1);
+	pg_atomic_write_u64(&e->last_visit, (uint64) now);
+	if (e->usage < COUNTER_MAX_USAGE)
+		e->usage++;
+	return SHARED_COUNTED;
+}
+
+/* xid_visible tells whether a transaction's commit is visible to a snapshot */
+static bool
+xid_visible(TransactionId xid, Snapshot snapshot)
+{
+	return TransactionIdIsValid(xid) && !XidInMVCCSnapshot(xid, snapshot) &&
+		TransactionIdDidCommit(xid);
+}
+
+/*
+ * lock_link takes the advisory lock that serialises making a limited
+ * link's entry with counting it in the tables (held by the latter to the
+ * end of its transaction).
+ */
+static void
+lock_link(int64 link_id, LOCKTAG *tag)
+{
+	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, (uint32) ((uint64) link_id >> 32),
+						 (uint32) link_id, SHORTURL_LOCK_LINK);
+	(void) LockAcquire(tag, ExclusiveLock, false, false);
+}
+
+/*
+ * make_limited makes (or converts) a limited link's entry, whose total
+ * must start from the link's exact count, and counts the click.  Under the
+ * link's advisory lock no click of it is counted in the tables meanwhile.
+ */
+static shared_result
+make_limited(db_state *db, const counter_key *key, uint32 hash, int64 max_visits,
+			 TimestampTz now)
+{
+	LWLock	   *lock = counters_lock_for(hash);
+	LOCKTAG		tag;
+	shared_result r = SHARED_NO_ROOM;
+
+	lock_link(key->link_id, &tag);
+	for (int attempt = 0; attempt < MAX_CREATE_ATTEMPTS; attempt++)
+	{
+		counter_entry *e;
+		bool		had_entry;
+		bool		found;
+		uint32		gen = 0;
+		int64		inflight = 0;
+		TransactionId xid = InvalidTransactionId;
+		uint64		evictions;
+		Snapshot	snapshot;
+		int64		stored;
+
+		LWLockAcquire(lock, LW_SHARED);
+		e = counters_lookup(key, hash);
+		if (e != NULL && e->limited)
+		{
+			r = bump(e, true, max_visits, now);
+			LWLockRelease(lock);
+			break;
+		}
+		had_entry = (e != NULL);
+		if (had_entry)
+		{
+			SpinLockAcquire(&e->mutex);
+			gen = pg_atomic_read_u32(&e->gen);
+			inflight = e->inflight;
+			xid = e->flush_xid;
+			SpinLockRelease(&e->mutex);
+		}
+		evictions = counters_evictions(hash);
+		LWLockRelease(lock);
+
+		snapshot = RegisterSnapshot(GetLatestSnapshot());
+		stored = lookup_stored_visits(key->link_id, snapshot);
+
+		LWLockAcquire(lock, LW_EXCLUSIVE);
+		if (counters_evictions(hash) != evictions)
+		{
+			/* an entry went away meanwhile: its last flush may postdate the read */
+			LWLockRelease(lock);
+			UnregisterSnapshot(snapshot);
+			continue;
+		}
+		e = counters_enter(key, hash, &found);
+		if (e == NULL)
+		{
+			LWLockRelease(lock);
+			UnregisterSnapshot(snapshot);
+			r = SHARED_NO_ROOM;
+			break;
+		}
+		if (found && e->limited)
+		{
+			/* another backend made it meanwhile */
+			r = bump(e, true, max_visits, now);
+			LWLockRelease(lock);
+			UnregisterSnapshot(snapshot);
+			break;
+		}
+		if (found != had_entry || (found && pg_atomic_read_u32(&e->gen) != gen))
+		{
+			LWLockRelease(lock);
+			UnregisterSnapshot(snapshot);
+			continue;
+		}
+		if (found)
+			stored += (int64) pg_atomic_read_u64(&e->pending) +
+				(xid_visible(xid, snapshot) ? 0 : inflight);
+		SpinLockAcquire(&e->mutex);
+		e->limited = true;
+		e->total = stored;
+		SpinLockRelease(&e->mutex);
+		r = bump(e, true, max_visits, now);
+		LWLockRelease(lock);
+		UnregisterSnapshot(snapshot);
+		break;
+	}
+	LockRelease(&tag, ExclusiveLock, false);
+
+	/* a database whose worker does not run gets one */
+	if (r == SHARED_COUNTED && db->worker_pid == 0)
+		dbstate_request_flush(db);
+	return r;
+}
+
+/*
+ * count_shared counts a click in shared memory; SHARED_NO_ROOM when the
+ * link's partition is full of entries with unflushed clicks.
+ */
+static shared_result
+count_shared(db_state *db, int64 link_id, bool has_max, int64 max_visits)
+{
+	TimestampTz now = GetCurrentStatementStartTimestamp();
+	counter_key key;
+	uint32		hash;
+	LWLock	   *lock;
+	counter_entry *e;
+	shared_result r;
+	bool		found;
+
+	counters_make_key(&key, MyDatabaseId, catalog_tables()->links, link_id);
+	hash = counters_hash(&key);
+	lock = counters_lock_for(hash);
+
+	/* the common case: the entry exists */
+	LWLockAcquire(lock, LW_SHARED);
+	e = counters_lookup(&key, hash);
+	if (e != NULL && (!has_max || e->limited))
+	{
+		r = bump(e, has_max, max_visits, now);
+		LWLockRelease(lock);
+		return r;
+	}
+	LWLockRelease(lock);
+
+	if (has_max)
+		return make_limited(db, &key, hash, max_visits, now);
+
+	/* an unlimited link needs no count to start from: just an entry */
+	LWLockAcquire(lock, LW_EXCLUSIVE);
+	e = counters_enter(&key, hash, &found);
+	r = e ? bump(e, false, 0, now) : SHARED_NO_ROOM;
+	LWLockRelease(lock);
+	if (r == SHARED_COUNTED && !found && db->worker_pid == 0)
+		dbstate_request_flush(db);
+	return r;
+}
+
+/* ---------------------------------------------------------------------
+ * The tables
+ * ---------------------------------------------------------------------
+ */
+
+/*
+ * count_in_tables counts a click in the caller's transaction (see the
+ * rules in the file header).
+ */
+static click_result
+count_in_tables(int64 link_id, bool has_max, int64 max_visits)
+{
+	Datum		values[2] = {Int64GetDatum(link_id), Int64GetDatum(max_visits)};
+	Oid			argtypes[2] = {INT8OID, INT8OID};
+	click_result r = CLICK_COUNTED;
+	as_owner	saved;
+
+	if (XactReadOnly)
+		return has_max ? CLICK_REFUSED : CLICK_COUNTED;	/* served, not counted */
+	if (has_max && (IsTransactionBlock() || IsSubTransaction()))
+		return CLICK_REFUSED;
+
+	saved = catalog_become_owner();
+	spi_begin();
+	if (!has_max)
+		spi_run(spi_plan(&plan_pending_insert,
+						 "INSERT INTO shorturl.pending_visits (link_id, visits, visited_at)"
+						 " VALUES ($1, 1, pg_catalog.statement_timestamp())",
+						 1, argtypes),
+				values, NULL, false, SPI_OK_INSERT);
+	else
+	{
+		LOCKTAG		tag;
+
+		/* held to the end of the transaction: see make_limited() */
+		lock_link(link_id, &tag);
+		spi_run(spi_plan(&plan_limited_upsert,
+						 "INSERT INTO shorturl.visit_counts AS c (link_id, visits, last_visit_at)"
+						 " VALUES ($1, 1, pg_catalog.statement_timestamp())"
+						 " ON CONFLICT (link_id) DO UPDATE"
+						 "   SET visits = c.visits OPERATOR(pg_catalog.+) 1,"
+						 "       last_visit_at = pg_catalog.statement_timestamp()"
+						 " WHERE c.visits OPERATOR(pg_catalog.<) $2"
+						 " RETURNING c.visits",
+						 2, argtypes),
+				values, NULL, false, SPI_OK_INSERT_RETURNING);
+		if (SPI_processed == 0)
+			r = CLICK_EXHAUSTED;
+		else
+		{
+			bool		isnull;
+
+			if (DatumGetInt64(spi_result(0, 1, &isnull)) >= max_visits)
+				spi_run(spi_plan(&plan_mark_exhausted,
+								 "UPDATE shorturl.links SET exhausted_at = pg_catalog.statement_timestamp()"
+								 " WHERE id OPERATOR(pg_catalog.=) $1 AND exhausted_at IS NULL",
+								 1, argtypes),
+						values, NULL, false, SPI_OK_UPDATE);
+		}
+	}
+	SPI_finish();
+	catalog_back_from_owner(saved);
+	return r;
+}
+
+/* ---------------------------------------------------------------------
+ * The API of this file
+ * ---------------------------------------------------------------------
+ */
+
+/*
+ * clicks_count counts one click of an active link (the caller checked that
+ * it exists, is enabled and has not expired), unless it has reached
+ * max_visits.
+ */
+click_result
+clicks_count(int64 link_id, bool has_max, int64 max_visits)
+{
+	db_state   *db;
+
+	switch (clicks_mode())
+	{
+		case CLICKS_NONE:
+			/* a standby serves unlimited links uncounted, and no others */
+			return has_max ? CLICK_REFUSED : CLICK_COUNTED;
+		case CLICKS_TABLE:
+			return count_in_tables(link_id, has_max, max_visits);
+		case CLICKS_SHARED:
+			break;
+	}
+
+	db = dbstate_mine();
+	for (int attempt = 0; attempt < 2; attempt++)
+	{
+		switch (count_shared(db, link_id, has_max, max_visits))
+		{
+			case SHARED_COUNTED:
+				return CLICK_COUNTED;
+			case SHARED_EXHAUSTED:
+				return CLICK_EXHAUSTED;
+			case SHARED_NO_ROOM:
+				break;
+		}
+		if (attempt == 0)
+		{
+			dbstate_request_flush(db);
+			dbstate_wait_for_room(db, ROOM_WAIT_MS);
+			CHECK_FOR_INTERRUPTS();
+		}
+	}
+	pg_atomic_fetch_add_u64(&db->sync_fallbacks, 1);
+	{
+		click_result r = count_in_tables(link_id, has_max, max_visits);
+
+		if (r == CLICK_REFUSED)
+			pg_atomic_fetch_add_u64(&db->refused_clicks, 1);
+		return r;
+	}
+}
+
+/*
+ * clicks_live_visits is a link's exact visit count at some moment during
+ * the call: stored plus unflushed (see the file header).
+ */
+int64
+clicks_live_visits(int64 link_id)
+{
+	counter_key key;
+	uint32		hash;
+	LWLock	   *lock;
+	LOCKTAG		tag;
+	bool		flushes_held = false;
+	int64		visits = 0;
+
+	if (clicks_mode() != CLICKS_SHARED)
+	{
+		/* a parallel worker may not take a fresh snapshot */
+		Snapshot	snapshot = RegisterSnapshot(IsInParallelMode() ? GetActiveSnapshot()
+												: GetLatestSnapshot());
+
+		visits = lookup_stored_visits(link_id, snapshot);
+		UnregisterSnapshot(snapshot);
+		return visits;
+	}
+
+	counters_make_key(&key, MyDatabaseId, catalog_tables()->links, link_id);
+	hash = counters_hash(&key);
+	lock = counters_lock_for(hash);
+	for (int attempt = 0;; attempt++)
+	{
+		counter_entry *e;
+		uint32		gen = 0;
+		int64		inflight = 0;
+		TransactionId xid = InvalidTransactionId;
+		uint64		evictions;
+		Snapshot	snapshot;
+		bool		stable;
+		int64		pending = 0;
+
+		if (attempt == MAX_READ_ATTEMPTS && !flushes_held)
+		{
+			/* flushes keep moving under us: hold them off for one read */
+			SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, 0, 0, SHORTURL_LOCK_FLUSH);
+			(void) LockAcquire(&tag, ShareLock, false, false);
+			flushes_held = true;
+		}
+
+		LWLockAcquire(lock, LW_SHARED);
+		e = counters_lookup(&key, hash);
+		if (e != NULL)
+		{
+			SpinLockAcquire(&e->mutex);
+			if (e->limited)
+			{
+				visits = e->total;
+				SpinLockRelease(&e->mutex);
+				LWLockRelease(lock);
+				break;
+			}
+			gen = pg_atomic_read_u32(&e->gen);
+			inflight = e->inflight;
+			xid = e->flush_xid;
+			SpinLockRelease(&e->mutex);
+		}
+		evictions = counters_evictions(hash);
+		LWLockRelease(lock);
+
+		snapshot = RegisterSnapshot(GetLatestSnapshot());
+		visits = lookup_stored_visits(link_id, snapshot);
+		if (e == NULL)
+		{
+			/*
+			 * No entry: every click is in the tables or came later.  The
+			 * result lies between the count when we looked and the count at
+			 * the snapshot, since counts only grow.
+			 */
+			UnregisterSnapshot(snapshot);
+			break;
+		}
+
+		LWLockAcquire(lock, LW_SHARED);
+		e = counters_lookup(&key, hash);
+		stable = e != NULL && counters_evictions(hash) == evictions &&
+			pg_atomic_read_u32(&e->gen) == gen;
+		if (stable)
+			pending = (int64) pg_atomic_read_u64(&e->pending);
+		LWLockRelease(lock);
+		if (stable)
+			visits += pending + (xid_visible(xid, snapshot) ? 0 : inflight);
+		UnregisterSnapshot(snapshot);
+		if (stable)
+			break;
+	}
+	if (flushes_held)
+		LockRelease(&tag, ShareLock, false);
+	return visits;
+}
+
+/*
+ * clicks_forget drops a link's entry, with whatever it holds unflushed:
+ * for a caller that has just written the link's count itself (a reset, a
+ * move to another shard).  The caller holds the database's flush lock, so
+ * nothing of the link is in flight.
+ */
+void
+clicks_forget(int64 link_id)
+{
+	counter_key key;
+	uint32		hash;
+	LWLock	   *lock;
+	counter_entry *e;
+
+	if (!counters_available())
+		return;
+	counters_make_key(&key, MyDatabaseId, catalog_tables()->links, link_id);
+	hash = counters_hash(&key);
+	lock = counters_lock_for(hash);
+	LWLockAcquire(lock, LW_EXCLUSIVE);
+	e = counters_lookup(&key, hash);
+	if (e != NULL)
+		counters_delete(e);
+	LWLockRelease(lock);
+}

@@ -1,0 +1,36 @@
+/*-------------------------------------------------------------------------
+ *
+ * clicks.h
+ *	  Counting a click, and reading a link's live visit count (clicks.c).
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef SHORTURL_CLICKS_H
+#define SHORTURL_CLICKS_H
+
+#include "datatype/timestamp.h"
+
+#include "dbstate.h"
+
+typedef enum click_result
+{
+	CLICK_COUNTED,				/* counted */
+	CLICK_EXHAUSTED,			/* the link has no visits left: not counted */
+	CLICK_REFUSED				/* could not be counted where it would stick:
+								 * not served (limited links) */
+} click_result;
+
+/* How this backend counts clicks */
+typedef enum click_mode
+{
+	CLICKS_SHARED,				/* in shared memory, flushed by the worker */
+	CLICKS_TABLE,				/* in the tables, in the caller's transaction */
+	CLICKS_NONE					/* on a hot standby: not counted */
+} click_mode;
+
+extern click_mode clicks_mode(void);
+extern click_result clicks_count(int64 link_id, bool has_max, int64 max_visits);
+extern int64 clicks_live_visits(int64 link_id);
+extern void clicks_forget(int64 link_id);
+
+#endif							/* SHORTURL_CLICKS_H */

@@ -1,0 +1,714 @@
+/*-------------------------------------------------------------------------
+ *
+ * flush.c
+ *	  Writing the clicks held in shared memory to the tables, exactly once.
+ *
+ * A flush runs in a transaction (the worker's, or the caller's of
+ * shorturl.flush()) and holds the database's flush lock (the advisory lock
+ * SHORTURL_LOCK_FLUSH) to its end, so flushes of a database never overlap.
+ *	1. It takes each entry's pending clicks of this database: under the
+ *	   entry's spinlock they move to inflight, tagged with the flushing
+ *	   transaction's id, and the entry's generation number changes.
+ *	2. It adds them to shorturl.visit_counts, a few thousand links per
+ *	   INSERT ... ON CONFLICT DO UPDATE, for the links that still exist
+ *	   (the deltas of links deleted meanwhile are dropped and counted),
+ *	   sets exhausted_at on the links that reached their max_visits, and
+ *	   compacts the rows of shorturl.pending_visits to one per link.
+ *	3. At commit, a transaction callback settles the entries: inflight goes
+ *	   back to zero.  At abort (of the transaction, or of the subtransaction
+ *	   that ran the flush) the clicks go back to pending, so a flush that
+ *	   fails loses nothing.
+ * Between the commit record and the settlement, a reader that sees the
+ * flush's transaction as committed knows the table already holds the
+ * in-flight clicks (see clicks.c), so nothing is ever counted twice.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/table.h"
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "storage/lock.h"
+#include "utils/array.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "catalog.h"
+#include "clicks.h"
+#include "compat.h"
+#include "counters.h"
+#include "dbstate.h"
+#include "flush.h"
+#include "lookup.h"
+#include "pg_shorturl.h"
+#include "spi_util.h"
+
+/* Links per statement of a flush */
+#define FLUSH_BATCH_SIZE	5000
+
+/* One delta a flush applies, kept until its transaction ends */
+typedef struct flush_item
+{
+	int64		link_id;
+	int64		delta;
+	TimestampTz last_visit;
+	TimestampTz exhausted_at;
+	bool		applied;		/* the link was still there */
+	bool		kept;			/* not applied, but the link may still be
+								 * committed: back to pending */
+	bool		reset;			/* taken by a reset: dropped, not applied */
+} flush_item;
+
+/* The flush of the current transaction, if any */
+static struct
+{
+	bool		active;
+	SubTransactionId subid;
+	flush_item *items;			/* in TopTransactionContext, by link_id */
+	int			nitems;
+	int			cap;
+	Oid			relid;			/* shorturl.links */
+	int64		stale;			/* clicks of an earlier shorturl.links */
+	int64	   *adjust_ids;		/* limited totals to raise at commit */
+	int64	   *adjust_by;
+	int			nadjust;
+	TimestampTz started;
+} flush_tx;
+
+static bool callbacks_registered = false;
+static SPIPlanPtr plan_apply;
+static SPIPlanPtr plan_exhausted;
+static SPIPlanPtr plan_compact;
+
+static void flush_xact_callback(XactEvent event, void *arg);
+static void flush_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+								   SubTransactionId parentSubid, void *arg);
+
+/* flush_partitions is how many parts the counter table flushes in */
+int
+flush_partitions(void)
+{
+	return counters_partitions();
+}
+
+/* collect_visit takes one entry's pending clicks (a counters_scan visitor) */
+static bool
+collect_visit(counter_entry *e, void *arg)
+{
+	TransactionId xid = *(TransactionId *) arg;
+	flush_item *item;
+	uint64		delta;
+
+	if (e->key.dbid != MyDatabaseId || pg_atomic_read_u64(&e->pending) == 0)
+		return true;
+	if (e->key.relid != flush_tx.relid)
+	{
+		/* an earlier incarnation's: drop_stale() removes it */
+		flush_tx.stale++;
+		return true;
+	}
+	delta = pg_atomic_exchange_u64(&e->pending, 0);
+	if (delta == 0)
+		return true;
+	if (flush_tx.nitems == flush_tx.cap)
+	{
+		flush_tx.cap *= 2;
+		flush_tx.items = repalloc(flush_tx.items, flush_tx.cap * sizeof(flush_item));
+	}
+	item = &flush_tx.items[flush_tx.nitems++];
+	item->link_id = e->key.link_id;
+	item->delta = (int64) delta;
+	item->last_visit = (TimestampTz) pg_atomic_read_u64(&e->last_visit);
+	item->applied = false;
+	item->kept = false;
+	item->reset = false;
+
+	SpinLockAcquire(&e->mutex);
+	e->inflight += (int64) delta;
+	e->flush_xid = xid;
+	item->exhausted_at = e->exhausted_at;
+	pg_atomic_write_u32(&e->gen, pg_atomic_read_u32(&e->gen) + 1);
+	SpinLockRelease(&e->mutex);
+	return true;
+}
+
+static int
+by_link_id(const void *a, const void *b)
+{
+	int64		x = ((const flush_item *) a)->link_id;
+	int64		y = ((const flush_item *) b)->link_id;
+
+	return (x > y) - (x < y);
+}
+
+/* find_item returns the item of a link (items are sorted by link_id) */
+static flush_item *
+find_item(int64 link_id)
+{
+	flush_item	key = {.link_id = link_id};
+
+	return bsearch(&key, flush_tx.items, flush_tx.nitems, sizeof(flush_item), by_link_id);
+}
+
+/* int8_array and ts_array build the arrays a batch statement takes */
+static Datum
+int8_array(Datum *values, int n)
+{
+	return PointerGetDatum(construct_array(values, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+}
+
+static Datum
+ts_array(Datum *values, int n)
+{
+	return PointerGetDatum(construct_array(values, n, TIMESTAMPTZOID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+}
+
+/*
+ * apply_batch adds items[from..to) to shorturl.visit_counts in one
+ * statement and marks those whose link still exists.
+ */
+static void
+apply_batch(int from, int to)
+{
+	Oid			argtypes[3] = {INT8ARRAYOID, INT8ARRAYOID, TIMESTAMPTZARRAYOID};
+	int			n = to - from;
+	Datum	   *ids = palloc(n * sizeof(Datum));
+	Datum	   *deltas = palloc(n * sizeof(Datum));
+	Datum	   *visited = palloc(n * sizeof(Datum));
+	Datum		values[3];
+
+	for (int i = 0; i < n; i++)
+	{
+		flush_item *item = &flush_tx.items[from + i];
+
+		ids[i] = Int64GetDatum(item->link_id);
+		deltas[i] = Int64GetDatum(item->delta);
+		visited[i] = TimestampTzGetDatum(item->last_visit);
+	}
+	values[0] = int8_array(ids, n);
+	values[1] = int8_array(deltas, n);
+	values[2] = ts_array(visited, n);
+
+	spi_run(spi_plan(&plan_apply,
+					 "INSERT INTO shorturl.visit_counts AS c (link_id, visits, last_visit_at)"
+					 " SELECT d.link_id, d.delta, d.visited"
+					 "   FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
+					 "                   pg_catalog.unnest($3)) AS d(link_id, delta, visited)"
+					 "  WHERE EXISTS (SELECT FROM shorturl.links l WHERE l.id = d.link_id)"
+					 " ON CONFLICT (link_id) DO UPDATE"
+					 "   SET visits = c.visits + excluded.visits,"
+					 "       last_visit_at = GREATEST(c.last_visit_at, excluded.last_visit_at)"
+					 " RETURNING c.link_id",
+					 3, argtypes),
+			values, NULL, false, SPI_OK_INSERT_RETURNING);
+	for (uint64 r = 0; r < SPI_processed; r++)
+	{
+		bool		isnull;
+		flush_item *item = find_item(DatumGetInt64(spi_result((int) r, 1, &isnull)));
+
+		if (item)
+			item->applied = true;
+	}
+	pfree(ids);
+	pfree(deltas);
+	pfree(visited);
+}
+
+/* mark_exhausted sets exhausted_at on the links that reached max_visits */
+static void
+mark_exhausted(void)
+{
+	Oid			argtypes[2] = {INT8ARRAYOID, TIMESTAMPTZARRAYOID};
+	Datum	   *ids = palloc(flush_tx.nitems * sizeof(Datum));
+	Datum	   *at = palloc(flush_tx.nitems * sizeof(Datum));
+	Datum		values[2];
+	int			n = 0;
+
+	for (int i = 0; i < flush_tx.nitems; i++)
+	{
+		if (flush_tx.items[i].exhausted_at == 0 || !flush_tx.items[i].applied)
+			continue;
+		ids[n] = Int64GetDatum(flush_tx.items[i].link_id);
+		at[n] = TimestampTzGetDatum(flush_tx.items[i].exhausted_at);
+		n++;
+	}
+	if (n > 0)
+	{
+		values[0] = int8_array(ids, n);
+		values[1] = ts_array(at, n);
+		spi_run(spi_plan(&plan_exhausted,
+						 "UPDATE shorturl.links l SET exhausted_at = d.at"
+						 "  FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS d(link_id, at)"
+						 " WHERE l.id = d.link_id AND l.exhausted_at IS NULL",
+						 2, argtypes),
+				values, NULL, false, SPI_OK_UPDATE);
+	}
+	pfree(ids);
+	pfree(at);
+}
+
+/*
+ * keep_unseen marks the items whose link this flush could not see but that
+ * may still exist: made by a transaction still in progress (its clicks came
+ * before its commit), or deleted by one that may yet roll back.  Their
+ * clicks go back to pending at commit instead of being dropped.
+ */
+static void
+keep_unseen(void)
+{
+	for (int i = 0; i < flush_tx.nitems; i++)
+	{
+		flush_item *item = &flush_tx.items[i];
+
+		if (!item->applied && !item->reset && lookup_link_may_exist(item->link_id))
+			item->kept = true;
+	}
+}
+
+/*
+ * compact_pending merges the rows of shorturl.pending_visits (clicks
+ * counted synchronously) into one row per link.  They stay in that table,
+ * part of the stored count: moving them into shorturl.visit_counts would
+ * make rows there that a restore in progress may still be about to load.
+ * Returns how many rows it merged away.
+ */
+static int64
+compact_pending(void)
+{
+	bool		isnull;
+	Datum		d;
+
+	spi_run(spi_plan(&plan_compact,
+					 "WITH many AS (SELECT link_id FROM shorturl.pending_visits"
+					 "               GROUP BY link_id HAVING count(*) > 1),"
+					 "     gone AS (DELETE FROM shorturl.pending_visits p USING many"
+					 "               WHERE p.link_id = many.link_id"
+					 "               RETURNING p.link_id, p.visits, p.visited_at),"
+					 "     kept AS (INSERT INTO shorturl.pending_visits (link_id, visits, visited_at)"
+					 "              SELECT link_id, sum(visits), max(visited_at) FROM gone"
+					 "               GROUP BY link_id RETURNING 1)"
+					 " SELECT (SELECT count(*) FROM gone) - (SELECT count(*) FROM kept)",
+					 0, NULL),
+			NULL, NULL, false, SPI_OK_SELECT);
+	d = spi_result(0, 1, &isnull);
+	return isnull ? 0 : DatumGetInt64(d);
+}
+
+/*
+ * drop_stale removes this database's entries of an earlier shorturl.links
+ * (the extension was dropped and created again): their clicks have no
+ * table to go to, and their ids may come again.
+ */
+static void
+drop_stale(void)
+{
+	db_state   *db = dbstate_mine();
+	int64		dropped = 0;
+
+	for (int p = 0; p < counters_partitions(); p++)
+		dropped += counters_discard_stale(p, MyDatabaseId, flush_tx.relid);
+	if (db != NULL)
+		pg_atomic_fetch_add_u64(&db->dropped_deltas, (uint64) dropped);
+}
+
+/*
+ * begin_flush takes the database's flush lock for the rest of the
+ * transaction and makes the transaction's flush state ready for items.
+ */
+static void
+begin_flush(void)
+{
+	LOCKTAG		tag;
+
+	if (!callbacks_registered)
+	{
+		RegisterXactCallback(flush_xact_callback, NULL);
+		RegisterSubXactCallback(flush_subxact_callback, NULL);
+		callbacks_registered = true;
+	}
+	/* one flush of this database at a time, to the end of its transaction */
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, 0, 0, SHORTURL_LOCK_FLUSH);
+	(void) LockAcquire(&tag, ExclusiveLock, false, false);
+	if (flush_tx.active)
+		return;
+	flush_tx.started = GetCurrentTimestamp();
+	flush_tx.cap = 256;
+	flush_tx.nitems = 0;
+	flush_tx.items = MemoryContextAlloc(TopTransactionContext, flush_tx.cap * sizeof(flush_item));
+	flush_tx.subid = GetCurrentSubTransactionId();
+	flush_tx.relid = catalog_tables()->links;
+	flush_tx.stale = 0;
+	flush_tx.nadjust = 0;
+	flush_tx.adjust_ids = NULL;
+	flush_tx.adjust_by = NULL;
+	flush_tx.active = true;
+}
+
+/*
+ * flush_clicks writes this database's pending clicks held in partitions
+ * [first, first + n) of the counter table to shorturl.visit_counts within
+ * the current transaction, compacts shorturl.pending_visits, and returns
+ * how many visits it wrote.  The shared entries
+ * are settled when the transaction ends.  A second call in the same
+ * transaction finds nothing more to do and returns 0.
+ */
+int64
+flush_clicks(int first, int n)
+{
+	int64		applied = 0;
+	TransactionId xid;
+	click_mode	mode = clicks_mode();
+
+	if (mode == CLICKS_NONE || flush_tx.active)
+		return 0;
+
+	begin_flush();
+
+	if (mode == CLICKS_SHARED)
+	{
+		/* readers compare against the transaction that will commit */
+		xid = GetTopTransactionId();
+		for (int p = first; p < first + n && p < counters_partitions(); p++)
+		{
+			LWLock	   *lock = counters_partition_lock(p);
+
+			LWLockAcquire(lock, LW_SHARED);
+			counters_scan(p, collect_visit, &xid);
+			LWLockRelease(lock);
+		}
+		qsort(flush_tx.items, flush_tx.nitems, sizeof(flush_item), by_link_id);
+		if (flush_tx.stale > 0)
+			drop_stale();
+	}
+
+	spi_begin();
+	for (int from = 0; from < flush_tx.nitems; from += FLUSH_BATCH_SIZE)
+		apply_batch(from, Min(from + FLUSH_BATCH_SIZE, flush_tx.nitems));
+	mark_exhausted();
+	keep_unseen();
+	(void) compact_pending();
+	SPI_finish();
+
+	for (int i = 0; i < flush_tx.nitems; i++)
+		if (flush_tx.items[i].applied)
+			applied += flush_tx.items[i].delta;
+	return applied;
+}
+
+/*
+ * settle_reset ends a reset of one link's count.  At commit the clicks it
+ * took are gone with the stored count, and a limited entry's total starts
+ * again from the clicks made since; the exclusive lock keeps clicks out
+ * while the total is set.  At abort the clicks go back to pending.
+ */
+static void
+settle_reset(flush_item *item, const counter_key *key, uint32 hash, bool committed)
+{
+	LWLock	   *lock = counters_lock_for(hash);
+	counter_entry *e;
+
+	LWLockAcquire(lock, LW_EXCLUSIVE);
+	e = counters_lookup(key, hash);
+	if (e != NULL)
+	{
+		if (!committed)
+			pg_atomic_fetch_add_u64(&e->pending, (uint64) item->delta);
+		SpinLockAcquire(&e->mutex);
+		e->inflight -= item->delta;
+		if (e->inflight == 0)
+			e->flush_xid = InvalidTransactionId;
+		if (committed)
+		{
+			e->total = (int64) pg_atomic_read_u64(&e->pending);
+			e->exhausted_at = 0;
+		}
+		pg_atomic_write_u32(&e->gen, pg_atomic_read_u32(&e->gen) + 1);
+		SpinLockRelease(&e->mutex);
+	}
+	LWLockRelease(lock);
+}
+
+/*
+ * settle ends the transaction's flush: at commit the in-flight clicks are
+ * in the table; at abort they go back to pending.  It runs inside
+ * CommitTransaction or AbortTransaction and must not fail.
+ */
+static void
+settle(bool committed)
+{
+	db_state   *db = dbstate_mine();
+	int64		flushed = 0;
+	int64		dropped = 0;
+	bool		gone = false;
+
+	for (int i = 0; i < flush_tx.nitems; i++)
+	{
+		flush_item *item = &flush_tx.items[i];
+		counter_key key;
+		uint32		hash;
+		LWLock	   *lock;
+		counter_entry *e;
+
+		counters_make_key(&key, MyDatabaseId, flush_tx.relid, item->link_id);
+		hash = counters_hash(&key);
+		lock = counters_lock_for(hash);
+		if (item->reset)
+		{
+			settle_reset(item, &key, hash, committed);
+			continue;
+		}
+		LWLockAcquire(lock, LW_SHARED);
+		/* an entry with clicks in flight is never removed */
+		e = counters_lookup(&key, hash);
+		if (e != NULL)
+		{
+			/*
+			 * Back to pending before inflight drops: a reader in between
+			 * counts them twice, but sees the generation change and reads
+			 * again; the other order would let it miss them.
+			 */
+			if (!committed || item->kept)
+				pg_atomic_fetch_add_u64(&e->pending, (uint64) item->delta);
+			SpinLockAcquire(&e->mutex);
+			e->inflight -= item->delta;
+			if (e->inflight == 0)
+				e->flush_xid = InvalidTransactionId;
+			pg_atomic_write_u32(&e->gen, pg_atomic_read_u32(&e->gen) + 1);
+			SpinLockRelease(&e->mutex);
+		}
+		LWLockRelease(lock);
+		if (committed && item->applied)
+			flushed += item->delta;
+		else if (committed && !item->reset && !item->kept)
+		{
+			dropped += item->delta;
+			gone = true;
+		}
+	}
+
+	/* visits added to the table raise a limited link's total with them */
+	for (int i = 0; committed && i < flush_tx.nadjust; i++)
+	{
+		counter_key key;
+		uint32		hash;
+		LWLock	   *lock;
+		counter_entry *e;
+
+		counters_make_key(&key, MyDatabaseId, flush_tx.relid, flush_tx.adjust_ids[i]);
+		hash = counters_hash(&key);
+		lock = counters_lock_for(hash);
+		LWLockAcquire(lock, LW_SHARED);
+		e = counters_lookup(&key, hash);
+		if (e != NULL)
+		{
+			SpinLockAcquire(&e->mutex);
+			if (e->limited)
+				e->total += flush_tx.adjust_by[i];
+			pg_atomic_write_u32(&e->gen, pg_atomic_read_u32(&e->gen) + 1);
+			SpinLockRelease(&e->mutex);
+		}
+		LWLockRelease(lock);
+	}
+
+	/* the entries of deleted links hold nothing worth keeping */
+	if (gone)
+	{
+		for (int i = 0; i < flush_tx.nitems; i++)
+		{
+			if (!flush_tx.items[i].applied && !flush_tx.items[i].reset &&
+				!flush_tx.items[i].kept)
+				clicks_forget(flush_tx.items[i].link_id);
+		}
+	}
+
+	if (committed && db != NULL)
+	{
+		TimestampTz now = GetCurrentTimestamp();
+
+		pg_atomic_fetch_add_u64(&db->flushed_visits, (uint64) flushed);
+		pg_atomic_fetch_add_u64(&db->dropped_deltas, (uint64) dropped);
+		pg_atomic_fetch_add_u64(&db->flushes, 1);
+		pg_atomic_write_u64(&db->last_flush_at, (uint64) now);
+		pg_atomic_write_u64(&db->last_flush_us, (uint64) (now - flush_tx.started));
+		/* entries with nothing pending again: clicks waiting for room may go on */
+		dbstate_room_made();
+	}
+	flush_tx.active = false;
+	flush_tx.items = NULL;
+	flush_tx.nitems = 0;
+}
+
+static void
+flush_xact_callback(XactEvent event, void *arg pg_attribute_unused())
+{
+	if (!flush_tx.active)
+		return;
+	switch (event)
+	{
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+			settle(true);
+			break;
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+			settle(false);
+			break;
+		case XACT_EVENT_PRE_PREPARE:
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("cannot PREPARE a transaction that ran shorturl.flush()")));
+			break;
+		default:
+			break;
+	}
+}
+
+static void
+flush_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+					   SubTransactionId parentSubid, void *arg pg_attribute_unused())
+{
+	if (!flush_tx.active || mySubid != flush_tx.subid)
+		return;
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		settle(false);			/* its statements are rolled back */
+	else if (event == SUBXACT_EVENT_COMMIT_SUB)
+		flush_tx.subid = parentSubid;
+}
+
+/*
+ * take_link takes the clicks shared memory holds for a link into the
+ * transaction's flush as a reset item: they are gone if the transaction
+ * commits (the caller has written the link's count itself) and back in
+ * pending if it aborts.  Returns how many it took.  The flush lock is held.
+ */
+static int64
+take_link(int64 link_id)
+{
+	counter_key key;
+	uint32		hash;
+	LWLock	   *lock;
+	counter_entry *e;
+	TransactionId xid;
+	int64		taken = 0;
+
+	if (!counters_available() || clicks_mode() != CLICKS_SHARED)
+		return 0;
+	xid = GetTopTransactionId();
+	counters_make_key(&key, MyDatabaseId, flush_tx.relid, link_id);
+	hash = counters_hash(&key);
+	lock = counters_lock_for(hash);
+	LWLockAcquire(lock, LW_SHARED);
+	e = counters_lookup(&key, hash);
+	if (e != NULL)
+	{
+		int			before = flush_tx.nitems;
+
+		(void) collect_visit(e, &xid);
+		/* an entry with nothing pending still needs its total reset */
+		if (flush_tx.nitems == before)
+		{
+			if (flush_tx.nitems == flush_tx.cap)
+			{
+				flush_tx.cap *= 2;
+				flush_tx.items = repalloc(flush_tx.items, flush_tx.cap * sizeof(flush_item));
+			}
+			memset(&flush_tx.items[flush_tx.nitems], 0, sizeof(flush_item));
+			flush_tx.items[flush_tx.nitems++].link_id = link_id;
+		}
+		flush_tx.items[flush_tx.nitems - 1].reset = true;
+		taken = flush_tx.items[flush_tx.nitems - 1].delta;
+	}
+	LWLockRelease(lock);
+	return taken;
+}
+
+/*
+ * flush_reset_link sets a link's count back to zero in the current
+ * transaction: its stored rows go, and the clicks shared memory holds for
+ * it go with them if the transaction commits (back if it aborts).  Clicks
+ * after this call count from zero.  Takes the flush lock, so no flush of
+ * the database is in flight.
+ */
+void
+flush_reset_link(int64 link_id)
+{
+	static SPIPlanPtr plan_reset;
+	Oid			argtypes[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(link_id)};
+
+	begin_flush();
+	(void) take_link(link_id);
+	spi_begin();
+	spi_run(spi_plan(&plan_reset,
+					 "WITH c AS (DELETE FROM shorturl.visit_counts WHERE link_id = $1),"
+					 "     p AS (DELETE FROM shorturl.pending_visits WHERE link_id = $1)"
+					 " UPDATE shorturl.links SET exhausted_at = NULL WHERE id = $1",
+					 1, argtypes),
+			values, NULL, false, SPI_OK_UPDATE);
+	SPI_finish();
+}
+
+/*
+ * flush_take_link takes, for a link about to leave this database (a
+ * rebalance moving it to another shard), the clicks shared memory holds
+ * for it, and returns them; the caller adds them to the count it carries
+ * away.  Takes the flush lock.
+ */
+int64
+flush_take_link(int64 link_id)
+{
+	begin_flush();
+	return take_link(link_id);
+}
+
+/*
+ * flush_add_visits adds visits to a link's stored count in the current
+ * transaction (the last clicks of a link that moved here), and to its
+ * total in shared memory when the transaction commits.  Takes the flush
+ * lock.
+ */
+void
+flush_add_visits(int64 link_id, int64 visits)
+{
+	static SPIPlanPtr plan_add;
+	Oid			argtypes[2] = {INT8OID, INT8OID};
+	Datum		values[2] = {Int64GetDatum(link_id), Int64GetDatum(visits)};
+
+	begin_flush();
+	spi_begin();
+	spi_run(spi_plan(&plan_add,
+					 "INSERT INTO shorturl.visit_counts AS c (link_id, visits)"
+					 " SELECT $1, $2 WHERE EXISTS (SELECT FROM shorturl.links WHERE id = $1)"
+					 " ON CONFLICT (link_id) DO UPDATE SET visits = c.visits + excluded.visits",
+					 2, argtypes),
+			values, NULL, false, SPI_OK_INSERT);
+	SPI_finish();
+	if (flush_tx.nadjust == 0)
+	{
+		flush_tx.adjust_ids = MemoryContextAlloc(TopTransactionContext, 64 * sizeof(int64));
+		flush_tx.adjust_by = MemoryContextAlloc(TopTransactionContext, 64 * sizeof(int64));
+	}
+	else if (flush_tx.nadjust % 64 == 0)
+	{
+		flush_tx.adjust_ids = repalloc(flush_tx.adjust_ids, (flush_tx.nadjust + 64) * sizeof(int64));
+		flush_tx.adjust_by = repalloc(flush_tx.adjust_by, (flush_tx.nadjust + 64) * sizeof(int64));
+	}
+	flush_tx.adjust_ids[flush_tx.nadjust] = link_id;
+	flush_tx.adjust_by[flush_tx.nadjust++] = visits;
+}
+
+PG_FUNCTION_INFO_V1(shorturl_flush);
+
+/*
+ * shorturl_flush implements flush() RETURNS bigint: write this database's
+ * unflushed clicks to the tables now, in this transaction; they leave
+ * shared memory when it commits.  Returns the visits written.
+ */
+Datum
+shorturl_flush(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT64(flush_clicks(0, flush_partitions()));
+}

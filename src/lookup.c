@@ -1,0 +1,227 @@
+/*-------------------------------------------------------------------------
+ *
+ * lookup.c
+ *	  Reading one link, or its stored visit count, through an index.
+ *
+ * resolve() is the hottest path there is, so it reads shorturl.links
+ * through its unique index on (code, domain) directly: one index probe
+ * gives the row's identity, URL, limits and state together, with no SPI
+ * and no planner.  The stored visit count of a link is the sum of its row
+ * in shorturl.visit_counts and its rows in shorturl.pending_visits (clicks
+ * counted synchronously, compacted by the flush); clicks in shared memory
+ * are clicks.c's business.
+
+ * Every read keeps its locks to the end of the transaction, as a query
+ * would: a DROP EXTENSION that comes meanwhile waits, instead of leaving a
+ * later read of the same call with a table that is gone.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/relscan.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "catalog/pg_collation.h"
+#include "executor/tuptable.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+
+#include "catalog.h"
+#include "compat.h"
+#include "lookup.h"
+
+/* fill_row reads a link's row from a slot of shorturl.links */
+static void
+fill_row(const shorturl_tables *t, TupleTableSlot *slot, bool want_url, link_row *row)
+{
+	const AttrNumber *att = t->links_att;
+	bool		isnull;
+	Datum		d;
+
+	row->found = true;
+	row->id = DatumGetInt64(slot_getattr(slot, att[LINKS_ID], &isnull));
+	if (want_url)
+		row->url = DatumGetTextPCopy(slot_getattr(slot, att[LINKS_URL], &isnull));
+	d = slot_getattr(slot, att[LINKS_EXPIRES_AT], &isnull);
+	row->has_expiry = !isnull;
+	row->expires_at = isnull ? 0 : DatumGetTimestampTz(d);
+	d = slot_getattr(slot, att[LINKS_MAX_VISITS], &isnull);
+	row->has_max = !isnull;
+	row->max_visits = isnull ? 0 : DatumGetInt64(d);
+	(void) slot_getattr(slot, att[LINKS_DISABLED_AT], &isnull);
+	row->disabled = !isnull;
+}
+
+/*
+ * lookup_link reads the link with this code on this domain ("" for the
+ * default one) as of the snapshot.  It returns false when the extension is
+ * not (or no longer) installed; otherwise row->found says whether the link
+ * exists.  The URL is copied only when want_url.
+ */
+bool
+lookup_link(const char *code, int code_len, const char *domain, int domain_len,
+			Snapshot snapshot, bool want_url, link_row *row)
+{
+	Relation	heap;
+	const shorturl_tables *t = catalog_lock_links(&heap);
+	Relation	index;
+	IndexScanDesc scan;
+	ScanKeyData skey[2];
+	TupleTableSlot *slot;
+	text	   *code_t;
+	text	   *domain_t;
+
+	memset(row, 0, sizeof(*row));
+	if (t == NULL)
+		return false;
+	code_t = cstring_to_text_with_len(code, code_len);
+	domain_t = cstring_to_text_with_len(domain, domain_len);
+	index = index_open(t->links_code_key, AccessShareLock);
+	slot = table_slot_create(heap, NULL);
+
+	ScanKeyInit(&skey[0], 1, BTEqualStrategyNumber, F_TEXTEQ, PointerGetDatum(code_t));
+	skey[0].sk_collation = C_COLLATION_OID;
+	ScanKeyInit(&skey[1], 2, BTEqualStrategyNumber, F_TEXTEQ, PointerGetDatum(domain_t));
+	skey[1].sk_collation = C_COLLATION_OID;
+	scan = compat_index_beginscan(heap, index, snapshot, 2, 0);
+	index_rescan(scan, skey, 2, NULL, 0);
+	if (index_getnext_slot(scan, ForwardScanDirection, slot))
+		fill_row(t, slot, want_url, row);
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	/* the locks stay to the end of the transaction: no DROP cuts in */
+	index_close(index, NoLock);
+	table_close(heap, NoLock);
+	pfree(code_t);
+	pfree(domain_t);
+	return true;
+}
+
+/*
+ * lookup_newest_by_url_hash fills out[] with at most limit links whose URL
+ * has this hash, newest first, walking the index on (url_hash, id)
+ * backwards, and returns how many.  It reads no more than limit index
+ * entries' rows, however many links share the URL.
+ */
+int
+lookup_newest_by_url_hash(int64 url_hash, Snapshot snapshot, int limit,
+						  link_candidate *out)
+{
+	Relation	heap;
+	const shorturl_tables *t = catalog_lock_links(&heap);
+	Relation	index;
+	IndexScanDesc scan;
+	ScanKeyData skey;
+	TupleTableSlot *slot;
+	int			n = 0;
+
+	if (t == NULL)
+		return 0;
+	index = index_open(t->links_url_hash_idx, AccessShareLock);
+	slot = table_slot_create(heap, NULL);
+	ScanKeyInit(&skey, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(url_hash));
+	scan = compat_index_beginscan(heap, index, snapshot, 1, 0);
+	index_rescan(scan, &skey, 1, NULL, 0);
+	while (n < limit && index_getnext_slot(scan, BackwardScanDirection, slot))
+	{
+		link_candidate *c = &out[n++];
+		bool		isnull;
+
+		memset(c, 0, sizeof(*c));
+		fill_row(t, slot, true, &c->row);
+		c->code = DatumGetTextPCopy(slot_getattr(slot, t->links_att[LINKS_CODE], &isnull));
+		c->domain = DatumGetTextPCopy(slot_getattr(slot, t->links_att[LINKS_DOMAIN], &isnull));
+		c->is_alias = DatumGetBool(slot_getattr(slot, t->links_att[LINKS_IS_ALIAS], &isnull));
+		(void) slot_getattr(slot, t->links_att[LINKS_EXHAUSTED_AT], &isnull);
+		c->exhausted = !isnull;
+	}
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	/* the locks stay to the end of the transaction: no DROP cuts in */
+	index_close(index, NoLock);
+	table_close(heap, NoLock);
+	return n;
+}
+
+/*
+ * sum_by_link adds up the visits column of the rows of a table whose index
+ * on link_id matches, as of the snapshot.
+ */
+static int64
+sum_by_link(Oid relid, Oid indexid, AttrNumber att_visits, int64 link_id,
+			Snapshot snapshot)
+{
+	Relation	heap = table_open(relid, AccessShareLock);
+	Relation	index = index_open(indexid, AccessShareLock);
+	TupleTableSlot *slot = table_slot_create(heap, NULL);
+	IndexScanDesc scan;
+	ScanKeyData skey;
+	int64		sum = 0;
+
+	ScanKeyInit(&skey, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(link_id));
+	scan = compat_index_beginscan(heap, index, snapshot, 1, 0);
+	index_rescan(scan, &skey, 1, NULL, 0);
+	while (index_getnext_slot(scan, ForwardScanDirection, slot))
+	{
+		bool		isnull;
+		Datum		d = slot_getattr(slot, att_visits, &isnull);
+
+		if (!isnull)
+			sum += DatumGetInt64(d);
+	}
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	/* the locks stay to the end of the transaction: no DROP cuts in */
+	index_close(index, NoLock);
+	table_close(heap, NoLock);
+	return sum;
+}
+
+/*
+ * lookup_stored_visits is a link's visit count as the tables hold it at
+ * the snapshot: its shorturl.visit_counts row plus its rows in
+ * shorturl.pending_visits.
+ */
+int64
+lookup_stored_visits(int64 link_id, Snapshot snapshot)
+{
+	const shorturl_tables *t = catalog_tables();
+
+	return sum_by_link(t->counts, t->counts_pkey, t->counts_att[COUNTS_VISITS], link_id, snapshot) +
+		sum_by_link(t->pending, t->pending_idx, t->pending_att[COUNTS_VISITS], link_id, snapshot);
+}
+
+/*
+ * lookup_link_may_exist tells whether a link with this id exists, or is
+ * being made or deleted by a transaction still in progress: a "dirty" read
+ * of the primary key, as unique checks do.  False means the link is gone
+ * for good (its deletion committed, or its making rolled back).
+ */
+bool
+lookup_link_may_exist(int64 link_id)
+{
+	const shorturl_tables *t = catalog_tables();
+	Relation	heap = table_open(t->links, AccessShareLock);
+	Relation	index = index_open(t->links_pkey, AccessShareLock);
+	TupleTableSlot *slot = table_slot_create(heap, NULL);
+	SnapshotData dirty;
+	IndexScanDesc scan;
+	ScanKeyData skey;
+	bool		found;
+
+	InitDirtySnapshot(dirty);
+	ScanKeyInit(&skey, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(link_id));
+	scan = compat_index_beginscan(heap, index, &dirty, 1, 0);
+	index_rescan(scan, &skey, 1, NULL, 0);
+	found = index_getnext_slot(scan, ForwardScanDirection, slot);
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	/* the locks stay to the end of the transaction: no DROP cuts in */
+	index_close(index, NoLock);
+	table_close(heap, NoLock);
+	return found;
+}

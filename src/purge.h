@@ -1,0 +1,20 @@
+/*-------------------------------------------------------------------------
+ *
+ * purge.h
+ *	  Deleting expired and exhausted links in small batches (purge.c).
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef SHORTURL_PURGE_H
+#define SHORTURL_PURGE_H
+
+typedef enum purge_kind
+{
+	PURGE_EXPIRED,
+	PURGE_EXHAUSTED,
+	PURGE_ORPHANS
+} purge_kind;
+
+extern int64 purge_batch(purge_kind kind, int limit);
+
+#endif							/* SHORTURL_PURGE_H */

@@ -1,0 +1,165 @@
+/*-------------------------------------------------------------------------
+ *
+ * stats.c
+ *	  shorturl.stats: how this database's clicks are counted, flushed and
+ *	  purged.
+ *
+ * The figures live in the database's slot (dbstate.c) as atomics, and the
+ * unflushed clicks in the counter table (counters.c); this file only reads
+ * them.  The row is filled by column name, so an older definition of the
+ * view (before ALTER EXTENSION UPDATE) still gets a correct row.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+
+#include "catalog.h"
+#include "clicks.h"
+#include "compat.h"
+#include "counters.h"
+#include "dbstate.h"
+#include "pg_shorturl.h"
+
+/* What the scan of the counter table finds for this database */
+typedef struct pending_count
+{
+	Oid			relid;			/* entries of this shorturl.links only */
+	int64		links;
+	int64		visits;
+} pending_count;
+
+static bool
+count_pending(counter_entry *e, void *arg)
+{
+	pending_count *c = arg;
+	int64		n;
+
+	if (e->key.dbid != MyDatabaseId || e->key.relid != c->relid)
+		return true;
+	SpinLockAcquire(&e->mutex);
+	n = e->inflight;
+	SpinLockRelease(&e->mutex);
+	n += (int64) pg_atomic_read_u64(&e->pending);
+	if (n > 0)
+	{
+		c->links++;
+		c->visits += n;
+	}
+	return true;
+}
+
+/* A column of the row: its value, or none */
+typedef struct stat_value
+{
+	const char *name;
+	Datum		value;
+	bool		isnull;
+} stat_value;
+
+static stat_value
+int8_value(const char *name, pg_atomic_uint64 *v)
+{
+	stat_value	s = {name, Int64GetDatum((int64) pg_atomic_read_u64(v)), false};
+
+	return s;
+}
+
+static stat_value
+ts_value(const char *name, pg_atomic_uint64 *v)
+{
+	TimestampTz ts = (TimestampTz) pg_atomic_read_u64(v);
+	stat_value	s = {name, TimestampTzGetDatum(ts), ts == 0};
+
+	return s;
+}
+
+PG_FUNCTION_INFO_V1(shorturl_stats);
+
+/*
+ * shorturl_stats returns the one row of the shorturl.stats view.
+ */
+Datum
+shorturl_stats(PG_FUNCTION_ARGS)
+{
+	TupleDesc	desc;
+	Datum	   *values;
+	bool	   *nulls;
+	stat_value	v[20];
+	int			n = 0;
+	click_mode	mode = clicks_mode();
+	db_state   *db = (mode == CLICKS_SHARED) ? dbstate_mine() : NULL;
+
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+
+	v[n++] = (stat_value)
+	{
+		"mode", CStringGetTextDatum(mode == CLICKS_SHARED ? "shared" :
+									mode == CLICKS_NONE ? "standby" : "sync"), false
+	};
+	if (db != NULL)
+	{
+		const shorturl_tables *t = catalog_tables_if_installed();
+		pending_count pc = {t ? t->links : InvalidOid, 0, 0};
+		uint64		flush_us = pg_atomic_read_u64(&db->last_flush_us);
+		char		error[DBSTATE_ERROR_SIZE];
+		TimestampTz error_at;
+		int			worker_pid;
+
+		for (int p = 0; p < counters_partitions(); p++)
+		{
+			LWLockAcquire(counters_partition_lock(p), LW_SHARED);
+			counters_scan(p, count_pending, &pc);
+			LWLockRelease(counters_partition_lock(p));
+		}
+		dbstate_lock(false);
+		strlcpy(error, db->last_error, sizeof(error));
+		error_at = db->last_error_at;
+		worker_pid = db->worker_pid;
+		dbstate_unlock();
+
+		v[n++] = (stat_value) {"pending_links", Int64GetDatum(pc.links), false};
+		v[n++] = (stat_value) {"pending_visits", Int64GetDatum(pc.visits), false};
+		v[n++] = int8_value("flushed_visits", &db->flushed_visits);
+		v[n++] = int8_value("flushes", &db->flushes);
+		v[n++] = ts_value("last_flush_at", &db->last_flush_at);
+		v[n++] = (stat_value) {"last_flush_ms", Float8GetDatum(flush_us / 1000.0),
+		pg_atomic_read_u64(&db->last_flush_at) == 0};
+		v[n++] = int8_value("purged", &db->purged);
+		v[n++] = ts_value("last_purge_at", &db->last_purge_at);
+		v[n++] = int8_value("room_waits", &db->room_waits);
+		v[n++] = int8_value("sync_fallbacks", &db->sync_fallbacks);
+		v[n++] = int8_value("refused_clicks", &db->refused_clicks);
+		v[n++] = int8_value("dropped_deltas", &db->dropped_deltas);
+		v[n++] = (stat_value) {"worker_pid", Int32GetDatum(worker_pid), worker_pid == 0};
+		v[n++] = (stat_value) {"last_error", CStringGetTextDatum(error), error[0] == '\0'};
+		v[n++] = (stat_value) {"last_error_at", TimestampTzGetDatum(error_at), error_at == 0};
+		v[n++] = (stat_value) {"max_pending_links", Int32GetDatum(shorturl_max_pending_links), false};
+	}
+
+	values = palloc0(desc->natts * sizeof(Datum));
+	nulls = palloc(desc->natts * sizeof(bool));
+	for (int i = 0; i < desc->natts; i++)
+	{
+		const char *name = NameStr(TupleDescAttr(desc, i)->attname);
+
+		nulls[i] = true;
+		for (int j = 0; j < n; j++)
+		{
+			if (strcmp(v[j].name, name) == 0)
+			{
+				values[i] = v[j].value;
+				nulls[i] = v[j].isnull;
+				break;
+			}
+		}
+	}
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
+}
