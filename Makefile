@@ -60,7 +60,6 @@ ISOLATION_OPTS = --inputdir=test/isolation --temp-instance=tmp_check_iso \
 # TAP tests (PostgreSQL::Test::Cluster) live in test/t.
 TAP_TESTS = 1
 PROVE_TESTS = test/t/*.pl
-PROVE_FLAGS = -I test/perl
 
 # -Wall -Wextra for our code; the server's headers are included as system
 # headers (-isystem wins over PGXS's -I for the same directory), since some
@@ -77,13 +76,19 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
+# after the include, which empties PROVE_FLAGS; appends to one given to make
+override PROVE_FLAGS += -I test/perl
+
 # The coordinator is an extension of its own, in coordinator/: built,
 # installed and tested with the core (NO_COORDINATOR=1 leaves it out, for a
 # quick run of some of the core's suites).
 ifndef NO_COORDINATOR
 all: coordinator-all
 install: coordinator-install
+# PROVE_TESTS=... on the command line picks tests of the core only
+ifneq ($(origin PROVE_TESTS),command line)
 installcheck: coordinator-installcheck
+endif
 clean: coordinator-clean
 .PHONY: coordinator-all coordinator-install coordinator-installcheck coordinator-clean
 coordinator-all:

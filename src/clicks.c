@@ -46,6 +46,8 @@
 #include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
 #include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/condition_variable.h"
 #include "storage/lmgr.h"
 #include "storage/lock.h"
 #include "utils/builtins.h"
@@ -358,6 +360,41 @@ count_shared(db_state *db, int64 link_id, bool has_max, int64 max_visits)
  */
 
 /*
+ * clicks_leftover returns the clicks of a link that shared memory holds
+ * unflushed although this database counts in the tables: it stopped being
+ * served (IS_TEMPLATE, ALLOW_CONNECTIONS, or shorturl.database across a
+ * restart) with clicks not yet flushed.  They stay until a flush writes
+ * them, and every count includes them meanwhile.  Clicks in flight count
+ * too, so a limit errs on the side of refusing.
+ */
+static int64
+clicks_leftover(int64 link_id)
+{
+	counter_key key;
+	uint32		hash;
+	LWLock	   *lock;
+	counter_entry *e;
+	int64		n = 0;
+
+	if (!counters_available())
+		return 0;
+	counters_make_key(&key, MyDatabaseId, catalog_tables()->links, link_id);
+	hash = counters_hash(&key);
+	lock = counters_lock_for(hash);
+	LWLockAcquire(lock, LW_SHARED);
+	e = counters_lookup(&key, hash);
+	if (e != NULL)
+	{
+		n = (int64) pg_atomic_read_u64(&e->pending);
+		SpinLockAcquire(&e->mutex);
+		n += e->inflight;
+		SpinLockRelease(&e->mutex);
+	}
+	LWLockRelease(lock);
+	return n;
+}
+
+/*
  * count_in_tables counts a click in the caller's transaction (see the
  * rules in the file header).
  */
@@ -385,9 +422,20 @@ count_in_tables(int64 link_id, bool has_max, int64 max_visits)
 	else
 	{
 		LOCKTAG		tag;
+		int64		leftover;
 
 		/* held to the end of the transaction: see make_limited() */
 		lock_link(link_id, &tag);
+		/* clicks still in shared memory count against the limit */
+		leftover = clicks_leftover(link_id);
+		if (leftover >= max_visits)
+		{
+			SPI_finish();
+			catalog_back_from_owner(saved);
+			return CLICK_EXHAUSTED;
+		}
+		max_visits -= leftover;
+		values[1] = Int64GetDatum(max_visits);
 		spi_run(spi_plan(&plan_limited_upsert,
 						 "INSERT INTO shorturl.visit_counts AS c (link_id, visits, last_visit_at)"
 						 " VALUES ($1, 1, pg_catalog.statement_timestamp())"
@@ -444,23 +492,49 @@ clicks_count(int64 link_id, bool has_max, int64 max_visits)
 	}
 
 	db = dbstate_mine();
-	for (int attempt = 0; attempt < 2; attempt++)
+	switch (count_shared(db, link_id, has_max, max_visits))
 	{
-		switch (count_shared(db, link_id, has_max, max_visits))
+		case SHARED_COUNTED:
+			return CLICK_COUNTED;
+		case SHARED_EXHAUSTED:
+			return CLICK_EXHAUSTED;
+		case SHARED_NO_ROOM:
+			break;
+	}
+
+	/*
+	 * The table is full: ask for a flush and wait for room, trying again
+	 * each time a flush makes some.  The click registers on the condition
+	 * variable before it tries again, so a flush that ends in between
+	 * still wakes it.
+	 */
+	pg_atomic_fetch_add_u64(&db->room_waits, 1);
+	{
+		TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+														   ROOM_WAIT_MS);
+		shared_result r = SHARED_NO_ROOM;
+
+		ConditionVariablePrepareToSleep(dbstate_room_cv());
+		for (;;)
 		{
-			case SHARED_COUNTED:
-				return CLICK_COUNTED;
-			case SHARED_EXHAUSTED:
-				return CLICK_EXHAUSTED;
-			case SHARED_NO_ROOM:
+			long		left;
+
+			r = count_shared(db, link_id, has_max, max_visits);
+			if (r != SHARED_NO_ROOM)
 				break;
-		}
-		if (attempt == 0)
-		{
 			dbstate_request_flush(db);
-			dbstate_wait_for_room(db, ROOM_WAIT_MS);
-			CHECK_FOR_INTERRUPTS();
+			left = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
+			if (left <= 0)
+				break;
+			/* wakes when any database's flush makes room */
+			(void) ConditionVariableTimedSleep(dbstate_room_cv(), left,
+											   PG_WAIT_EXTENSION);
 		}
+		ConditionVariableCancelSleep();
+		if (r == SHARED_COUNTED)
+			return CLICK_COUNTED;
+		if (r == SHARED_EXHAUSTED)
+			return CLICK_EXHAUSTED;
 	}
 	pg_atomic_fetch_add_u64(&db->sync_fallbacks, 1);
 	{
@@ -485,8 +559,13 @@ clicks_live_visits(int64 link_id)
 	LOCKTAG		tag;
 	bool		flushes_held = false;
 	int64		visits = 0;
+	bool		served;
 
-	if (clicks_mode() != CLICKS_SHARED)
+	/*
+	 * Shared memory may hold clicks of a database no longer served (see
+	 * clicks_leftover()), so it is read whenever it exists.
+	 */
+	if (RecoveryInProgress() || !counters_available())
 	{
 		/* a parallel worker may not take a fresh snapshot */
 		Snapshot	snapshot = RegisterSnapshot(IsInParallelMode() ? GetActiveSnapshot()
@@ -497,6 +576,8 @@ clicks_live_visits(int64 link_id)
 		return visits;
 	}
 
+	/* a limited link's total is kept only where clicks go to shared memory */
+	served = clicks_mode() == CLICKS_SHARED;
 	counters_make_key(&key, MyDatabaseId, catalog_tables()->links, link_id);
 	hash = counters_hash(&key);
 	lock = counters_lock_for(hash);
@@ -524,7 +605,7 @@ clicks_live_visits(int64 link_id)
 		if (e != NULL)
 		{
 			SpinLockAcquire(&e->mutex);
-			if (e->limited)
+			if (e->limited && served)
 			{
 				visits = e->total;
 				SpinLockRelease(&e->mutex);

@@ -83,7 +83,7 @@
 /* Where a clean shutdown leaves the pending clicks for the next start */
 #define DUMP_FILE		"pg_stat/pg_shorturl_counters.stat"
 #define DUMP_MAGIC		0x53555244	/* "SURD" */
-#define DUMP_VERSION	2
+#define DUMP_VERSION	3
 
 typedef struct counter_partition
 {
@@ -109,7 +109,7 @@ typedef struct dump_header
 	uint32		record_size;	/* sizeof(dump_record): the layout */
 	uint64		system_identifier;
 	XLogRecPtr	checkpoint;		/* the shutdown checkpoint it was made at */
-	uint64		datadir_dev;
+	/* not the device number: it can change across a reboot */
 	uint64		datadir_ino;
 	uint64		count;
 } dump_header;
@@ -204,8 +204,7 @@ dump_belongs_here(const dump_header *h, const char **why)
 		*why = "the server did not shut down cleanly, or was a standby";
 	else if (h->checkpoint != control->checkPoint)
 		*why = "the data changed after it was written";
-	else if (stat(DataDir, &st) != 0 || (uint64) st.st_dev != h->datadir_dev ||
-			 (uint64) st.st_ino != h->datadir_ino)
+	else if (stat(DataDir, &st) != 0 || (uint64) st.st_ino != h->datadir_ino)
 		*why = "the data directory is a copy";
 	else if (access(STANDBY_SIGNAL_FILE, F_OK) == 0 ||
 			 access(RECOVERY_SIGNAL_FILE, F_OK) == 0)
@@ -635,6 +634,37 @@ counters_discard_database(Oid dbid, bool every_other)
 }
 
 /*
+ * counters_database_pending returns the clicks a database's entries hold
+ * unflushed.
+ */
+int64
+counters_database_pending(Oid dbid)
+{
+	int64		pending = 0;
+
+	if (shared == NULL)
+		return 0;
+	for (int p = 0; p < COUNTER_PARTITIONS; p++)
+	{
+		LWLockAcquire(&locks[p].lock, LW_SHARED);
+		for (uint32 i = 0; i < shared->slots; i++)
+		{
+			counter_entry *e = slot_at(p, i);
+
+			if (e->key.dbid == dbid)
+			{
+				pending += (int64) pg_atomic_read_u64(&e->pending);
+				SpinLockAcquire(&e->mutex);
+				pending += e->inflight;
+				SpinLockRelease(&e->mutex);
+			}
+		}
+		LWLockRelease(&locks[p].lock);
+	}
+	return pending;
+}
+
+/*
  * counters_discard_stale removes partition p's entries of database dbid
  * whose links table is not relid, and returns the clicks they held.
  */
@@ -718,7 +748,6 @@ save_dump(int code, Datum arg pg_attribute_unused())
 	h.record_size = sizeof(dump_record);
 	h.system_identifier = control->system_identifier;
 	h.checkpoint = control->checkPoint;
-	h.datadir_dev = (uint64) st.st_dev;
 	h.datadir_ino = (uint64) st.st_ino;
 	pfree(control);
 

@@ -65,6 +65,7 @@ extern LWLock *counters_partition_lock(int p);
 typedef bool (*counters_visitor) (counter_entry *e, void *arg);
 extern void counters_scan(int p, counters_visitor visit, void *arg);
 extern int64 counters_discard_database(Oid dbid, bool every_other);
+extern int64 counters_database_pending(Oid dbid);
 extern int64 counters_discard_stale(int p, Oid dbid, Oid relid);
 
 #endif							/* SHORTURL_COUNTERS_H */

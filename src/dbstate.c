@@ -259,17 +259,13 @@ dbstate_request_flush(db_state *db)
 }
 
 /*
- * dbstate_wait_for_room sleeps until a flush of any database makes room in
- * the counter table, or the timeout passes.  Backpressure: a click waits for
- * the worker rather than being counted where a rollback could undo it.
+ * dbstate_room_cv is the condition variable a click sleeps on while the
+ * counter table is full (clicks.c); every flush broadcasts it.
  */
-void
-dbstate_wait_for_room(db_state *db, long timeout_ms)
+ConditionVariable *
+dbstate_room_cv(void)
 {
-	pg_atomic_fetch_add_u64(&db->room_waits, 1);
-	ConditionVariablePrepareToSleep(&shared->room_cv);
-	(void) ConditionVariableTimedSleep(&shared->room_cv, timeout_ms, PG_WAIT_EXTENSION);
-	ConditionVariableCancelSleep();
+	return &shared->room_cv;
 }
 
 /* dbstate_room_made wakes the clicks waiting for room */

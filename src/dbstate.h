@@ -31,6 +31,7 @@ typedef struct db_state
 	Oid			dboid;			/* InvalidOid: the slot is free */
 	db_extension ext;
 	bool		dropping;		/* DROP DATABASE began */
+	bool		leaving;		/* no longer served: flush once and leave */
 	TimestampTz drop_at;
 	int			worker_pid;		/* the worker serving it, 0 if none */
 	Latch	   *worker_latch;
@@ -75,7 +76,7 @@ extern void dbstate_unlock(void);
 extern void dbstate_set_launcher(Latch *latch, int pid);
 extern void dbstate_wake_launcher(void);
 extern void dbstate_request_flush(db_state *db);
-extern void dbstate_wait_for_room(db_state *db, long timeout_ms);
+extern ConditionVariable *dbstate_room_cv(void);
 extern void dbstate_room_made(void);
 extern void dbstate_note_error(db_state *db, const char *message);
 extern void dbstate_note_drop(Oid dboid);

@@ -367,7 +367,8 @@ flush_clicks(int first, int n)
 
 	begin_flush();
 
-	if (mode == CLICKS_SHARED)
+	/* a database no longer served may have clicks left there too */
+	if (counters_available())
 	{
 		/* readers compare against the transaction that will commit */
 		xid = GetTopTransactionId();

@@ -262,14 +262,37 @@ listed(List *dbs, Oid oid)
 }
 
 /*
- * sync_slots gives every eligible database a slot and frees the slots of
- * databases that are gone; the unflushed clicks of those are dropped.
+ * report_unserved tells the log about the clicks a database that is not
+ * served has left in shared memory: it stopped being served, or they were
+ * restored at a start with a shorturl.database that leaves it out.
+ */
+static void
+report_unserved(Oid dboid)
+{
+	int64		left = counters_database_pending(dboid);
+
+	if (left > 0)
+		ereport(LOG,
+				(errmsg("pg_shorturl: database %u is no longer served, with " INT64_FORMAT " unflushed visits in shared memory",
+						dboid, left),
+				 errdetail("Its clicks are now counted in its tables; visits() includes the ones left in shared memory."),
+				 errhint("Run SELECT shorturl.flush() in that database to write them.")));
+}
+
+/*
+ * sync_slots gives every eligible database a slot and frees the others.
+ * A database that stopped being eligible (IS_TEMPLATE, ALLOW_CONNECTIONS)
+ * has its worker flush once and leave; its slot goes when the worker has
+ * gone.  The unflushed clicks of a database that is gone are dropped; those
+ * of one that stays but is no longer served stay in shared memory, where
+ * its visits() sees them and its shorturl.flush() writes them.
  */
 static void
 sync_slots(List *dbs)
 {
 	ListCell   *lc;
 	Oid		   *gone = palloc(sizeof(Oid) * Max(1, dbstate_count()));
+	bool	   *exists = palloc(sizeof(bool) * Max(1, dbstate_count()));
 	int			ngone = 0;
 	static bool warned = false;
 
@@ -282,14 +305,24 @@ sync_slots(List *dbs)
 		if (db->dboid == InvalidOid)
 			continue;
 		l = listed(dbs, db->dboid);
-		if (l == NULL || !l->eligible)
+		if (l != NULL && l->eligible)
 		{
+			/* eligible again once the leaving worker has gone */
 			if (db->worker_pid == 0)
-			{
-				gone[ngone++] = db->dboid;
-				dbstate_remove(db);
-			}
+				db->leaving = false;
+			continue;
 		}
+		if (db->worker_pid != 0)
+		{
+			/* a template must not keep a connection: it blocks CREATE DATABASE */
+			if (!db->leaving && db->worker_latch != NULL)
+				SetLatch(db->worker_latch);
+			db->leaving = true;
+			continue;
+		}
+		exists[ngone] = (l != NULL);
+		gone[ngone++] = db->dboid;
+		dbstate_remove(db);
 	}
 	foreach(lc, dbs)
 	{
@@ -307,14 +340,20 @@ sync_slots(List *dbs)
 
 	for (int i = 0; i < ngone; i++)
 	{
-		int64		dropped = counters_discard_database(gone[i], false);
+		if (!exists[i])
+		{
+			int64		dropped = counters_discard_database(gone[i], false);
 
-		if (dropped > 0)
-			ereport(LOG,
-					(errmsg("pg_shorturl: dropped " INT64_FORMAT " unflushed visits of database %u, which no longer exists",
-							dropped, gone[i])));
+			if (dropped > 0)
+				ereport(LOG,
+						(errmsg("pg_shorturl: dropped " INT64_FORMAT " unflushed visits of database %u, which no longer exists",
+								dropped, gone[i])));
+		}
+		else
+			report_unserved(gone[i]);
 	}
 	pfree(gone);
+	pfree(exists);
 }
 
 /* start_worker starts the worker of a database; NULL if it cannot */
@@ -349,7 +388,7 @@ start_worker(Oid dboid)
 static bool
 wants_worker(db_state *db, TimestampTz now)
 {
-	if (db->dboid == InvalidOid || db->dropping || db->worker_pid != 0)
+	if (db->dboid == InvalidOid || db->dropping || db->leaving || db->worker_pid != 0)
 		return false;
 	if (db->ext == DBEXT_UNKNOWN)
 		return true;
@@ -451,7 +490,9 @@ schedule(running_worker *running, int *nrunning)
 		}
 		dbstate_unlock();
 	}
-	waiting = Max(0, ncandidates - Max(0, free_slots));
+	/* more workers than shorturl.max_workers after a reload: some must go */
+	waiting = Max(0, ncandidates - Max(0, free_slots)) +
+		Max(0, *nrunning - shorturl_max_workers);
 	dbstate_set_waiting((uint32) waiting);
 	if (waiting > 0)
 	{
@@ -479,6 +520,7 @@ shorturl_launcher_main(Datum main_arg pg_attribute_unused())
 	MemoryContext cxt;
 	running_worker *running;
 	int			nrunning = 0;
+	bool		looked = false;
 
 	/* reload settings on SIGHUP; on SIGTERM, note who sent it */
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
@@ -508,6 +550,20 @@ shorturl_launcher_main(Datum main_arg pg_attribute_unused())
 
 			MemoryContextReset(cxt);
 			dbs = list_databases(cxt);
+			if (!looked)
+			{
+				/* clicks restored at the start for a database not served */
+				ListCell   *lc;
+
+				foreach(lc, dbs)
+				{
+					listed_db  *l = lfirst(lc);
+
+					if (!l->eligible)
+						report_unserved(l->oid);
+				}
+				looked = true;
+			}
 			sync_slots(dbs);
 			schedule(running, &nrunning);
 		}
@@ -522,6 +578,19 @@ shorturl_launcher_main(Datum main_arg pg_attribute_unused())
 		{
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
+			/* a shorter interval applies to databases waiting their turn too */
+			dbstate_lock(true);
+			for (int i = 0; i < dbstate_count(); i++)
+			{
+				db_state   *db = dbstate_at(i);
+				TimestampTz now = GetCurrentTimestamp();
+
+				db->due_at = Min(db->due_at,
+								 TimestampTzPlusMilliseconds(now, shorturl_flush_interval));
+				db->due_at = Min(db->due_at,
+								 TimestampTzPlusMilliseconds(now, (int64) shorturl_purge_interval * 1000));
+			}
+			dbstate_unlock();
 			/* the array of workers was sized for the old maximum */
 			running = repalloc(running, sizeof(running_worker) *
 							   Max(Max(1, shorturl_max_workers), nrunning));

@@ -17,7 +17,9 @@
  *	   previous flush, and purge every shorturl.purge_interval in batches of
  *	   a transaction each, flushing in between when a flush falls due;
  *	5. leave after a round when other databases wait for a worker slot
- *	   (shorturl.max_workers), or when the extension is dropped.
+ *	   (shorturl.max_workers), when the extension is dropped, or, after one
+ *	   last flush, when the database is no longer served (it became a
+ *	   template or stopped allowing connections).
  * An error in a flush or purge is logged, kept in shorturl.stats, and the
  * worker carries on; a flush that fails loses nothing.
  *
@@ -102,6 +104,28 @@ extension_ready(void)
 }
 
 /*
+ * log_error writes an error caught earlier to the server log, as the
+ * server would for a failed statement, and carries on.
+ */
+static void
+log_error(ErrorData *edata)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+
+	PG_TRY();
+	{
+		ThrowErrorData(edata);
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		EmitErrorReport();
+		FlushErrorState();
+	}
+	PG_END_TRY();
+}
+
+/*
  * in_transaction runs one unit of work in a transaction of its own.  An
  * error is logged and kept in the statistics, the transaction is rolled
  * back, and the worker carries on.  Returns the work's result, or -1;
@@ -137,14 +161,24 @@ in_transaction(int64 (*work) (void *), void *arg, const char *activity, bool *re
 
 		MemoryContextSwitchTo(cxt);
 		edata = CopyErrorData();
-		/* log it, as the server would for a failed statement */
-		EmitErrorReport();
 		FlushErrorState();
 		/* roll back: the flush settles nothing, so nothing is lost */
 		AbortCurrentTransaction();
-		dbstate_note_error(my_db, edata->message);
-		FreeErrorData(edata);
 		pgstat_report_activity(STATE_IDLE, NULL);
+
+		/*
+		 * DROP EXTENSION may have committed while the work waited for a
+		 * lock: then the error is no failure, and the worker leaves.
+		 */
+		StartTransactionCommand();
+		*ready = extension_ready();
+		CommitTransactionCommand();
+		if (*ready)
+		{
+			log_error(edata);
+			dbstate_note_error(my_db, edata->message);
+		}
+		FreeErrorData(edata);
 		result = -1;
 	}
 	PG_END_TRY();
@@ -258,6 +292,7 @@ shorturl_worker_main(Datum main_arg)
 	TimestampTz next_purge;
 	TimestampTz next_orphans;
 	bool		ready = true;
+	bool		leaving = false;
 
 	/* reload settings on SIGHUP; die() on SIGTERM, as a backend does */
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
@@ -275,6 +310,8 @@ shorturl_worker_main(Datum main_arg)
 	my_db->worker_pid = MyProcPid;
 	my_db->worker_latch = MyLatch;
 	my_db->served_at = GetCurrentTimestamp();
+	/* due until a round ends, so a worker killed mid-round is replaced */
+	my_db->due_at = my_db->served_at;
 	dbstate_unlock();
 	before_shmem_exit(leave, (Datum) 0);
 
@@ -316,9 +353,17 @@ shorturl_worker_main(Datum main_arg)
 		dbstate_lock(true);
 		my_db->ext = ready ? DBEXT_PRESENT : DBEXT_ABSENT;
 		my_db->due_at = Min(next_flush, next_purge);
+		leaving = my_db->leaving;
 		dbstate_unlock();
 
-		/* 5. make way for databases waiting for a worker */
+		/* 5. no longer served: write what is pending, then go */
+		if (leaving)
+		{
+			if (ready)
+				(void) flush_now(&ready);
+			break;
+		}
+		/* make way for databases waiting for a worker */
 		if (!ready || dbstate_waiting() > 0)
 			break;
 

@@ -25,6 +25,11 @@
 #include "utils/guc.h"
 #include "utils/tuplestore.h"
 
+/* InitMaterializedSRF and the PL/Proxy packages we test with need 15 */
+#if PG_VERSION_NUM < 150000
+#error "pg_shorturl_coordinator needs PostgreSQL 15 or later"
+#endif
+
 #if PG_VERSION_NUM >= 180000
 PG_MODULE_MAGIC_EXT(.name = "pg_shorturl_coordinator", .version = "0.6");
 #else

@@ -8,21 +8,36 @@
 # unlogged table whether it got the URL, so successes are counted exactly,
 # not inferred from visits().  Demand exceeds the limits, so a lost update
 # shows as a success too many.  Each run is made twice:
-#	- in the database the worker serves: clicks are counted in shared memory,
-#	  and flushes happen mid-run, from the worker (every 20 ms) and from
-#	  shorturl.flush() in one pgbench transaction in eleven;
-#	- in another database: each click is a synchronous UPDATE of the row.
+#	- in the database the worker serves ('served'): clicks are counted in
+#	  shared memory, and flushes happen mid-run, from the worker (every
+#	  20 ms) and from shorturl.flush() in one pgbench transaction in eleven;
+#	- in another database ('plain', outside shorturl.database = 'served'):
+#	  clicks are counted in the tables, in the clicking transaction.  There
+#	  a limited link is served only in a transaction of one statement, which
+#	  each autocommit pgbench transaction is; an unlimited link's click
+#	  appends a row to shorturl.pending_visits, which flush() folds in.
 # Run 1 hammers one link (max_visits 500, about 3600 attempts).  Run 2
 # spreads clicks over 50 limited links (max_visits 1..20, about 36 attempts
-# each) and one unlimited hot link.  Links idle between two flushes lose
-# their shared-memory counter and get a new one at their next click, so run 2
-# also exercises making counters while flushes run.  After each run: successes, visits(), link_status(), and, after a
-# final flush, the table's visits and exhausted_at.
+# each) and one unlimited hot link.  After each run: successes, visits(),
+# link_status(), and, after a final flush, the stored counts and
+# exhausted_at.
+#
+# Then, in 'plain' only, the two rules of counting in the tables:
+#	- an open transaction that resolved an unlimited link does not hold up
+#	  other sessions' resolves of it (0.5 held the link's row lock to the
+#	  end of the transaction): 100 resolves from pgbench, each allowed to
+#	  wait 200 ms for a lock at most, finish while it is open;
+#	- a limited link resolved inside a transaction block gets NULL and is
+#	  not counted (a served visit must never be rolled back).
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use Time::HiRes qw(time);
+use FindBin;
+use lib "$FindBin::Bin/../perl";
+use ShortURL::Test;
 
 my $clients = 8;
 my $tx_per_client = 500;
@@ -30,16 +45,10 @@ my $transactions = $clients * $tx_per_client;
 my $limit = 500;        # max_visits of the link of run 1
 my $multi_links = 50;   # limited links of run 2, m1 .. m50
 
-my $node = PostgreSQL::Test::Cluster->new('stress');
-$node->init(extra => [ '--encoding=UTF8', '--locale=C' ]);
-$node->append_conf(
-	'postgresql.conf', q{
-shared_preload_libraries = 'pg_shorturl'
-shorturl.database = 'served'
-shorturl.flush_interval = '20ms'
-shorturl.purge_interval = '1h'
-});
-$node->start;
+my $node = ShortURL::Test::node('stress',
+	"shorturl.database = 'served'",
+	"shorturl.flush_interval = '20ms'",
+	"shorturl.purge_interval = '1h'");
 
 # the same links in both databases: m<k> allows 1 + (k * 7) % 20 visits
 for my $db ('served', 'plain')
@@ -56,11 +65,13 @@ SELECT count(shorturl.shorten('https://example.com/m/' || k, alias => 'm' || k,
 FROM generate_series(1, $multi_links) AS k;
 });
 }
-$node->poll_query_until('served',
-	"SELECT mode = 'shared' AND worker_pid IS NOT NULL FROM shorturl.stats")
+ShortURL::Test::wait_served($node, 'served')
   or die 'the worker does not serve the database "served"';
+# the two counting modes under test
+is($node->safe_psql('served', 'SELECT mode FROM shorturl.stats'),
+	'shared', 'the served database counts in shared memory');
 is($node->safe_psql('plain', 'SELECT mode FROM shorturl.stats'),
-	'sync', 'the other database counts synchronously');
+	'sync', 'the other database counts in the tables');
 
 # pgbench scripts: each transaction resolves once and records the outcome
 my %script = (
@@ -95,14 +106,28 @@ sub stats
 {
 	my ($db) = @_;
 	my @v = split /\|/, $node->safe_psql($db,
-		'SELECT flushes, flushed_visits, sync_fallbacks, pending_visits FROM shorturl.stats');
-	return { flushes => $v[0], flushed => $v[1], fallbacks => $v[2], pending => $v[3] };
+		'SELECT flushes, flushed_visits, sync_fallbacks, pending_visits, refused_clicks FROM shorturl.stats');
+	return { flushes => $v[0], flushed => $v[1], fallbacks => $v[2], pending => $v[3],
+		refused => $v[4] };
+}
+
+# the stored count of a link and whether it is marked exhausted, after a flush
+my $stored_sql = q{
+SELECT coalesce(c.visits, 0) + coalesce((SELECT sum(p.visits) FROM shorturl.pending_visits AS p
+                                         WHERE p.link_id = l.id), 0),
+       l.exhausted_at IS NOT NULL
+FROM shorturl.links AS l LEFT JOIN shorturl.visit_counts AS c ON c.link_id = l.id
+WHERE l.code = '%s'};
+sub stored_of
+{
+	my ($db, $code) = @_;
+	return $node->safe_psql($db, sprintf($stored_sql, $code));
 }
 
 for my $db ('served', 'plain')
 {
 	my $shared = $db eq 'served';
-	my $mode = $shared ? 'shared memory' : 'sync UPDATE';
+	my $mode = $shared ? 'shared memory' : 'tables';
 
 	# ---------------------------------------------------------------------
 	# Run 1: one limited link, all clients at once
@@ -113,8 +138,11 @@ for my $db ('served', 'plain')
 
 	my ($attempts, $successes) = split /\|/, $node->safe_psql($db,
 		q{SELECT count(*), count(*) FILTER (WHERE ok) FROM hits WHERE code = 'limited'});
+	# demand exceeds the limit, so a lost update would show
 	cmp_ok($attempts, '>', $limit * 4, "$mode: demand ($attempts resolves) exceeds max_visits");
+	# exactly max_visits resolves got the URL
 	is($successes, $limit, "$mode: resolve() returned the URL exactly $limit times");
+	# the live count agrees with the successes
 	is($node->safe_psql($db, q{SELECT shorturl.visits('limited')}),
 		$limit, "$mode: visits() is $limit");
 	is($node->safe_psql($db, q{SELECT shorturl.link_status('limited')}),
@@ -123,17 +151,25 @@ for my $db ('served', 'plain')
 		't', "$mode: a further resolve gets nothing");
 	if ($shared)
 	{
+		# the worker flushed while clicks came in
 		cmp_ok($after->{flushes} - $before->{flushes}, '>', 50,
 			"$mode: flushes committed during the run: " . ($after->{flushes} - $before->{flushes}));
 		cmp_ok($after->{flushed} - $before->{flushed}, '>', 0,
 			"$mode: clicks written by flushes during the run: " . ($after->{flushed} - $before->{flushed}));
-		is($after->{fallbacks}, 0, "$mode: no click fell back to a synchronous UPDATE");
+		is($after->{fallbacks}, 0, "$mode: no click fell back to the tables");
 	}
 	$node->safe_psql($db, 'SELECT shorturl.flush()');
-	is($node->safe_psql($db,
-			q{SELECT visits, exhausted_at IS NOT NULL FROM shorturl.links WHERE code = 'limited'}),
-		"$limit|t", "$mode: after a flush the table holds $limit visits and exhausted_at");
-	is(stats($db)->{pending}, 0, "$mode: nothing pending after the flush");
+	# the tables hold the limit, no more, and the exhaustion
+	is(stored_of($db, 'limited'), "$limit|t",
+		"$mode: after a flush the tables hold $limit visits and exhausted_at");
+	if ($shared)
+	{
+		is(stats($db)->{pending}, 0, "$mode: nothing pending in shared memory after the flush");
+	}
+	else
+	{
+		is(stats($db)->{pending}, undef, "$mode: no clicks in shared memory at all");
+	}
 
 	# ---------------------------------------------------------------------
 	# Run 2: many limited links and one hot unlimited link at once
@@ -143,12 +179,12 @@ for my $db ('served', 'plain')
 	# per link: successes must be min(max_visits, attempts), and visits()
 	# must equal the successes
 	my $per_link = q{
-SELECT l.code, l.max_visits, count(h.code) AS attempts,
+SELECT l.id, l.code, l.max_visits, count(h.code) AS attempts,
        count(h.code) FILTER (WHERE h.ok) AS successes,
        shorturl.visits(l.code) AS live
 FROM shorturl.links AS l LEFT JOIN hits AS h USING (code)
 WHERE l.code ~ '^m[0-9]+$'
-GROUP BY l.code, l.max_visits};
+GROUP BY l.id, l.code, l.max_visits};
 	is($node->safe_psql($db, qq{
 SELECT string_agg(format('%s: max %s, attempts %s, successes %s, visits() %s',
                          code, max_visits, attempts, successes, live), '; ' ORDER BY code)
@@ -167,17 +203,95 @@ WHERE successes <> LEAST(max_visits, attempts) OR live <> successes}),
 		$hot_tx, "$mode: visits() of the hot link equals its $hot_tx transactions");
 
 	$node->safe_psql($db, 'SELECT shorturl.flush()');
+	# after a flush every count is in visit_counts, none left unfolded
+	is($node->safe_psql($db, 'SELECT count(*) FROM shorturl.pending_visits'),
+		'0', "$mode: after a flush no click is left in pending_visits");
 	is($node->safe_psql($db, qq{
-SELECT count(*) FROM shorturl.links AS l JOIN ($per_link) AS s USING (code)
-WHERE l.visits <> s.successes
+SELECT count(*) FROM ($per_link) AS s
+JOIN shorturl.links AS l USING (id)
+LEFT JOIN shorturl.visit_counts AS c ON c.link_id = s.id
+WHERE coalesce(c.visits, 0) <> s.successes
    OR (l.exhausted_at IS NOT NULL) <> (s.successes = l.max_visits)}),
-		'0', "$mode: after a flush the table's visits and exhausted_at agree for every limited link");
-	is($node->safe_psql($db, q{SELECT visits FROM shorturl.links WHERE code = 'hot'}),
-		$hot_tx, "$mode: after a flush the table holds the hot link's $hot_tx visits");
-	is($node->safe_psql($db,
-			q{SELECT count(*) FROM shorturl.links WHERE max_visits IS NOT NULL AND visits > max_visits}),
+		'0', "$mode: after a flush the stored visits and exhausted_at agree for every limited link");
+	is(stored_of($db, 'hot'), "$hot_tx|f",
+		"$mode: after a flush the tables hold the hot link's $hot_tx visits");
+	is($node->safe_psql($db, q{
+SELECT count(*) FROM shorturl.links AS l JOIN shorturl.visit_counts AS c ON c.link_id = l.id
+WHERE c.visits > l.max_visits}),
 		'0', "$mode: no link has more visits than its limit");
 }
+
+# ---------------------------------------------------------------------
+# Counting in the tables: an open transaction holds up nobody
+# ---------------------------------------------------------------------
+$node->safe_psql('plain', q{
+SELECT shorturl.shorten('https://example.com/x', alias => 'x');
+SELECT shorturl.shorten('https://example.com/lim', alias => 'lim', max_visits => 5);
+});
+my $open = $node->background_psql('plain');
+my $open_pid = $open->query_safe('SELECT pg_backend_pid()');
+is($open->query_safe(q{BEGIN; SELECT shorturl.resolve('x');}),
+	'https://example.com/x', 'an open transaction resolved x');
+# it wrote its click (it has a transaction id) and is still open
+is($node->safe_psql('plain', qq{
+SELECT state, backend_xid IS NOT NULL FROM pg_stat_activity WHERE pid = $open_pid}),
+	'idle in transaction|t', 'the transaction that counted a click of x is open');
+
+# every pgbench client may wait 200 ms for a lock at most: a resolve that
+# waited for the open transaction would fail, not just be slow
+{
+	local $ENV{PGOPTIONS} = '-c lock_timeout=200ms';
+	my $t0 = time;
+	$node->pgbench(
+		'-n -c 4 -j 2 -t 25',
+		0,
+		[qr{processed: 100/100}],
+		[qr{^$}],
+		'100 resolves of x while a transaction that resolved it is open: all succeed, no lock wait',
+		{ 'plain_x.sql' => "SELECT 1 / (shorturl.resolve('x') IS NOT NULL)::int;\n" },
+		'plain');
+	my $elapsed = time - $t0;
+	cmp_ok($elapsed, '<', 1, sprintf('the 100 resolves took %.3f s, well under a second', $elapsed));
+}
+is($node->safe_psql('plain', q{SELECT shorturl.visits('x')}),
+	'100', 'visits() counts the 100 committed clicks, not the open one');
+$open->query_safe('COMMIT');
+is($node->safe_psql('plain', q{SELECT shorturl.visits('x')}),
+	'101', 'after the commit visits() counts all 101');
+$node->safe_psql('plain', 'SELECT shorturl.flush()');
+is(stored_of('plain', 'x'), '101|f', 'after a flush the tables hold the 101 clicks');
+
+# ---------------------------------------------------------------------
+# Counting in the tables: a limited link is served only by a transaction
+# of one statement
+# ---------------------------------------------------------------------
+# in a transaction block (committed): NULL, not counted
+is($open->query_safe(q{BEGIN; SELECT shorturl.resolve('lim') IS NULL; COMMIT;}),
+	't', 'a limited link resolved in a committed transaction block gets NULL');
+# in a transaction block (rolled back): NULL, not counted
+is($open->query_safe(q{BEGIN; SELECT shorturl.resolve('lim') IS NULL; ROLLBACK;}),
+	't', 'a limited link resolved in a rolled back transaction block gets NULL');
+# in a subtransaction of a one-statement transaction (a PL/pgSQL block
+# with an exception handler): NULL (ASSERT fails the statement otherwise)
+is($open->query_safe(q{
+DO $$
+BEGIN
+    BEGIN
+        ASSERT shorturl.resolve('lim') IS NULL, 'resolve() served lim in a subtransaction';
+    EXCEPTION WHEN division_by_zero THEN NULL;
+    END;
+END
+$$;
+SELECT 'done';}),
+	'done', 'a limited link resolved in a subtransaction of a one-statement transaction gets NULL');
+is($node->safe_psql('plain', q{SELECT shorturl.visits('lim'), shorturl.link_status('lim')}),
+	'0|active', 'none of those resolves was counted; the link is still active');
+# the same link in a transaction of one statement: served and counted
+is($open->query_safe(q{SELECT shorturl.resolve('lim')}),
+	'https://example.com/lim', 'a single-statement transaction gets the URL');
+is($node->safe_psql('plain', q{SELECT shorturl.visits('lim')}),
+	'1', 'and its click is counted');
+$open->quit;
 
 $node->stop;
 done_testing();

@@ -9,7 +9,10 @@
 # seconds until a condition holds or a process is gone), reconfigure
 # reload settings, list the launcher and workers, pick the launcher's and
 # workers' errors and bad exits out of the log, and run a query in the
-# background.
+# background.  Others read shorturl.stats, change the flush interval and
+# wait for the worker to take it, follow the save file a clean shutdown
+# leaves (its path, the postmaster's lines about it) and wait out a
+# crash's reinitialization.
 #
 #   use FindBin; use lib "$FindBin::Bin/../perl";
 #   # (prove -I test/perl works too, but PGXS's Makefile.global empties
@@ -105,15 +108,27 @@ sub live
 		"SELECT string_agg(c || '=' || coalesce(shorturl.visits(c)::text, 'null'), ' ' ORDER BY c) FROM unnest(ARRAY[$list]) c");
 }
 
-# stored returns "code=visits" for codes from the tables (flushed visits)
+# stored_expr is the SQL expression of the visits the tables hold for the
+# link aliased $alias (default l): its shorturl.visit_counts row plus its
+# rows of shorturl.pending_visits (clicks counted synchronously, which a
+# flush may leave there)
+sub stored_expr
+{
+	my ($alias) = @_;
+	$alias //= 'l';
+	return "(coalesce((SELECT c.visits FROM shorturl.visit_counts c WHERE c.link_id = $alias.id), 0)"
+	  . " + coalesce((SELECT sum(p.visits) FROM shorturl.pending_visits p WHERE p.link_id = $alias.id), 0))";
+}
+
+# stored returns "code=visits" for codes from the tables (flushed visits
+# and synchronously counted ones), without shared memory
 sub stored
 {
 	my ($node, $db, @codes) = @_;
 	my $list = join ',', map { "'$_'" } @codes;
 	return $node->safe_psql($db,
-		"SELECT string_agg(l.code || '=' || coalesce(c.visits, 0), ' ' ORDER BY l.code)"
-		  . " FROM shorturl.links l LEFT JOIN shorturl.visit_counts c ON c.link_id = l.id"
-		  . " WHERE l.code IN ($list)");
+		"SELECT string_agg(l.code || '=' || " . stored_expr('l') . ", ' ' ORDER BY l.code)"
+		  . " FROM shorturl.links l WHERE l.code IN ($list)");
 }
 
 # expect builds the string live() and stored() return when every code has $n
@@ -437,6 +452,14 @@ sub thaw
 	return scalar @pids;
 }
 
+# first_error returns "SQLSTATE: message" of the first error (or fatal
+# error) in psql's standard error (VERBOSITY verbose), or ''
+sub first_error
+{
+	my ($stderr) = @_;
+	return $stderr =~ /^(?:psql:[^\n]*?)?(?:ERROR|FATAL):\s+([0-9A-Z]{5}): ([^\n]*)/m ? "$1: $2" : '';
+}
+
 # timed_error runs SQL in a psql of its own and returns "SQLSTATE:
 # message" of its first error ('' if it succeeded, 'timed out' if it took
 # longer than $timeout seconds, default 60) and the seconds it took
@@ -451,7 +474,114 @@ sub timed_error
 		timeout => $timeout // 60, timed_out => \$timed_out);
 	my $secs = time - $t0;
 	return ('timed out', $secs) if $timed_out;
-	return ($err =~ /^(?:psql:[^\n]*?)?ERROR:\s+([0-9A-Z]{5}): ([^\n]*)/m ? "$1: $2" : '', $secs);
+	return (first_error($err), $secs);
+}
+
+# session starts a psql that stays connected to $db (one backend for all
+# the queries asked of it, so that it keeps its connections to other
+# servers); ask sends it SQL and waits for the answer.  Unlike
+# background_psql, a query that does not answer in time leaves the
+# session usable: keep waiting with answer(), once whatever held it up is
+# gone.
+sub session
+{
+	my ($node, $db) = @_;
+	my $s = { in => "\\set VERBOSITY verbose\n", out => '', err => '', n => 0 };
+
+	$s->{h} = IPC::Run::start(
+		[ $node->installed_command('psql'), '-XAtq', '-d', $node->connstr($db), '-f', '-' ],
+		'<', \$s->{in}, '>', \$s->{out}, '2>', \$s->{err});
+	return $s;
+}
+
+# send_sql hands SQL to a session without waiting
+sub send_sql
+{
+	my ($s, $sql) = @_;
+
+	$s->{n}++;
+	$s->{out} = '';
+	$s->{err} = '';
+	$s->{sent_at} = time;
+	# psql sends a query at its semicolon, before the \echo that follows
+	$sql =~ s/;?\s*$/;/ unless $sql =~ /^\\/;
+	$s->{in} .= "$sql\n\\echo __answered_$s->{n}\n";
+	$s->{h}->pump_nb;
+}
+
+# answer waits at most $timeout seconds (default 60) for the SQL sent
+# last; returns (output, "SQLSTATE: message" or '', seconds since it was
+# sent), or () if it has not answered yet.  A session whose psql ended
+# (its backend was terminated) answers with what it said last.
+sub answer
+{
+	my ($s, $timeout) = @_;
+	my $deadline = time + ($timeout // 60);
+	my $mark = "__answered_$s->{n}";
+
+	while (1)
+	{
+		my $alive = eval { $s->{h}->pump_nb; 1 } && $s->{h}->pumpable;
+		if ($s->{out} =~ s/^\Q$mark\E\n//m || !$alive)
+		{
+			my $secs = time - $s->{sent_at};
+			chomp(my $out = $s->{out});
+			return ($out, first_error($s->{err}) || ($alive ? '' : 'session ended'), $secs);
+		}
+		return () if time >= $deadline;
+		usleep(5_000);
+	}
+}
+
+# ask sends SQL and waits for its answer (see answer)
+sub ask
+{
+	my ($s, $sql, $timeout) = @_;
+	send_sql($s, $sql);
+	return answer($s, $timeout);
+}
+
+# end_session quits a session's psql (kills it if it has not quit within
+# 10 s)
+sub end_session
+{
+	my ($s) = @_;
+	my $deadline = time + 10;
+
+	$s->{in} .= "\\q\n";
+	while (time < $deadline)
+	{
+		last unless eval { $s->{h}->pump_nb; 1 } && $s->{h}->pumpable;
+		usleep(10_000);
+	}
+	$s->{h}->kill_kill if $s->{h}->pumpable;
+	eval { $s->{h}->finish };
+}
+
+# start_pgbench runs pgbench in the background against $db ($opts: its
+# options; $script: the text of its one script); finish_pgbench waits for
+# it and returns its exit code, standard output and standard error
+sub start_pgbench
+{
+	my ($node, $db, $opts, $script) = @_;
+	my $file = PostgreSQL::Test::Utils::tempdir() . '/script.sql';
+	my $b = { out => '', err => '' };
+
+	open my $fh, '>', $file or die "$file: $!";
+	print $fh $script;
+	close $fh;
+	$b->{h} = IPC::Run::start(
+		[ $node->installed_command('pgbench'), '--no-vacuum', split(/\s+/, $opts),
+			'-h', $node->host, '-p', $node->port, '-f', $file, $db ],
+		'<', '/dev/null', '>', \$b->{out}, '2>', \$b->{err});
+	return $b;
+}
+
+sub finish_pgbench
+{
+	my ($b) = @_;
+	$b->{h}->finish;
+	return ($b->{h}->result(0), $b->{out}, $b->{err});
 }
 
 1;
