@@ -32,6 +32,7 @@ OBJS = \
 	src/codes.o \
 	src/lookup.o \
 	src/counters.o \
+	src/counters_file.o \
 	src/dbstate.o \
 	src/clicks.o \
 	src/flush.o \

@@ -52,6 +52,17 @@ SELECT shorturl.shorten('javascript:alert(1)');
 SELECT shorturl.shorten('https://example.com/', alias => 'admin');
 \set ON_ERROR_STOP 1
 SELECT shorturl.resolve('favicon.ico') AS arbitrary_path, shorturl.link_status('nosuchcode') AS status;
+\echo 'look-alike hosts and hidden characters are refused too:'
+\set ON_ERROR_STOP 0
+SELECT shorturl.shorten('https://good.example:443@evil.example/');
+SELECT shorturl.shorten(U&'https://p\0430ypal.com/');
+\set ON_ERROR_STOP 1
+\echo 'a code once issued is never issued again, even after its link is deleted:'
+SELECT shorturl.shorten('https://example.com/old', max_visits => 1) AS old_code \gset
+DELETE FROM shorturl.links WHERE code = :'old_code';
+\set ON_ERROR_STOP 0
+SELECT shorturl.shorten('https://evil.example/', alias => :'old_code');
+\set ON_ERROR_STOP 1
 
 \echo
 \echo '--- click counters: 10,000 clicks in shared memory, no WAL, then one flush ---'
@@ -59,10 +70,12 @@ SELECT pg_current_wal_lsn() AS lsn_before \gset
 SELECT count(shorturl.resolve('spring-sale')) AS clicks FROM generate_series(1, 10000);
 SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), :'lsn_before') AS wal_bytes_for_10000_clicks,
        shorturl.visits('spring-sale') AS live_visits,
-       (SELECT visits FROM shorturl.links WHERE code = 'spring-sale') AS in_table;
+       coalesce((SELECT c.visits FROM shorturl.visit_counts c JOIN shorturl.links l ON l.id = c.link_id
+                 WHERE l.code = 'spring-sale'), 0) AS in_table;
 SELECT shorturl.flush() AS flushed;
 SELECT shorturl.visits('spring-sale') AS live_visits,
-       (SELECT visits FROM shorturl.links WHERE code = 'spring-sale') AS in_table;
+       (SELECT c.visits FROM shorturl.visit_counts c JOIN shorturl.links l ON l.id = c.link_id
+        WHERE l.code = 'spring-sale') AS in_table;
 SELECT mode, pending_links, pending_visits, flushes, flushed_visits, worker_pid IS NOT NULL AS worker_running
 FROM shorturl.stats;
 

@@ -191,6 +191,24 @@ SELECT live, in_table FROM pg_temp.stored('reset-me');
 SELECT count(shorturl.resolve('reset-me')) AS served FROM generate_series(1, 12);
 SELECT shorturl.visits('reset-me') AS visits, shorturl.link_status('reset-me') AS status;
 SELECT shorturl.reset_visits('no-such-code') AS unknown;
+-- a flush in the transaction of a reset writes the other links' clicks;
+-- the reset link's new clicks wait for the next flush; a reset alone is
+-- no flush in the statistics
+SELECT shorturl.shorten('https://example.com/other', alias => 'other-link'),
+       shorturl.shorten('https://example.com/third', alias => 'third-link');
+SELECT count(shorturl.resolve(c)) AS clicks
+FROM unnest('{other-link,third-link}'::text[]) AS c, generate_series(1, 5);
+SELECT flushes AS flushes_before FROM shorturl.stats \gset
+BEGIN;
+SELECT shorturl.reset_visits('third-link') AS had;
+SELECT count(shorturl.resolve('third-link')) AS new_clicks FROM generate_series(1, 2);
+SELECT shorturl.flush() AS flushed;
+COMMIT;
+SELECT live, in_table FROM pg_temp.stored('other-link');
+SELECT live, in_table FROM pg_temp.stored('third-link');
+SELECT flushes - :flushes_before AS flushes_counted FROM shorturl.stats;
+SELECT shorturl.reset_visits('other-link') AS had;
+SELECT flushes - :flushes_before AS flushes_counted FROM shorturl.stats;
 
 DROP FUNCTION pg_temp.stored(text);
 DROP EXTENSION pg_shorturl;

@@ -13,7 +13,7 @@ BEGIN
         RAISE EXCEPTION 'this database is a pg_shorturl 0.5 coordinator, which cannot be updated in place'
             USING ERRCODE = 'feature_not_supported',
                   DETAIL = 'In 0.6 a coordinator is the extension pg_shorturl_coordinator; the shards update as usual.',
-                  HINT = 'See "Upgrading a 0.5 coordinator" in the README: keep the key and the sequence, drop the extension, create pg_shorturl_coordinator and add the shards again.';
+                  HINT = 'See "Upgrading a 0.5 cluster" in the README: keep the key and the sequence, drop the extension, create pg_shorturl_coordinator and add the shards again.';
     END IF;
 END
 $$;
@@ -111,6 +111,26 @@ ALTER TABLE shorturl.links
 
 UPDATE shorturl.links
    SET id = CASE WHEN NOT is_alias THEN shorturl.decode_id(code) END;
+-- A generated code that this database's sequence did not issue was made
+-- by a 0.5 coordinator (with its key) for this database as its shard.
+-- Such a shard's links take ids no coordinator will ever issue: the
+-- negative range, from a hash of the code (a code lives on one shard, so
+-- ids stay distinct across the cluster, save a 2^-63 chance per pair that
+-- the primary key would refuse).  Elsewhere an alias takes the next id.
+DO $$
+DECLARE
+    issued bigint := (SELECT CASE WHEN is_called THEN last_value ELSE -1 END
+                        FROM shorturl.link_id_seq);
+BEGIN
+    UPDATE shorturl.links SET id = NULL WHERE id > issued;
+    IF EXISTS (SELECT FROM shorturl.links WHERE id IS NULL AND NOT is_alias) THEN
+        RAISE NOTICE 'pg_shorturl: this database holds links a 0.5 coordinator made: they get ids of their own (see "Upgrading a 0.5 cluster" in the README)';
+        UPDATE shorturl.links
+           SET id = -1 - (shorturl.hash64(code) OPERATOR(pg_catalog.&) 9223372036854775807)
+         WHERE id IS NULL;
+    END IF;
+END
+$$;
 UPDATE shorturl.links
    SET id = pg_catalog.nextval('shorturl.link_id_seq')
  WHERE id IS NULL;
@@ -533,3 +553,14 @@ $$;
 
 COMMENT ON FUNCTION shorturl.estimate(bigint, double precision, double precision, integer, double precision, double precision, double precision) IS
 'back-of-envelope capacity estimate for a shortener: QPS, peaks, URL count, storage, bandwidth, and the shortest code length that keeps a random guess below max_guess_rate';
+
+COMMENT ON SCHEMA shorturl IS
+'pg_shorturl: short codes, shard routing, the links store and its click counts';
+COMMENT ON INDEX shorturl.shards_pkey IS 'one row per shard name';
+COMMENT ON INDEX shorturl.code_key_pkey IS 'keeps shorturl.code_key to one row';
+COMMENT ON INDEX shorturl.links_pkey IS 'finds a link by id: flushes, counts and moves go through it';
+COMMENT ON INDEX shorturl.visit_counts_pkey IS 'finds a link''s stored count';
+COMMENT ON INDEX shorturl.retired_codes_pkey IS 'finds whether a code was ever handed out';
+COMMENT ON INDEX shorturl.reserved_aliases_pkey IS 'one row per reserved word';
+COMMENT ON INDEX shorturl.moved_links_pkey IS 'one row per link moved away';
+COMMENT ON INDEX shorturl.arrived_links_pkey IS 'one row per link that arrived';

@@ -831,3 +831,14 @@ $$;
 
 COMMENT ON FUNCTION shorturl.estimate(bigint, double precision, double precision, integer, double precision, double precision, double precision) IS
 'back-of-envelope capacity estimate for a shortener: QPS, peaks, URL count, storage, bandwidth, and the shortest code length that keeps a random guess below max_guess_rate';
+
+COMMENT ON SCHEMA shorturl IS
+'pg_shorturl: short codes, shard routing, the links store and its click counts';
+COMMENT ON INDEX shorturl.shards_pkey IS 'one row per shard name';
+COMMENT ON INDEX shorturl.code_key_pkey IS 'keeps shorturl.code_key to one row';
+COMMENT ON INDEX shorturl.links_pkey IS 'finds a link by id: flushes, counts and moves go through it';
+COMMENT ON INDEX shorturl.visit_counts_pkey IS 'finds a link''s stored count';
+COMMENT ON INDEX shorturl.retired_codes_pkey IS 'finds whether a code was ever handed out';
+COMMENT ON INDEX shorturl.reserved_aliases_pkey IS 'one row per reserved word';
+COMMENT ON INDEX shorturl.moved_links_pkey IS 'one row per link moved away';
+COMMENT ON INDEX shorturl.arrived_links_pkey IS 'one row per link that arrived';

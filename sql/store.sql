@@ -200,7 +200,7 @@ SELECT shorturl.shorten('https://example.com/upper', alias => 'Spring-Sale');
 --
 -- Generated codes.
 --
--- they are shorturl.code_length (7) base62 characters
+-- they are 7 base62 characters (the width a new key starts at)
 CREATE TEMP TABLE made AS
 SELECT n, shorturl.shorten('https://example.com/item/' || n) AS code
 FROM generate_series(1, 1000) n;

@@ -124,6 +124,21 @@ DROP EXTENSION pg_shorturl;
 -- the members, for review when a version adds some
 SELECT object FROM direct ORDER BY object;
 
+-- A 0.5 shard: its coordinator made its generated codes with the
+-- coordinator's key, and its own sequence issued none.  Its links take ids
+-- in the negative range, from a hash of the code, so they meet neither
+-- another shard's nor any id a 0.6 coordinator issues; counts carry over.
+CREATE EXTENSION pg_shorturl VERSION '0.5';
+INSERT INTO shorturl.links (code, url, visits, last_visit_at, is_alias)
+VALUES ('f5JN1HB', 'https://example.com/s0', 7, now(), false),
+       ('8JGNLpL', 'https://example.com/s1', 0, NULL, false),
+       ('shard-alias', 'https://example.com/sa', 3, now(), true);
+ALTER EXTENSION pg_shorturl UPDATE;
+SELECT code, id = -1 - (shorturl.hash64(code) & 9223372036854775807) AS id_from_hash,
+       shorturl.resolve(code) AS url, shorturl.visits(code) AS visits
+FROM shorturl.links ORDER BY code;
+DROP EXTENSION pg_shorturl;
+
 -- A 0.5 coordinator cannot be updated in place; it is told how to move
 -- (0A000), and stays as it was.
 CREATE EXTENSION pg_shorturl VERSION '0.5';

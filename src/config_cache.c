@@ -4,8 +4,8 @@
  *	  The engine behind per-backend caches of small configuration tables.
  *
  * route(key) and the code generator read small tables (shorturl.shards,
- * shorturl.code_key, shorturl.code_widths) on nearly every call, so each
- * backend caches them.  The rules:
+ * shorturl.code_key) on nearly every call, so each backend caches them.
+ * The rules:
  *	- A statement trigger on the table queues a relcache invalidation on
  *	  every change; PostgreSQL delivers it to every backend at commit (and
  *	  to the changing backend at once), and the cache's relcache callback

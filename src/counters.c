@@ -1,14 +1,14 @@
 /*-------------------------------------------------------------------------
  *
  * counters.c
- *	  The shared-memory table of click counters, and the file that carries
- *	  them across a clean restart.
+ *	  The shared-memory table of click counters.
  *
  * With shared_preload_libraries = 'pg_shorturl', a click of a link bumps a
  * counter here instead of updating a row: no row lock, no dead tuple, no
  * WAL.  The worker of the link's database later adds the pending clicks to
  * shorturl.visit_counts (flush.c).  This file is the table itself: its
- * memory, its slots, and the dump file.  clicks.c and flush.c use it.
+ * memory and its slots.  clicks.c, flush.c and counters_file.c (which
+ * keeps the pending clicks across a clean restart) use it.
  *
  * Shape.  The table is split into COUNTER_PARTITIONS partitions, as
  * PostgreSQL splits its buffer mapping and lock tables, each with its own
@@ -42,29 +42,12 @@
  *   a limited link's entry is created under the advisory lock
  *   SHORTURL_LOCK_LINK (see clicks.c and flush.c).
  *
- * Restarts.  At a clean shutdown the postmaster, after every other process
- * has exited, writes the entries with pending clicks to a file, and the
- * next start reads them back, as pg_stat_statements does with its
- * statistics.  The file says which data it belongs to (system identifier,
- * shutdown checkpoint, data directory's inode, PostgreSQL version, layout)
- * and is removed before its contents are used, so its clicks are restored
- * at most once in the history of the data: never after a crash, never on a
- * server in recovery (a standby made from a cold copy), never on a copy of
- * the data directory.
- *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include "access/xlog.h"
-#include "catalog/pg_control.h"
-#include "common/controldata_utils.h"
+#include "access/transam.h"
 #include "miscadmin.h"
-#include "storage/fd.h"
-#include "storage/ipc.h"
 #include "storage/shmem.h"
 
 #include "counters.h"
@@ -79,11 +62,6 @@
  */
 #define SLOTS_PER_ENTRY_NUM 5
 #define SLOTS_PER_ENTRY_DEN 4
-
-/* Where a clean shutdown leaves the pending clicks for the next start */
-#define DUMP_FILE		"pg_stat/pg_shorturl_counters.stat"
-#define DUMP_MAGIC		0x53555244	/* "SURD" */
-#define DUMP_VERSION	3
 
 typedef struct counter_partition
 {
@@ -100,37 +78,9 @@ typedef struct counters_shared
 	/* then COUNTER_PARTITIONS * slots entries */
 } counters_shared;
 
-/* What the dump file says about itself */
-typedef struct dump_header
-{
-	uint32		magic;
-	uint32		version;
-	uint32		pg_major;		/* PG_VERSION_NUM / 100 */
-	uint32		record_size;	/* sizeof(dump_record): the layout */
-	uint64		system_identifier;
-	XLogRecPtr	checkpoint;		/* the shutdown checkpoint it was made at */
-	/* not the device number: it can change across a reboot */
-	uint64		datadir_ino;
-	uint64		count;
-} dump_header;
-
-typedef struct dump_record
-{
-	Oid			dbid;
-	Oid			relid;
-	bool		limited;
-	int64		link_id;
-	int64		pending;
-	int64		total;
-	TimestampTz last_visit;
-	TimestampTz exhausted_at;
-} dump_record;
-
 static counters_shared *shared = NULL;
 static counter_entry *slots = NULL;
 static LWLockPadded *locks = NULL;
-
-static void save_dump(int code, Datum arg);
 
 /* ---------------------------------------------------------------------
  * Shared memory
@@ -164,145 +114,11 @@ counters_request_shmem(void)
 	RequestNamedLWLockTranche("pg_shorturl counters", COUNTER_PARTITIONS);
 }
 
-/* discard_dump removes the dump file; false if it could not */
-static bool
-discard_dump(void)
-{
-	if (unlink(DUMP_FILE) != 0 && errno != ENOENT)
-	{
-		ereport(LOG,
-				(errcode_for_file_access(),
-				 errmsg("could not remove file \"%s\": %m", DUMP_FILE)));
-		return false;
-	}
-	fsync_fname("pg_stat", true);
-	return true;
-}
-
-/*
- * dump_belongs_here tells whether a dump file's header matches this data
- * directory as the last clean shutdown left it.
- */
-static bool
-dump_belongs_here(const dump_header *h, const char **why)
-{
-	bool		crc_ok;
-	ControlFileData *control = get_controlfile(DataDir, &crc_ok);
-	struct stat st;
-	bool		ok = false;
-
-	if (!crc_ok)
-		*why = "the control file is damaged";
-	else if (h->magic != DUMP_MAGIC || h->version != DUMP_VERSION ||
-			 h->record_size != sizeof(dump_record))
-		*why = "it was written by another version of pg_shorturl";
-	else if (h->pg_major != PG_VERSION_NUM / 100)
-		*why = "it was written by another major version of PostgreSQL";
-	else if (h->system_identifier != control->system_identifier)
-		*why = "it belongs to another database system";
-	else if (control->state != DB_SHUTDOWNED)
-		*why = "the server did not shut down cleanly, or was a standby";
-	else if (h->checkpoint != control->checkPoint)
-		*why = "the data changed after it was written";
-	else if (stat(DataDir, &st) != 0 || (uint64) st.st_ino != h->datadir_ino)
-		*why = "the data directory is a copy";
-	else if (access(STANDBY_SIGNAL_FILE, F_OK) == 0 ||
-			 access(RECOVERY_SIGNAL_FILE, F_OK) == 0)
-		*why = "the server starts in recovery";
-	else
-		ok = true;
-	pfree(control);
-	return ok;
-}
-
-/*
- * load_dump reads the pending clicks a clean shutdown left (postmaster,
- * before any other process starts).  The file goes first: if it cannot be
- * removed, nothing is loaded, so nothing can be loaded twice.
- */
-static void
-load_dump(void)
-{
-	FILE	   *file = AllocateFile(DUMP_FILE, PG_BINARY_R);
-	dump_header h;
-	const char *why = NULL;
-	dump_record *records;
-	int64		loaded = 0;
-	uint64		lost = 0;
-
-	if (file == NULL)
-	{
-		if (errno != ENOENT)
-			ereport(LOG,
-					(errcode_for_file_access(),
-					 errmsg("could not read file \"%s\": %m", DUMP_FILE)));
-		return;
-	}
-	if (fread(&h, sizeof(h), 1, file) != 1)
-	{
-		why = "it is truncated";
-		h.count = 0;
-	}
-	else if (!dump_belongs_here(&h, &why))
-		h.count = 0;
-	else if (h.count > (uint64) COUNTER_PARTITIONS * shared->limit + 1)
-		why = "it holds more entries than the table";
-
-	records = (why == NULL && h.count > 0) ? palloc(h.count * sizeof(dump_record)) : NULL;
-	if (records != NULL && fread(records, sizeof(dump_record), h.count, file) != h.count)
-		why = "it is truncated";
-	FreeFile(file);
-
-	if (!discard_dump())
-		why = "it could not be removed";
-	if (why != NULL)
-	{
-		ereport(LOG,
-				(errmsg("pg_shorturl: not restoring unflushed visits from \"%s\": %s",
-						DUMP_FILE, why)));
-		return;
-	}
-
-	for (uint64 i = 0; i < h.count; i++)
-	{
-		counter_key key;
-		uint32		hash;
-		bool		found;
-		counter_entry *e;
-
-		counters_make_key(&key, records[i].dbid, records[i].relid, records[i].link_id);
-		hash = counters_hash(&key);
-		e = counters_enter(&key, hash, &found);
-		if (e == NULL)
-		{
-			lost += (uint64) records[i].pending;
-			continue;
-		}
-		e->limited = records[i].limited;
-		e->total = records[i].total;
-		e->exhausted_at = records[i].exhausted_at;
-		pg_atomic_write_u64(&e->pending, (uint64) records[i].pending);
-		pg_atomic_write_u64(&e->last_visit, (uint64) records[i].last_visit);
-		loaded += records[i].pending;
-	}
-	if (records)
-		pfree(records);
-	if (lost > 0)
-		ereport(LOG,
-				(errmsg("pg_shorturl: shorturl.max_pending_links is too small to restore every saved counter; " UINT64_FORMAT " visits are lost",
-						lost)));
-	if (loaded > 0)
-		ereport(LOG,
-				(errmsg("pg_shorturl: restored " INT64_FORMAT " unflushed visits saved at shutdown",
-						loaded)));
-}
-
 /*
  * counters_init_shmem attaches to (or, first, creates) the table; from the
- * shmem_startup_hook.  In the postmaster it also restores the dump and
- * arranges the next one.
+ * shmem_startup_hook.  Returns whether it created it.
  */
-void
+bool
 counters_init_shmem(void)
 {
 	bool		found;
@@ -330,13 +146,7 @@ counters_init_shmem(void)
 		}
 	}
 	LWLockRelease(AddinShmemInitLock);
-
-	if (!IsUnderPostmaster)
-	{
-		if (!found)
-			load_dump();
-		on_shmem_exit(save_dump, (Datum) 0);
-	}
+	return !found;
 }
 
 /* counters_available tells whether the table exists (library preloaded) */
@@ -568,6 +378,13 @@ counters_enter(const counter_key *key, uint32 hash, bool *found)
 	return e;
 }
 
+/* counters_capacity is the number of entries the table can hold */
+uint64
+counters_capacity(void)
+{
+	return (uint64) COUNTER_PARTITIONS * shared->limit;
+}
+
 /* counters_partitions is the number of partitions */
 int
 counters_partitions(void)
@@ -689,103 +506,4 @@ counters_discard_stale(int p, Oid dbid, Oid relid)
 	}
 	LWLockRelease(&locks[p].lock);
 	return dropped;
-}
-
-/* ---------------------------------------------------------------------
- * Saving at shutdown
- * ---------------------------------------------------------------------
- */
-
-/*
- * save_dump runs in the postmaster when it exits, after all other
- * processes are gone and the shutdown checkpoint is written.  It saves
- * pending clicks unless the exit is a crash (shared memory may be
- * inconsistent) or a flush was caught between its commit and its
- * settlement (its clicks would be counted twice).
- */
-static void
-save_dump(int code, Datum arg pg_attribute_unused())
-{
-	const char *tmp = DUMP_FILE ".tmp";
-	FILE	   *file = NULL;
-	dump_header h;
-	bool		crc_ok;
-	ControlFileData *control;
-	struct stat st;
-	uint64		nslots;
-
-	if (code != 0 || shared == NULL)
-		return;
-	nslots = (uint64) COUNTER_PARTITIONS * shared->slots;
-
-	memset(&h, 0, sizeof(h));
-	for (uint64 i = 0; i < nslots; i++)
-	{
-		if (slots[i].key.dbid == InvalidOid)
-			continue;
-		if (slots[i].inflight != 0)
-		{
-			ereport(LOG,
-					(errmsg("pg_shorturl: not saving unflushed visits: a flush was interrupted")));
-			return;
-		}
-		if (pg_atomic_read_u64(&slots[i].pending) > 0)
-			h.count++;
-	}
-	if (h.count == 0)
-		return;
-
-	control = get_controlfile(DataDir, &crc_ok);
-	if (!crc_ok || control->state != DB_SHUTDOWNED || stat(DataDir, &st) != 0)
-	{
-		ereport(LOG,
-				(errmsg("pg_shorturl: not saving unflushed visits: the server did not shut down cleanly")));
-		return;
-	}
-	h.magic = DUMP_MAGIC;
-	h.version = DUMP_VERSION;
-	h.pg_major = PG_VERSION_NUM / 100;
-	h.record_size = sizeof(dump_record);
-	h.system_identifier = control->system_identifier;
-	h.checkpoint = control->checkPoint;
-	h.datadir_ino = (uint64) st.st_ino;
-	pfree(control);
-
-	file = AllocateFile(tmp, PG_BINARY_W);
-	if (file == NULL || fwrite(&h, sizeof(h), 1, file) != 1)
-		goto error;
-	for (uint64 i = 0; i < nslots; i++)
-	{
-		counter_entry *e = &slots[i];
-		dump_record r;
-
-		if (e->key.dbid == InvalidOid || pg_atomic_read_u64(&e->pending) == 0)
-			continue;
-		memset(&r, 0, sizeof(r));
-		r.dbid = e->key.dbid;
-		r.relid = e->key.relid;
-		r.link_id = e->key.link_id;
-		r.limited = e->limited;
-		r.pending = (int64) pg_atomic_read_u64(&e->pending);
-		r.total = e->total;
-		r.last_visit = (TimestampTz) pg_atomic_read_u64(&e->last_visit);
-		r.exhausted_at = e->exhausted_at;
-		if (fwrite(&r, sizeof(r), 1, file) != 1)
-			goto error;
-	}
-	if (FreeFile(file))
-	{
-		file = NULL;
-		goto error;
-	}
-	(void) durable_rename(tmp, DUMP_FILE, LOG);
-	return;
-
-error:
-	ereport(LOG,
-			(errcode_for_file_access(),
-			 errmsg("could not write file \"%s\": %m", tmp)));
-	if (file)
-		FreeFile(file);
-	unlink(tmp);
 }

@@ -1,10 +1,10 @@
 /*-------------------------------------------------------------------------
  *
  * counters.h
- *	  The shared-memory table of click counters, and the file that keeps
- *	  them across a clean restart (counters.c).  The click path is in
- *	  clicks.c and the flush in flush.c; both follow the locking protocol
- *	  stated at the top of counters.c.
+ *	  The shared-memory table of click counters (counters.c).  The click
+ *	  path is in clicks.c, the flush in flush.c, and the file that keeps
+ *	  pending clicks across a clean restart in counters_file.c; all follow
+ *	  the locking protocol stated at the top of counters.c.
  *
  *-------------------------------------------------------------------------
  */
@@ -47,7 +47,7 @@ typedef struct counter_entry
 #define COUNTER_MAX_USAGE	3
 
 extern void counters_request_shmem(void);
-extern void counters_init_shmem(void);
+extern bool counters_init_shmem(void);
 extern Size counters_shmem_size(void);
 extern bool counters_available(void);
 
@@ -57,6 +57,7 @@ extern LWLock *counters_lock_for(uint32 hash);
 extern uint64 counters_evictions(uint32 hash);
 extern counter_entry *counters_lookup(const counter_key *key, uint32 hash);
 extern counter_entry *counters_enter(const counter_key *key, uint32 hash, bool *found);
+extern uint64 counters_capacity(void);
 extern void counters_delete(counter_entry *e);
 
 /* walking the table: a partition at a time, under its lock */

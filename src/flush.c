@@ -66,6 +66,7 @@ typedef struct flush_item
 static struct
 {
 	bool		active;
+	bool		collected;		/* flush_clicks() ran in this transaction */
 	SubTransactionId subid;
 	flush_item *items;			/* in TopTransactionContext, by link_id */
 	int			nitems;
@@ -94,16 +95,33 @@ flush_partitions(void)
 	return counters_partitions();
 }
 
+/* What collect_visit needs to know */
+typedef struct collect_arg
+{
+	TransactionId xid;			/* the flushing transaction */
+	int			nreset;			/* items[0..nreset): links reset in it, sorted */
+} collect_arg;
+
+static int	by_link_id(const void *a, const void *b);
+
 /* collect_visit takes one entry's pending clicks (a counters_scan visitor) */
 static bool
 collect_visit(counter_entry *e, void *arg)
 {
-	TransactionId xid = *(TransactionId *) arg;
+	collect_arg *c = arg;
 	flush_item *item;
 	uint64		delta;
 
 	if (e->key.dbid != MyDatabaseId || pg_atomic_read_u64(&e->pending) == 0)
 		return true;
+	if (c->nreset > 0)
+	{
+		flush_item	key = {.link_id = e->key.link_id};
+
+		/* a link reset in this transaction: its new clicks wait for the next flush */
+		if (bsearch(&key, flush_tx.items, c->nreset, sizeof(flush_item), by_link_id))
+			return true;
+	}
 	if (e->key.relid != flush_tx.relid)
 	{
 		/* an earlier incarnation's: drop_stale() removes it */
@@ -128,7 +146,7 @@ collect_visit(counter_entry *e, void *arg)
 
 	SpinLockAcquire(&e->mutex);
 	e->inflight += (int64) delta;
-	e->flush_xid = xid;
+	e->flush_xid = c->xid;
 	item->exhausted_at = e->exhausted_at;
 	pg_atomic_write_u32(&e->gen, pg_atomic_read_u32(&e->gen) + 1);
 	SpinLockRelease(&e->mutex);
@@ -180,14 +198,21 @@ apply_batch(int from, int to)
 	Datum	   *visited = palloc(n * sizeof(Datum));
 	Datum		values[3];
 
-	for (int i = 0; i < n; i++)
+	n = 0;
+	for (int i = from; i < to; i++)
 	{
-		flush_item *item = &flush_tx.items[from + i];
+		flush_item *item = &flush_tx.items[i];
 
-		ids[i] = Int64GetDatum(item->link_id);
-		deltas[i] = Int64GetDatum(item->delta);
-		visited[i] = TimestampTzGetDatum(item->last_visit);
+		/* a reset's clicks are dropped, not applied */
+		if (item->reset)
+			continue;
+		ids[n] = Int64GetDatum(item->link_id);
+		deltas[n] = Int64GetDatum(item->delta);
+		visited[n] = TimestampTzGetDatum(item->last_visit);
+		n++;
 	}
+	if (n == 0)
+		return;
 	values[0] = int8_array(ids, n);
 	values[1] = int8_array(deltas, n);
 	values[2] = ts_array(visited, n);
@@ -344,6 +369,7 @@ begin_flush(void)
 	flush_tx.nadjust = 0;
 	flush_tx.adjust_ids = NULL;
 	flush_tx.adjust_by = NULL;
+	flush_tx.collected = false;
 	flush_tx.active = true;
 }
 
@@ -353,31 +379,37 @@ begin_flush(void)
  * the current transaction, compacts shorturl.pending_visits, and returns
  * how many visits it wrote.  The shared entries
  * are settled when the transaction ends.  A second call in the same
- * transaction finds nothing more to do and returns 0.
+ * transaction finds nothing more to do and returns 0; links reset earlier
+ * in the transaction keep their new clicks for the next flush.
  */
 int64
 flush_clicks(int first, int n)
 {
 	int64		applied = 0;
-	TransactionId xid;
 	click_mode	mode = clicks_mode();
 
-	if (mode == CLICKS_NONE || flush_tx.active)
+	if (mode == CLICKS_NONE || (flush_tx.active && flush_tx.collected))
 		return 0;
 
+	/* the transaction may have reset links already: their items come first */
 	begin_flush();
+	flush_tx.collected = true;
 
 	/* a database no longer served may have clicks left there too */
 	if (counters_available())
 	{
+		collect_arg c;
+
 		/* readers compare against the transaction that will commit */
-		xid = GetTopTransactionId();
+		c.xid = GetTopTransactionId();
+		c.nreset = flush_tx.nitems;
+		qsort(flush_tx.items, flush_tx.nitems, sizeof(flush_item), by_link_id);
 		for (int p = first; p < first + n && p < counters_partitions(); p++)
 		{
 			LWLock	   *lock = counters_partition_lock(p);
 
 			LWLockAcquire(lock, LW_SHARED);
-			counters_scan(p, collect_visit, &xid);
+			counters_scan(p, collect_visit, &c);
 			LWLockRelease(lock);
 		}
 		qsort(flush_tx.items, flush_tx.nitems, sizeof(flush_item), by_link_id);
@@ -531,9 +563,13 @@ settle(bool committed)
 
 		pg_atomic_fetch_add_u64(&db->flushed_visits, (uint64) flushed);
 		pg_atomic_fetch_add_u64(&db->dropped_deltas, (uint64) dropped);
-		pg_atomic_fetch_add_u64(&db->flushes, 1);
-		pg_atomic_write_u64(&db->last_flush_at, (uint64) now);
-		pg_atomic_write_u64(&db->last_flush_us, (uint64) (now - flush_tx.started));
+		/* a reset or a move alone is no flush */
+		if (flush_tx.collected)
+		{
+			pg_atomic_fetch_add_u64(&db->flushes, 1);
+			pg_atomic_write_u64(&db->last_flush_at, (uint64) now);
+			pg_atomic_write_u64(&db->last_flush_us, (uint64) (now - flush_tx.started));
+		}
 		/* entries with nothing pending again: clicks waiting for room may go on */
 		dbstate_room_made();
 	}
@@ -560,7 +596,7 @@ flush_xact_callback(XactEvent event, void *arg pg_attribute_unused())
 		case XACT_EVENT_PRE_PREPARE:
 			ereport(ERROR,
 					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-					 errmsg("cannot PREPARE a transaction that ran shorturl.flush()")));
+					 errmsg("cannot PREPARE a transaction that flushed, reset or moved click counts")));
 			break;
 		default:
 			break;
@@ -595,7 +631,7 @@ take_link(int64 link_id)
 	TransactionId xid;
 	int64		taken = 0;
 
-	if (!counters_available() || clicks_mode() != CLICKS_SHARED)
+	if (!counters_available() || clicks_mode() == CLICKS_NONE)
 		return 0;
 	xid = GetTopTransactionId();
 	counters_make_key(&key, MyDatabaseId, flush_tx.relid, link_id);
@@ -606,8 +642,9 @@ take_link(int64 link_id)
 	if (e != NULL)
 	{
 		int			before = flush_tx.nitems;
+		collect_arg c = {xid, 0};
 
-		(void) collect_visit(e, &xid);
+		(void) collect_visit(e, &c);
 		/* an entry with nothing pending still needs its total reset */
 		if (flush_tx.nitems == before)
 		{

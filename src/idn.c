@@ -634,5 +634,3 @@ url_ascii_host(const char *host, size_t len, char *out, size_t cap,
 	*out_len = (size_t) n;
 	return 0;
 }
-
-/* code_chars_ok: see validate.h */

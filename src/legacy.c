@@ -29,7 +29,7 @@ older_version(const char *name, const char *hint)
 }
 
 #define COORDINATOR_HINT \
-	"Coordinators are now the extension pg_shorturl_coordinator; see \"Upgrading a 0.5 coordinator\" in the README."
+	"Coordinators are now the extension pg_shorturl_coordinator; see \"Upgrading a 0.5 cluster\" in the README."
 
 PG_FUNCTION_INFO_V1(shorturl_conninfo_options);
 PG_FUNCTION_INFO_V1(shorturl_lock_rebalance);

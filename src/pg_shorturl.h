@@ -26,7 +26,6 @@
 #define SHORTURL_LOCK_REUSE		0x5301	/* shorten(reuse => true), per URL hash */
 #define SHORTURL_LOCK_LINK		0x5302	/* a limited link's count, per link */
 #define SHORTURL_LOCK_FLUSH		0x5303	/* a flush, per database */
-#define SHORTURL_LOCK_KEY		0x5305	/* making the code key, per database */
 
 /* settings (pg_shorturl.c) */
 extern int	shorturl_max_url_length;

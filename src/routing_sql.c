@@ -222,7 +222,7 @@ prepare_map(shard_map *map, bool from_table)
 				ereport(ERROR,
 						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 						 errmsg("the shard map is empty"),
-						 errdetail("shorturl.route(key) routes over the rows of shorturl.shards, and it has none."),
+						 errdetail("shorturl.route(key) routes over the rows of shorturl.shards that are not retiring, and there are none."),
 						 errhint("Add a shard first, for example: INSERT INTO shorturl.shards (name, weight) VALUES ('shard1', 1);")));
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

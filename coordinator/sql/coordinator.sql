@@ -22,8 +22,11 @@ RESET client_min_messages;
 -- A coordinator and a store are different databases: the two extensions
 -- offer the same functions in the schema shorturl.
 CREATE EXTENSION pg_shorturl;
+-- (18 adds the script's text to the context: leave the context out)
+\set SHOW_CONTEXT never
 CREATE EXTENSION pg_shorturl_coordinator CASCADE;
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
+\set SHOW_CONTEXT errors
 DROP EXTENSION pg_shorturl;
 CREATE EXTENSION pg_shorturl_coordinator CASCADE;
 SELECT extname FROM pg_extension WHERE extname <> 'plpgsql' ORDER BY 1;
