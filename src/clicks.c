@@ -156,7 +156,8 @@ typedef enum shared_result
 {
 	SHARED_COUNTED,
 	SHARED_EXHAUSTED,
-	SHARED_NO_ROOM
+	SHARED_NO_ROOM,
+	SHARED_GONE					/* moved to another shard */
 } shared_result;
 
 /*
@@ -167,6 +168,14 @@ typedef enum shared_result
 static shared_result
 bump(counter_entry *e, bool has_max, int64 max_visits, TimestampTz now)
 {
+	/*
+	 * A rebalance moved the link away (move_out() took its clicks): a click
+	 * that found the link before the move committed must not count here,
+	 * where no one would carry it over.  The fence lasts long enough for
+	 * any such click, and ends early if the link comes back.
+	 */
+	if (e->moving && now < TimestampTzPlusMilliseconds(e->moved_at, COUNTER_MOVE_FENCE_MS))
+		return SHARED_GONE;
 	if (e->limited)
 	{
 		bool		exhausted = false;
@@ -498,6 +507,8 @@ clicks_count(int64 link_id, bool has_max, int64 max_visits)
 			return CLICK_COUNTED;
 		case SHARED_EXHAUSTED:
 			return CLICK_EXHAUSTED;
+		case SHARED_GONE:
+			return CLICK_REFUSED;
 		case SHARED_NO_ROOM:
 			break;
 	}
@@ -535,6 +546,8 @@ clicks_count(int64 link_id, bool has_max, int64 max_visits)
 			return CLICK_COUNTED;
 		if (r == SHARED_EXHAUSTED)
 			return CLICK_EXHAUSTED;
+		if (r == SHARED_GONE)
+			return CLICK_REFUSED;
 	}
 	pg_atomic_fetch_add_u64(&db->sync_fallbacks, 1);
 	{

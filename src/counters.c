@@ -374,6 +374,8 @@ counters_enter(const counter_key *key, uint32 hash, bool *found)
 	e->total = 0;
 	pg_atomic_write_u64(&e->last_visit, 0);
 	e->exhausted_at = 0;
+	e->moving = false;
+	e->moved_at = 0;
 	shared->part[p].used++;
 	return e;
 }

@@ -42,7 +42,13 @@ typedef struct counter_entry
 	int64		total;			/* limited links: visits so far, all told */
 	pg_atomic_uint64 last_visit;	/* TimestampTz of the latest click */
 	TimestampTz exhausted_at;	/* limited links: when total reached the max */
+	/* under the exclusive partition lock: */
+	bool		moving;			/* a rebalance took the link away ... */
+	TimestampTz moved_at;		/* ... at this time (see clicks.c) */
 } counter_entry;
+
+/* How long a moved link's entry refuses clicks (see clicks.c) */
+#define COUNTER_MOVE_FENCE_MS	10000
 
 #define COUNTER_MAX_USAGE	3
 

@@ -22,6 +22,11 @@
  * flush's transaction as committed knows the table already holds the
  * in-flight clicks (see clicks.c), so nothing is ever counted twice.
  *
+ * Resets and moves (manage.c) take a link's clicks through the same state
+ * and settlement, which is why they live here: the file is longer than our
+ * others, but the per-transaction flush state and its invariants stay in
+ * one place.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -60,6 +65,7 @@ typedef struct flush_item
 	bool		kept;			/* not applied, but the link may still be
 								 * committed: back to pending */
 	bool		reset;			/* taken by a reset: dropped, not applied */
+	bool		move;			/* the reset of a link moving away */
 } flush_item;
 
 /* The flush of the current transaction, if any */
@@ -143,6 +149,7 @@ collect_visit(counter_entry *e, void *arg)
 	item->applied = false;
 	item->kept = false;
 	item->reset = false;
+	item->move = false;
 
 	SpinLockAcquire(&e->mutex);
 	e->inflight += (int64) delta;
@@ -458,8 +465,17 @@ settle_reset(flush_item *item, const counter_key *key, uint32 hash, bool committ
 			e->total = (int64) pg_atomic_read_u64(&e->pending);
 			e->exhausted_at = 0;
 		}
+		if (committed && item->move)
+		{
+			/* if the link comes back, its total is read afresh */
+			e->limited = false;
+			e->total = 0;
+		}
 		pg_atomic_write_u32(&e->gen, pg_atomic_read_u32(&e->gen) + 1);
 		SpinLockRelease(&e->mutex);
+		/* a move that rolls back lets the link count here again */
+		if (!committed && item->move)
+			e->moving = false;
 	}
 	LWLockRelease(lock);
 }
@@ -533,7 +549,7 @@ settle(bool committed)
 		counters_make_key(&key, MyDatabaseId, flush_tx.relid, flush_tx.adjust_ids[i]);
 		hash = counters_hash(&key);
 		lock = counters_lock_for(hash);
-		LWLockAcquire(lock, LW_SHARED);
+		LWLockAcquire(lock, LW_EXCLUSIVE);
 		e = counters_lookup(&key, hash);
 		if (e != NULL)
 		{
@@ -542,6 +558,8 @@ settle(bool committed)
 				e->total += flush_tx.adjust_by[i];
 			pg_atomic_write_u32(&e->gen, pg_atomic_read_u32(&e->gen) + 1);
 			SpinLockRelease(&e->mutex);
+			/* the link has come back: the fence of its earlier move ends */
+			e->moving = false;
 		}
 		LWLockRelease(lock);
 	}
@@ -620,9 +638,14 @@ flush_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
  * transaction's flush as a reset item: they are gone if the transaction
  * commits (the caller has written the link's count itself) and back in
  * pending if it aborts.  Returns how many it took.  The flush lock is held.
+ *
+ * For a link moving away (move), the entry also becomes a fence: from now
+ * on no click counts here (clicks.c), so none can come after the take and
+ * be lost with the deleted link.  An entry is made for the fence if there
+ * is none; a rollback lifts it.
  */
 static int64
-take_link(int64 link_id)
+take_link(int64 link_id, bool move)
 {
 	counter_key key;
 	uint32		hash;
@@ -637,8 +660,15 @@ take_link(int64 link_id)
 	counters_make_key(&key, MyDatabaseId, flush_tx.relid, link_id);
 	hash = counters_hash(&key);
 	lock = counters_lock_for(hash);
-	LWLockAcquire(lock, LW_SHARED);
+	LWLockAcquire(lock, move ? LW_EXCLUSIVE : LW_SHARED);
 	e = counters_lookup(&key, hash);
+	if (e == NULL && move)
+	{
+		bool		found;
+
+		/* NULL when the partition is full: then there is no fence */
+		e = counters_enter(&key, hash, &found);
+	}
 	if (e != NULL)
 	{
 		int			before = flush_tx.nitems;
@@ -657,7 +687,13 @@ take_link(int64 link_id)
 			flush_tx.items[flush_tx.nitems++].link_id = link_id;
 		}
 		flush_tx.items[flush_tx.nitems - 1].reset = true;
+		flush_tx.items[flush_tx.nitems - 1].move = move;
 		taken = flush_tx.items[flush_tx.nitems - 1].delta;
+		if (move)
+		{
+			e->moving = true;
+			e->moved_at = GetCurrentTimestamp();
+		}
 	}
 	LWLockRelease(lock);
 	return taken;
@@ -678,7 +714,7 @@ flush_reset_link(int64 link_id)
 	Datum		values[1] = {Int64GetDatum(link_id)};
 
 	begin_flush();
-	(void) take_link(link_id);
+	(void) take_link(link_id, false);
 	spi_begin();
 	spi_run(spi_plan(&plan_reset,
 					 "WITH c AS (DELETE FROM shorturl.visit_counts WHERE link_id = $1),"
@@ -699,7 +735,7 @@ int64
 flush_take_link(int64 link_id)
 {
 	begin_flush();
-	return take_link(link_id);
+	return take_link(link_id, true);
 }
 
 /*

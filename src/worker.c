@@ -38,6 +38,7 @@
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_extension.h"
 #include "catalog/pg_class.h"
 #include "commands/extension.h"
 #include "miscadmin.h"
@@ -45,6 +46,7 @@
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
+#include "storage/lmgr.h"
 #include "storage/latch.h"
 #include "storage/proc.h"
 #include "tcop/tcopprot.h"
@@ -104,6 +106,26 @@ extension_ready(void)
 }
 
 /*
+ * extension_ready_locked is extension_ready() for a transaction that is
+ * about to work on the tables.  It first takes a share lock on the
+ * extension, the lock DROP EXTENSION takes exclusively before any other:
+ * a drop then waits for the work, or the work for the drop (and sees the
+ * extension gone), instead of the two locking the tables in different
+ * orders and deadlocking.
+ */
+static bool
+extension_ready_locked(void)
+{
+	Oid			ext = get_extension_oid("pg_shorturl", true);
+
+	if (!OidIsValid(ext))
+		return false;
+	/* the lock's acquisition also reads the catalog changes it waited for */
+	LockDatabaseObject(ExtensionRelationId, ext, 0, AccessShareLock);
+	return extension_ready();
+}
+
+/*
  * log_error writes an error caught earlier to the server log, as the
  * server would for a failed statement, and carries on.
  */
@@ -146,7 +168,7 @@ in_transaction(int64 (*work) (void *), void *arg, const char *activity, bool *re
 		PushActiveSnapshot(GetTransactionSnapshot());
 		pgstat_report_activity(STATE_RUNNING, activity);
 
-		*ready = extension_ready();
+		*ready = extension_ready_locked();
 		result = *ready ? work(arg) : 0;
 
 		PopActiveSnapshot();

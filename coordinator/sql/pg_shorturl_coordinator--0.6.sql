@@ -300,6 +300,24 @@ LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION shorturl._reraise(text, text, text, text) IS
 'raises again the error of a call to a shard: 08006 when the shard is unavailable or did not answer, else the shard''s own SQLSTATE and message, naming the shard';
 
+-- The deadline of an API call: shorturl.remote_timeout, which PL/Proxy
+-- alone does not enforce against a shard that never answers.
+CREATE FUNCTION shorturl._deadline_start()
+RETURNS void
+AS 'MODULE_PATHNAME', 'shorturl_deadline_start'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION shorturl._deadline_start() IS
+'arms the deadline of an API call: shorturl.remote_timeout from now';
+
+CREATE FUNCTION shorturl._deadline_stop()
+RETURNS void
+AS 'MODULE_PATHNAME', 'shorturl_deadline_stop'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION shorturl._deadline_stop() IS
+'disarms the deadline of an API call';
+
 CREATE FUNCTION shorturl.conninfo_options(conninfo text, OUT keyword text, OUT value text)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'shorturl_conninfo_options'
@@ -802,16 +820,23 @@ DECLARE
     d text;
     other integer;
 BEGIN
+    PERFORM shorturl._deadline_start();
     FOR attempt IN 1 .. 2 LOOP
         BEGIN
             url := shorturl._proxy_resolve(code);
-            IF url IS NULL AND shorturl._rebalance_pending()
-               AND shorturl._proxy_link_status(code) = 'unknown' THEN
+            -- during a rebalance the link may be between its old shard and
+            -- its owner: look where it is, then ask the owner once more in
+            -- case it arrived there meanwhile (each copy precedes a delete)
+            IF url IS NULL AND shorturl._rebalance_pending() THEN
                 other := shorturl._elsewhere(code);
                 IF other IS NOT NULL THEN
                     url := shorturl._proxy_resolve_on(other, code);
                 END IF;
+                IF url IS NULL THEN
+                    url := shorturl._proxy_resolve(code);
+                END IF;
             END IF;
+            PERFORM shorturl._deadline_stop();
             RETURN url;
         EXCEPTION WHEN OTHERS THEN
             IF SQLSTATE NOT IN ('57P01', '57P02', '57P03') OR attempt = 2 THEN
@@ -820,6 +845,7 @@ BEGIN
             END IF;
         END;
     END LOOP;
+    PERFORM shorturl._deadline_stop();
     RETURN NULL;
 END
 $$;
@@ -837,15 +863,23 @@ DECLARE
     d text;
     other integer;
 BEGIN
+    PERFORM shorturl._deadline_start();
     FOR attempt IN 1 .. 2 LOOP
         BEGIN
             status := shorturl._proxy_link_status(code);
+            -- during a rebalance the link may be between its old shard and
+            -- its owner: look where it is, then ask the owner once more in
+            -- case it arrived there meanwhile (each copy precedes a delete)
             IF status = 'unknown' AND shorturl._rebalance_pending() THEN
                 other := shorturl._elsewhere(code);
                 IF other IS NOT NULL THEN
                     status := shorturl._proxy_link_status_on(other, code);
                 END IF;
+                IF status = 'unknown' THEN
+                    status := shorturl._proxy_link_status(code);
+                END IF;
             END IF;
+            PERFORM shorturl._deadline_stop();
             RETURN status;
         EXCEPTION WHEN OTHERS THEN
             IF SQLSTATE NOT IN ('57P01', '57P02', '57P03') OR attempt = 2 THEN
@@ -854,6 +888,7 @@ BEGIN
             END IF;
         END;
     END LOOP;
+    PERFORM shorturl._deadline_stop();
     RETURN NULL;
 END
 $$;
@@ -871,15 +906,23 @@ DECLARE
     d text;
     other integer;
 BEGIN
+    PERFORM shorturl._deadline_start();
     FOR attempt IN 1 .. 2 LOOP
         BEGIN
             n := shorturl._proxy_visits(code);
+            -- during a rebalance the link may be between its old shard and
+            -- its owner: look where it is, then ask the owner once more in
+            -- case it arrived there meanwhile (each copy precedes a delete)
             IF n IS NULL AND shorturl._rebalance_pending() THEN
                 other := shorturl._elsewhere(code);
                 IF other IS NOT NULL THEN
                     n := shorturl._proxy_visits_on(other, code);
                 END IF;
+                IF n IS NULL THEN
+                    n := shorturl._proxy_visits(code);
+                END IF;
             END IF;
+            PERFORM shorturl._deadline_stop();
             RETURN n;
         EXCEPTION WHEN OTHERS THEN
             IF SQLSTATE NOT IN ('57P01', '57P02', '57P03') OR attempt = 2 THEN
@@ -888,6 +931,7 @@ BEGIN
             END IF;
         END;
     END LOOP;
+    PERFORM shorturl._deadline_stop();
     RETURN NULL;
 END
 $$;
@@ -918,6 +962,7 @@ BEGIN
     IF url IS NULL THEN
         RAISE EXCEPTION 'url must not be null' USING ERRCODE = 'null_value_not_allowed';
     END IF;
+    PERFORM shorturl._deadline_start();
     -- links live where their codes route, not their URLs: ask every shard
     IF reuse THEN
         -- serialise reuse of one URL, as a single server does
@@ -930,6 +975,7 @@ BEGIN
             PERFORM shorturl._reraise(SQLSTATE, SQLERRM, d, 'every shard');
         END;
         IF found IS NOT NULL THEN
+            PERFORM shorturl._deadline_stop();
             RETURN found;
         END IF;
     END IF;
@@ -950,6 +996,7 @@ BEGIN
             GET STACKED DIAGNOSTICS d = PG_EXCEPTION_DETAIL;
             PERFORM shorturl._reraise(SQLSTATE, SQLERRM, d, shard);
         END;
+        PERFORM shorturl._deadline_stop();
         IF NOT stored THEN
             RAISE EXCEPTION 'alias "%" is already taken', alias
                 USING ERRCODE = 'unique_violation',
@@ -975,9 +1022,11 @@ BEGIN
             PERFORM shorturl._reraise(SQLSTATE, SQLERRM, d, shard);
         END;
         IF stored THEN
+            PERFORM shorturl._deadline_stop();
             RETURN code;
         END IF;
     END LOOP;
+    PERFORM shorturl._deadline_stop();
     RAISE EXCEPTION 'could not find a free code in % attempts', max_attempts
         USING ERRCODE = 'program_limit_exceeded',
               DETAIL = 'Every generated code tried was already taken.',
@@ -1062,7 +1111,12 @@ AS $$
 DECLARE
     t record;
     total bigint := 0;
+    journaled bigint[];
+    still_there bigint[];
+    done bigint[];
 BEGIN
+    -- the links the source has moved out: their last clicks there join
+    -- their copies (add_visits counts each link once, however often asked)
     FOR t IN EXECUTE pg_catalog.format(
         'SELECT j.target, array_agg(j.id ORDER BY j.id) AS ids,'
         '       array_agg(greatest(m.visits - j.copied_visits, 0) ORDER BY j.id) AS deltas'
@@ -1076,6 +1130,23 @@ BEGIN
         PERFORM shorturl._proxy_forget_arrived(shorturl._position(t.target), t.ids);
         total := total + cardinality(t.ids);
     END LOOP;
+
+    -- journal rows left without a moved_links row: a link the source still
+    -- has is not moved out yet (its batch runs again); one it no longer has
+    -- was finished by a run stopped before its journal row went
+    SELECT array_agg(j.id) INTO journaled FROM shorturl.rebalance_moves j WHERE j.source = _finish_moves.source;
+    IF journaled IS NOT NULL THEN
+        EXECUTE pg_catalog.format('SELECT array_agg(id) FROM shorturl_remote.%I WHERE id = ANY ($1)',
+                                  source || '_links')
+            INTO still_there USING journaled;
+        done := ARRAY(SELECT unnest(journaled) EXCEPT SELECT unnest(coalesce(still_there, '{}')));
+        FOR t IN SELECT j.target, array_agg(j.id) AS ids FROM shorturl.rebalance_moves j
+                  WHERE j.id = ANY (done) GROUP BY j.target
+        LOOP
+            PERFORM shorturl._proxy_forget_arrived(shorturl._position(t.target), t.ids);
+        END LOOP;
+        DELETE FROM shorturl.rebalance_moves j WHERE j.id = ANY (done);
+    END IF;
     RETURN total;
 END
 $$;
@@ -1125,7 +1196,12 @@ BEGIN
     -- what a killed run left half done
     PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
     FOR shard IN SELECT DISTINCT j.source FROM shorturl.rebalance_moves j LOOP
-        PERFORM shorturl._finish_moves(shard);
+        IF EXISTS (SELECT FROM shorturl.shards s WHERE s.name = shard) THEN
+            PERFORM shorturl._finish_moves(shard);
+        ELSE
+            -- (a shard is dropped only once its moves are finished)
+            DELETE FROM shorturl.rebalance_moves j WHERE j.source = shard;
+        END IF;
         COMMIT;
         PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
     END LOOP;
@@ -1218,7 +1294,9 @@ BEGIN
 
     -- retiring shards that are empty now leave the cluster
     PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
-    FOR shard IN SELECT s.name FROM shorturl.shards s WHERE s.retiring LOOP
+    FOR shard IN SELECT s.name FROM shorturl.shards s WHERE s.retiring
+                  AND NOT EXISTS (SELECT FROM shorturl.rebalance_moves j
+                                  WHERE j.source = s.name OR j.target = s.name) LOOP
         EXECUTE pg_catalog.format('SELECT count(*) FROM shorturl_remote.%I', shard || '_links') INTO n_planned;
         IF n_planned = 0 THEN
             PERFORM shorturl._drop_shard(shard);

@@ -18,11 +18,14 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "libpq-fe.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/timeout.h"
+#include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 
 /* InitMaterializedSRF and the PL/Proxy packages we test with need 15 */
@@ -116,6 +119,106 @@ sqlstate_of(const char *s)
 	return MAKE_SQLSTATE(s[0], s[1], s[2], s[3], s[4]);
 }
 
+/* ---------------------------------------------------------------------
+ * The deadline of a call through the coordinator.
+ *
+ * PL/Proxy checks its query_timeout only when a shard's socket shows an
+ * event, so a shard that accepts connections and then says nothing (a
+ * frozen server) would hold the call for good; and a cancel makes it send
+ * PQcancel, which waits on that same frozen server.  So the API functions
+ * arm a deadline of shorturl.remote_timeout around their calls.  It uses
+ * the server's lock-timeout timer, whose interrupt ends the call with
+ * SQLSTATE 55P03 rather than 57014: PL/Proxy then drops the connection
+ * (at its next use) instead of sending a cancel, and _reraise() turns the
+ * error into "shard did not answer" (08006).  The API functions take no
+ * lock while the deadline is armed, so the timer is theirs; it is disarmed
+ * when they return, when _reraise() runs, and when the (sub)transaction
+ * that armed it aborts.
+ * ---------------------------------------------------------------------
+ */
+
+#define DEFAULT_REMOTE_TIMEOUT_MS	5000
+
+static bool deadline_armed = false;
+static TimestampTz deadline_at = 0;
+static SubTransactionId deadline_subid = InvalidSubTransactionId;
+static bool deadline_callbacks = false;
+
+/* remote_timeout_ms reads shorturl.remote_timeout (pg_shorturl defines it) */
+static int
+remote_timeout_ms(void)
+{
+	const char *value = GetConfigOption("shorturl.remote_timeout", true, false);
+	int			ms;
+
+	/* a placeholder holds the text of postgresql.conf; units parse alike */
+	if (value == NULL || !parse_int(value, &ms, GUC_UNIT_MS, NULL) || ms <= 0)
+		return DEFAULT_REMOTE_TIMEOUT_MS;
+	return ms;
+}
+
+static void
+deadline_disarm(void)
+{
+	if (deadline_armed)
+		disable_timeout(LOCK_TIMEOUT, false);
+	deadline_armed = false;
+	deadline_at = 0;
+}
+
+static void
+deadline_xact_callback(XactEvent event, void *arg pg_attribute_unused())
+{
+	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_COMMIT ||
+		event == XACT_EVENT_PARALLEL_ABORT || event == XACT_EVENT_PARALLEL_COMMIT ||
+		event == XACT_EVENT_PREPARE)
+		deadline_disarm();
+}
+
+static void
+deadline_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+						  SubTransactionId parentSubid pg_attribute_unused(),
+						  void *arg pg_attribute_unused())
+{
+	/* the exception blocks inside the API functions have later ids */
+	if (event == SUBXACT_EVENT_ABORT_SUB && mySubid <= deadline_subid)
+		deadline_disarm();
+}
+
+PG_FUNCTION_INFO_V1(shorturl_deadline_start);
+
+/*
+ * shorturl_deadline_start implements _deadline_start(): arm the deadline
+ * of one API call.
+ */
+Datum
+shorturl_deadline_start(PG_FUNCTION_ARGS)
+{
+	int			ms = remote_timeout_ms();
+
+	if (!deadline_callbacks)
+	{
+		RegisterXactCallback(deadline_xact_callback, NULL);
+		RegisterSubXactCallback(deadline_subxact_callback, NULL);
+		deadline_callbacks = true;
+	}
+	deadline_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), ms);
+	deadline_subid = GetCurrentSubTransactionId();
+	enable_timeout_after(LOCK_TIMEOUT, ms);
+	deadline_armed = true;
+	PG_RETURN_VOID();
+}
+
+PG_FUNCTION_INFO_V1(shorturl_deadline_stop);
+
+/* shorturl_deadline_stop implements _deadline_stop(): disarm it */
+Datum
+shorturl_deadline_stop(PG_FUNCTION_ARGS)
+{
+	deadline_disarm();
+	PG_RETURN_VOID();
+}
+
 PG_FUNCTION_INFO_V1(shorturl_reraise);
 
 /*
@@ -137,16 +240,20 @@ shorturl_reraise(PG_FUNCTION_ARGS)
 	bool		plproxy_failure = strcmp(state, "XX000") == 0 &&
 		strstr(message, PLPROXY_REMOTE_TAG) == NULL;
 
+	bool		deadline_passed = deadline_at != 0 && GetCurrentTimestamp() >= deadline_at;
+
+	deadline_disarm();
 	if (detail != NULL && detail[0] == '\0')
 		detail = NULL;
 
-	if (plproxy_failure && strstr(message, "timeout") != NULL)
+	/* the deadline's interrupt, or PL/Proxy's own timeouts */
+	if ((deadline_passed && strcmp(state, "55P03") == 0) ||
+		(plproxy_failure && strstr(message, "timeout") != NULL))
 		ereport(ERROR,
 				(errcode(ERRCODE_CONNECTION_FAILURE),
-				 errmsg("shard \"%s\" did not answer within shorturl.remote_timeout (%s)",
-						shard, GetConfigOption("shorturl.remote_timeout", true, false)),
-				 errdetail("%s", message),
-				 errhint("Check that the shard's server is running and reachable.")));
+				 errmsg("shard \"%s\" did not answer within shorturl.remote_timeout (%d ms)",
+						shard, remote_timeout_ms()),
+				 errhint("Check that the shard's server is running and reachable; calls for codes on other shards go on.")));
 	if (plproxy_failure || strncmp(state, "08", 2) == 0 ||
 		strcmp(state, "57P01") == 0 || strcmp(state, "57P02") == 0 ||
 		strcmp(state, "57P03") == 0)
