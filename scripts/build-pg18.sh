@@ -20,14 +20,18 @@ VENDOR=${PG_SHORTURL_VENDOR:-$(cd "$REPO/.." && pwd)/shared/vendor}
 CACHE=${PG_SHORTURL_CACHE:-/var/cache/pg_shorturl}
 PREFIX=$CACHE/pg$PG18_VERSION
 STAMP=$PREFIX/.complete
+# The configure options: a cache built with others is built again.  NLS so
+# that tests can run a server in another language (lc_messages).
+CONFIGURE_OPTS="--enable-tap-tests --enable-nls --without-icu --without-readline --without-zlib"
+RECIPE="postgresql-$PG18_VERSION $CONFIGURE_OPTS plproxy-$PLPROXY_VERSION"
 
-if [ -f "$STAMP" ] && [ -x "$PREFIX/bin/pg_config" ]; then
+if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$RECIPE" ] && [ -x "$PREFIX/bin/pg_config" ]; then
 	echo "$PREFIX/bin/pg_config"
 	exit 0
 fi
 
 require_root
-ensure_packages make gcc bison flex libperl-dev libipc-run-perl libxxhash-dev libsodium-dev >&2
+ensure_packages make gcc bison flex gettext libperl-dev libipc-run-perl libxxhash-dev libsodium-dev >&2
 [ -f "$VENDOR/postgresql-$PG18_VERSION.tar.xz" ] ||
 	die "no PostgreSQL $PG18_VERSION source at $VENDOR (set PG_SHORTURL_VENDOR)"
 (cd "$VENDOR" && sha256sum --quiet -c "postgresql-$PG18_VERSION.tar.xz.sha256" &&
@@ -41,8 +45,8 @@ rm -rf "$PREFIX"
 tar -C "$build" -xJf "$VENDOR/postgresql-$PG18_VERSION.tar.xz"
 (
 	cd "$build/postgresql-$PG18_VERSION"
-	./configure --prefix="$PREFIX" --enable-tap-tests --without-icu \
-		--without-readline --without-zlib >configure.log 2>&1 ||
+	# shellcheck disable=SC2086
+	./configure --prefix="$PREFIX" $CONFIGURE_OPTS >configure.log 2>&1 ||
 		{ tail -30 configure.log; exit 1; }
 	make -s -j"$(nproc)" >make.log 2>&1 || { tail -40 make.log; exit 1; }
 	make -s install >/dev/null
@@ -58,5 +62,5 @@ tar -C "$build" -xzf "$VENDOR/plproxy-$PLPROXY_VERSION.tar.gz"
 	make -s PG_CONFIG="$PREFIX/bin/pg_config" >make.log 2>&1 || { tail -30 make.log; exit 1; }
 	make -s PG_CONFIG="$PREFIX/bin/pg_config" install >/dev/null
 ) >&2
-touch "$STAMP"
+echo "$RECIPE" >"$STAMP"
 echo "$PREFIX/bin/pg_config"
