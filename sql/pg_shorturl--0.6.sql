@@ -368,15 +368,26 @@ COMMENT ON COLUMN shorturl.retired_codes.retired_at IS 'when its link was delete
 
 -- What goes with a deleted link, whoever deletes it (purge, DELETE, a
 -- management function): its alias is retired and its counts are deleted.
--- A rebalance moving links away (pg_shorturl.moving) deletes without
--- retiring: the links live on elsewhere.
+-- A rebalance moving links away (move_out(), which _moving() reports)
+-- deletes without retiring: the links live on elsewhere.  SECURITY
+-- DEFINER: whoever deletes, the retirement is written.
+CREATE FUNCTION shorturl._moving()
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'shorturl_moving'
+LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
+
+COMMENT ON FUNCTION shorturl._moving() IS
+'true while this session''s move_out() deletes the links it moves (for the links_deleted trigger)';
+
+REVOKE ALL ON FUNCTION shorturl._moving() FROM PUBLIC;
+
 CREATE FUNCTION shorturl.links_deleted()
 RETURNS trigger
 LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF pg_catalog.current_setting('pg_shorturl.moving', true) IS DISTINCT FROM 'on' THEN
+    IF NOT shorturl._moving() THEN
         INSERT INTO shorturl.retired_codes (code, domain)
         SELECT code, domain FROM gone WHERE is_alias
         ON CONFLICT DO NOTHING;
@@ -401,7 +412,7 @@ COMMENT ON TRIGGER links_deleted ON shorturl.links IS
 CREATE FUNCTION shorturl.links_truncated()
 RETURNS trigger
 LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     INSERT INTO shorturl.retired_codes (code, domain)
@@ -755,6 +766,40 @@ REVOKE ALL ON FUNCTION shorturl.reusable_code(text, timestamptz, bigint, text, t
 REVOKE ALL ON FUNCTION shorturl.move_out(bigint[]) FROM PUBLIC;
 REVOKE ALL ON FUNCTION shorturl.add_visits(bigint[], bigint[]) FROM PUBLIC;
 REVOKE ALL ON FUNCTION shorturl.forget_moved(bigint[]) FROM PUBLIC;
+
+-- What a coordinator asks a shard before it trusts it: whether a code is
+-- free there, and which database the shard is (two names for one database
+-- would lose links in a rebalance).
+CREATE FUNCTION shorturl.code_state(code text, domain text DEFAULT '')
+RETURNS text
+LANGUAGE sql STABLE STRICT PARALLEL SAFE
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE
+        WHEN EXISTS (SELECT FROM shorturl.links l WHERE l.code = $1 AND l.domain = $2) THEN 'taken'
+        WHEN EXISTS (SELECT FROM shorturl.retired_codes r WHERE r.code = $1 AND r.domain = $2) THEN 'retired'
+        ELSE 'free'
+    END
+$$;
+
+COMMENT ON FUNCTION shorturl.code_state(text, text) IS
+'shard side: taken, retired or free, for a code on a domain';
+
+CREATE FUNCTION shorturl.store_identity()
+RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT s.system_identifier::text || '/' || d.oid::text
+      FROM pg_catalog.pg_control_system() s, pg_catalog.pg_database d
+     WHERE d.datname = pg_catalog.current_database()
+$$;
+
+COMMENT ON FUNCTION shorturl.store_identity() IS
+'shard side: this database''s identity (the cluster''s system identifier and the database''s OID), so a coordinator can refuse one database under two shard names';
+
+REVOKE ALL ON FUNCTION shorturl.code_state(text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION shorturl.store_identity() FROM PUBLIC;
 REVOKE ALL ON FUNCTION shorturl.forget_arrived(bigint[]) FROM PUBLIC;
 
 -------------------------------------------------------------------------

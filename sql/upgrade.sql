@@ -24,6 +24,8 @@ INSERT INTO shorturl.alias_quarantine (alias, released_at) VALUES ('gone-alias',
 -- error instead of misreading them (55000).
 SELECT shorturl.resolve('f5JN1HB');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT shorturl.shorten('https://example.com/too-early');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
 
 ALTER EXTENSION pg_shorturl UPDATE;
 SELECT extversion = (SELECT default_version FROM pg_available_extensions WHERE name = 'pg_shorturl') AS at_default

@@ -85,10 +85,11 @@ catalog_relid(const char *relname)
 }
 
 /*
- * not_ours reports a table whose shape is not the one the extension made.
+ * catalog_not_ours reports a table whose shape is not the one the
+ * extension made.
  */
-static void
-not_ours(const char *relname, const char *what)
+void
+catalog_not_ours(const char *relname, const char *what)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -111,12 +112,12 @@ find_columns(Oid relid, const char *relname, const column_spec *cols, int n,
 		Form_pg_attribute att;
 
 		if (!HeapTupleIsValid(tup))
-			not_ours(relname, psprintf("it has no column \"%s\"", cols[i].name));
+			catalog_not_ours(relname, psprintf("it has no column \"%s\"", cols[i].name));
 		att = (Form_pg_attribute) GETSTRUCT(tup);
 		if (att->atttypid != cols[i].type)
 		{
 			ReleaseSysCache(tup);
-			not_ours(relname, psprintf("column \"%s\" is of type %s, not %s",
+			catalog_not_ours(relname, psprintf("column \"%s\" is of type %s, not %s",
 									   cols[i].name, format_type_be(att->atttypid),
 									   format_type_be(cols[i].type)));
 		}
@@ -139,7 +140,7 @@ find_index(Oid nsp, const char *relname, const char *indexname,
 	bool		ok;
 
 	if (!OidIsValid(indexid))
-		not_ours(relname, psprintf("its index \"%s\" is missing", indexname));
+		catalog_not_ours(relname, psprintf("its index \"%s\" is missing", indexname));
 	tup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(indexid));
 	if (!HeapTupleIsValid(tup))
 		elog(ERROR, "cache lookup failed for index %u", indexid);
@@ -149,7 +150,7 @@ find_index(Oid nsp, const char *relname, const char *indexname,
 		ok = index->indkey.values[i] == keys[i];
 	ReleaseSysCache(tup);
 	if (!ok)
-		not_ours(relname, psprintf("its index \"%s\" is not on the columns pg_shorturl reads",
+		catalog_not_ours(relname, psprintf("its index \"%s\" is not on the columns pg_shorturl reads",
 								   indexname));
 	return indexid;
 }
@@ -181,7 +182,7 @@ lookup_tables(void)
 	t.links = catalog_relid("links");
 	nsp = get_rel_namespace(t.links);
 	if (get_rel_relkind(t.links) != RELKIND_RELATION)
-		not_ours("links", "it is not a plain table");
+		catalog_not_ours("links", "it is not a plain table");
 	/* first, so that tables of an older version are reported as such */
 	find_columns(t.links, "links", links_columns, LINKS_NCOLUMNS, t.links_att);
 	t.counts = catalog_relid("visit_counts");

@@ -55,6 +55,7 @@ typedef struct shorturl_tables
 
 extern void catalog_init(void);
 extern Oid	catalog_relid(const char *relname);
+extern void catalog_not_ours(const char *relname, const char *what);
 extern const shorturl_tables *catalog_tables(void);
 extern const shorturl_tables *catalog_tables_if_installed(void);
 extern const shorturl_tables *catalog_lock_links(Relation *rel);

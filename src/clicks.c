@@ -15,17 +15,20 @@
  *	- Otherwise (no preloading, or a database outside shorturl.database),
  *	  in the tables, in the caller's transaction: an unlimited link's click
  *	  appends a row to shorturl.pending_visits (no row lock, so concurrent
- *	  clicks never wait for each other), a limited link's click updates its
- *	  shorturl.visit_counts row under the row lock, refusing once the limit
- *	  is reached.  Such a click is undone if the caller's transaction rolls
- *	  back; so that a limited link's visit can never be served and then
- *	  undone, this path serves limited links only in a transaction of one
- *	  statement (not in a transaction block, nor in a subtransaction).
+ *	  clicks never wait for each other).  Such a click is undone if the
+ *	  caller's transaction rolls back, and nothing can tell beforehand
+ *	  whether it will: a transaction block, a savepoint, a procedure's or DO
+ *	  block's ROLLBACK, or a later row of the same statement failing after
+ *	  this one reached the client (COPY, a streamed SELECT).  A limited
+ *	  link's visit must never be served and then undone, so this path does
+ *	  not serve limited links at all: they need shared memory, whose count
+ *	  no rollback touches.
  *	- On a hot standby nothing is counted; limited links are not served.
  *
  * When the shared table is full of entries with unflushed clicks, a click
  * asks the worker to flush and waits for room (backpressure), up to
- * ROOM_WAIT_MS; only then does it fall back to the table path.
+ * ROOM_WAIT_MS; only then does it fall back to the table path (where a
+ * limited link is refused: stats.refused_clicks).
  *
  * A link's live count combines the tables with shared memory.  A limited
  * link's entry has it.  For other links, it is the stored count at some
@@ -80,9 +83,6 @@
 /* How often a reader retries before it holds flushes off with their lock */
 #define MAX_READ_ATTEMPTS	3
 
-static SPIPlanPtr plan_pending_insert;
-static SPIPlanPtr plan_limited_upsert;
-static SPIPlanPtr plan_mark_exhausted;
 
 /* ---------------------------------------------------------------------
  * Where clicks go
@@ -209,9 +209,9 @@ xid_visible(TransactionId xid, Snapshot snapshot)
 }
 
 /*
- * lock_link takes the advisory lock that serialises making a limited
- * link's entry with counting it in the tables (held by the latter to the
- * end of its transaction).
+ * lock_link takes the advisory lock that serialises the making of a
+ * limited link's entry, so one backend reads the stored count and the
+ * others find the entry made.
  */
 static void
 lock_link(int64 link_id, LOCKTAG *tag)
@@ -223,8 +223,8 @@ lock_link(int64 link_id, LOCKTAG *tag)
 
 /*
  * make_limited makes (or converts) a limited link's entry, whose total
- * must start from the link's exact count, and counts the click.  Under the
- * link's advisory lock no click of it is counted in the tables meanwhile.
+ * must start from the link's exact count, and counts the click, under the
+ * link's advisory lock.
  */
 static shared_result
 make_limited(db_state *db, const counter_key *key, uint32 hash, int64 max_visits,
@@ -369,109 +369,34 @@ count_shared(db_state *db, int64 link_id, bool has_max, int64 max_visits)
  */
 
 /*
- * clicks_leftover returns the clicks of a link that shared memory holds
- * unflushed although this database counts in the tables: it stopped being
- * served (IS_TEMPLATE, ALLOW_CONNECTIONS, or shorturl.database across a
- * restart) with clicks not yet flushed.  They stay until a flush writes
- * them, and every count includes them meanwhile.  Clicks in flight count
- * too, so a limit errs on the side of refusing.
- */
-static int64
-clicks_leftover(int64 link_id)
-{
-	counter_key key;
-	uint32		hash;
-	LWLock	   *lock;
-	counter_entry *e;
-	int64		n = 0;
-
-	if (!counters_available())
-		return 0;
-	counters_make_key(&key, MyDatabaseId, catalog_tables()->links, link_id);
-	hash = counters_hash(&key);
-	lock = counters_lock_for(hash);
-	LWLockAcquire(lock, LW_SHARED);
-	e = counters_lookup(&key, hash);
-	if (e != NULL)
-	{
-		n = (int64) pg_atomic_read_u64(&e->pending);
-		SpinLockAcquire(&e->mutex);
-		n += e->inflight;
-		SpinLockRelease(&e->mutex);
-	}
-	LWLockRelease(lock);
-	return n;
-}
-
-/*
  * count_in_tables counts a click in the caller's transaction (see the
  * rules in the file header).
  */
 static click_result
-count_in_tables(int64 link_id, bool has_max, int64 max_visits)
+count_in_tables(int64 link_id, bool has_max)
 {
-	Datum		values[2] = {Int64GetDatum(link_id), Int64GetDatum(max_visits)};
-	Oid			argtypes[2] = {INT8OID, INT8OID};
-	click_result r = CLICK_COUNTED;
+	static SPIPlanPtr plan_pending_insert;
+	Datum		values[1];
+	Oid			argtypes[1] = {INT8OID};
 	as_owner	saved;
 
-	if (XactReadOnly)
-		return has_max ? CLICK_REFUSED : CLICK_COUNTED;	/* served, not counted */
-	if (has_max && (IsTransactionBlock() || IsSubTransaction()))
+	/* a limited link's click here could be rolled back after it was served */
+	if (has_max)
 		return CLICK_REFUSED;
+	if (XactReadOnly)
+		return CLICK_COUNTED;	/* served, not counted */
 
+	values[0] = Int64GetDatum(link_id);
 	saved = catalog_become_owner();
 	spi_begin();
-	if (!has_max)
-		spi_run(spi_plan(&plan_pending_insert,
-						 "INSERT INTO shorturl.pending_visits (link_id, visits, visited_at)"
-						 " VALUES ($1, 1, pg_catalog.statement_timestamp())",
-						 1, argtypes),
-				values, NULL, false, SPI_OK_INSERT);
-	else
-	{
-		LOCKTAG		tag;
-		int64		leftover;
-
-		/* held to the end of the transaction: see make_limited() */
-		lock_link(link_id, &tag);
-		/* clicks still in shared memory count against the limit */
-		leftover = clicks_leftover(link_id);
-		if (leftover >= max_visits)
-		{
-			SPI_finish();
-			catalog_back_from_owner(saved);
-			return CLICK_EXHAUSTED;
-		}
-		max_visits -= leftover;
-		values[1] = Int64GetDatum(max_visits);
-		spi_run(spi_plan(&plan_limited_upsert,
-						 "INSERT INTO shorturl.visit_counts AS c (link_id, visits, last_visit_at)"
-						 " VALUES ($1, 1, pg_catalog.statement_timestamp())"
-						 " ON CONFLICT (link_id) DO UPDATE"
-						 "   SET visits = c.visits OPERATOR(pg_catalog.+) 1,"
-						 "       last_visit_at = pg_catalog.statement_timestamp()"
-						 " WHERE c.visits OPERATOR(pg_catalog.<) $2"
-						 " RETURNING c.visits",
-						 2, argtypes),
-				values, NULL, false, SPI_OK_INSERT_RETURNING);
-		if (SPI_processed == 0)
-			r = CLICK_EXHAUSTED;
-		else
-		{
-			bool		isnull;
-
-			if (DatumGetInt64(spi_result(0, 1, &isnull)) >= max_visits)
-				spi_run(spi_plan(&plan_mark_exhausted,
-								 "UPDATE shorturl.links SET exhausted_at = pg_catalog.statement_timestamp()"
-								 " WHERE id OPERATOR(pg_catalog.=) $1 AND exhausted_at IS NULL",
-								 1, argtypes),
-						values, NULL, false, SPI_OK_UPDATE);
-		}
-	}
+	spi_run(spi_plan(&plan_pending_insert,
+					 "INSERT INTO shorturl.pending_visits (link_id, visits, visited_at)"
+					 " VALUES ($1, 1, pg_catalog.statement_timestamp())",
+					 1, argtypes),
+			values, NULL, false, SPI_OK_INSERT);
 	SPI_finish();
 	catalog_back_from_owner(saved);
-	return r;
+	return CLICK_COUNTED;
 }
 
 /* ---------------------------------------------------------------------
@@ -495,7 +420,7 @@ clicks_count(int64 link_id, bool has_max, int64 max_visits)
 			/* a standby serves unlimited links uncounted, and no others */
 			return has_max ? CLICK_REFUSED : CLICK_COUNTED;
 		case CLICKS_TABLE:
-			return count_in_tables(link_id, has_max, max_visits);
+			return count_in_tables(link_id, has_max);
 		case CLICKS_SHARED:
 			break;
 	}
@@ -551,7 +476,7 @@ clicks_count(int64 link_id, bool has_max, int64 max_visits)
 	}
 	pg_atomic_fetch_add_u64(&db->sync_fallbacks, 1);
 	{
-		click_result r = count_in_tables(link_id, has_max, max_visits);
+		click_result r = count_in_tables(link_id, has_max);
 
 		if (r == CLICK_REFUSED)
 			pg_atomic_fetch_add_u64(&db->refused_clicks, 1);

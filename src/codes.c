@@ -118,9 +118,10 @@ load_key(void)
 	AttrNumber	att_from = get_attnum(relid, "width_from");
 	AttrNumber	att_widths = get_attnum(relid, "widths");
 
+	/* 0.5's table, before ALTER EXTENSION ... UPDATE, or one altered by hand */
 	if (att_key == InvalidAttrNumber || att_from == InvalidAttrNumber ||
 		att_widths == InvalidAttrNumber)
-		bad_key_row("it lacks the columns key, width_from and widths");
+		catalog_not_ours("code_key", "it lacks the columns key, width_from and widths");
 
 	key_cache.cache.loaded = false;
 	key_cache.has_key = false;

@@ -703,26 +703,32 @@ take_link(int64 link_id, bool move)
  * flush_reset_link sets a link's count back to zero in the current
  * transaction: its stored rows go, and the clicks shared memory holds for
  * it go with them if the transaction commits (back if it aborts).  Clicks
- * after this call count from zero.  Takes the flush lock, so no flush of
- * the database is in flight.
+ * after this call count from zero.  Returns the count it removed.  Takes
+ * the flush lock, so no flush of the database is in flight.
  */
-void
+int64
 flush_reset_link(int64 link_id)
 {
 	static SPIPlanPtr plan_reset;
 	Oid			argtypes[1] = {INT8OID};
 	Datum		values[1] = {Int64GetDatum(link_id)};
+	int64		removed;
+	bool		isnull;
 
 	begin_flush();
-	(void) take_link(link_id, false);
+	removed = take_link(link_id, false);
 	spi_begin();
 	spi_run(spi_plan(&plan_reset,
-					 "WITH c AS (DELETE FROM shorturl.visit_counts WHERE link_id = $1),"
-					 "     p AS (DELETE FROM shorturl.pending_visits WHERE link_id = $1)"
-					 " UPDATE shorturl.links SET exhausted_at = NULL WHERE id = $1",
+					 "WITH c AS (DELETE FROM shorturl.visit_counts WHERE link_id = $1 RETURNING visits),"
+					 "     p AS (DELETE FROM shorturl.pending_visits WHERE link_id = $1 RETURNING visits),"
+					 "     u AS (UPDATE shorturl.links SET exhausted_at = NULL WHERE id = $1)"
+					 " SELECT (coalesce((SELECT pg_catalog.sum(visits) FROM c), 0)"
+					 "       + coalesce((SELECT pg_catalog.sum(visits) FROM p), 0))::bigint",
 					 1, argtypes),
-			values, NULL, false, SPI_OK_UPDATE);
+			values, NULL, false, SPI_OK_SELECT);
+	removed += DatumGetInt64(spi_result(0, 1, &isnull));
 	SPI_finish();
+	return removed;
 }
 
 /*

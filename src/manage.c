@@ -41,14 +41,12 @@ shorturl_reset_visits(PG_FUNCTION_ARGS)
 {
 	text	   *code = PG_GETARG_TEXT_PP(0);
 	link_row	row;
-	int64		before;
 
 	if (!lookup_link(VARDATA_ANY(code), VARSIZE_ANY_EXHDR(code), "", 0,
 					 GetActiveSnapshot(), false, &row) || !row.found)
 		PG_RETURN_NULL();
-	before = clicks_live_visits(row.id);
-	flush_reset_link(row.id);
-	PG_RETURN_INT64(before);
+	/* what it removes, shared memory and tables, is the count it had */
+	PG_RETURN_INT64(flush_reset_link(row.id));
 }
 
 /* int8_args unpacks a bigint[] argument without NULLs */
@@ -70,6 +68,22 @@ int8_args(ArrayType *a, const char *name, int *n)
 		out[i] = DatumGetInt64(elems[i]);
 	}
 	return out;
+}
+
+/* true while move_out() deletes the links it moves (see _moving()) */
+static bool moving = false;
+
+PG_FUNCTION_INFO_V1(shorturl_moving);
+
+/*
+ * shorturl_moving implements _moving() RETURNS boolean, which the trigger
+ * that retires deleted aliases asks: a move is no deletion.  A flag of this
+ * backend's C code, so no setting a user could change can fake it.
+ */
+Datum
+shorturl_moving(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(moving);
 }
 
 PG_FUNCTION_INFO_V1(shorturl_move_out);
@@ -99,26 +113,29 @@ shorturl_move_out(PG_FUNCTION_ARGS)
 	values[1] = PointerGetDatum(construct_array(taken, n, INT8OID, 8, FLOAT8PASSBYVAL,
 												TYPALIGN_DOUBLE));
 	spi_begin();
-	if (SPI_execute("SELECT pg_catalog.set_config('pg_shorturl.moving', 'on', true)",
-					false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not mark the move");
-	spi_run(spi_plan(&plan_move,
-					 "WITH gone AS (DELETE FROM shorturl.links WHERE id = ANY ($1)"
-					 "              RETURNING id, code, domain)"
-					 " INSERT INTO shorturl.moved_links (id, code, domain, visits)"
-					 " SELECT g.id, g.code, g.domain,"
-					 "        coalesce((SELECT c.visits FROM shorturl.visit_counts c WHERE c.link_id = g.id), 0)"
-					 "      + coalesce((SELECT sum(p.visits) FROM shorturl.pending_visits p WHERE p.link_id = g.id), 0)"
-					 "      + t.taken"
-					 "   FROM gone g JOIN ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS t(id, taken)"
-					 "     ON t.id = g.id"
-					 " ON CONFLICT (id) DO UPDATE SET visits = excluded.visits, moved_at = excluded.moved_at",
-					 2, argtypes),
-			values, NULL, false, SPI_OK_INSERT);
-	moved = (int64) SPI_processed;
-	if (SPI_execute("SELECT pg_catalog.set_config('pg_shorturl.moving', '', true)",
-					false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not end the move");
+	moving = true;
+	PG_TRY();
+	{
+		spi_run(spi_plan(&plan_move,
+						 "WITH gone AS (DELETE FROM shorturl.links WHERE id = ANY ($1)"
+						 "              RETURNING id, code, domain)"
+						 " INSERT INTO shorturl.moved_links (id, code, domain, visits)"
+						 " SELECT g.id, g.code, g.domain,"
+						 "        coalesce((SELECT c.visits FROM shorturl.visit_counts c WHERE c.link_id = g.id), 0)"
+						 "      + coalesce((SELECT sum(p.visits) FROM shorturl.pending_visits p WHERE p.link_id = g.id), 0)"
+						 "      + t.taken"
+						 "   FROM gone g JOIN ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS t(id, taken)"
+						 "     ON t.id = g.id"
+						 " ON CONFLICT (id) DO UPDATE SET visits = excluded.visits, moved_at = excluded.moved_at",
+						 2, argtypes),
+				values, NULL, false, SPI_OK_INSERT);
+		moved = (int64) SPI_processed;
+	}
+	PG_FINALLY();
+	{
+		moving = false;
+	}
+	PG_END_TRY();
 	SPI_finish();
 	PG_RETURN_INT64(moved);
 }

@@ -39,6 +39,7 @@
 
 #include "base62_sql.h"
 #include "clicks.h"
+#include "catalog.h"
 #include "codes.h"
 #include "compat.h"
 #include "lookup.h"
@@ -115,7 +116,7 @@ check_alias(text *alias, text *domain, bool check_issued)
 
 	spi_run(spi_plan(&plan_reserved,
 					 "SELECT 1 FROM shorturl.reserved_aliases"
-					 " WHERE pg_catalog.lower(alias) = pg_catalog.lower($1)",
+					 " WHERE pg_catalog.lower(alias) = pg_catalog.lower($1 COLLATE \"C\")",
 					 1, argtypes),
 			values, NULL, true, SPI_OK_SELECT);
 	if (SPI_processed > 0)
@@ -233,7 +234,8 @@ next_id(void)
 
 /*
  * insert_link inserts one link; false if its code is taken (for a
- * generated code: on any domain).
+ * generated code: on any domain, or retired: an alias that equalled a
+ * future code and was deleted).
  */
 static bool
 insert_link(int64 id, text *code, text *domain, text *url,
@@ -262,6 +264,7 @@ insert_link(int64 id, text *code, text *domain, text *url,
 						 "INSERT INTO shorturl.links (id, code, domain, url, expires_at, max_visits, is_alias)"
 						 " SELECT $1, $2, $3, $4, $5, $6, false"
 						 "  WHERE NOT EXISTS (SELECT FROM shorturl.links WHERE code = $2)"
+						 "    AND NOT EXISTS (SELECT FROM shorturl.retired_codes WHERE code = $2)"
 						 " ON CONFLICT (code, domain) DO NOTHING",
 						 6, argtypes),
 				values, nulls, false, SPI_OK_INSERT);
@@ -331,6 +334,8 @@ shorturl_shorten(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("url must not be null")));
+	/* the tables this library writes: 55000 before an update, not worse */
+	(void) catalog_tables();
 	url = url_check(PG_GETARG_TEXT_PP(0), shorturl_max_url_length, shorturl_allow_userinfo);
 	limits = check_limits(fcinfo, 1);
 	url_hash = route_hash64(VARDATA_ANY(url), VARSIZE_ANY_EXHDR(url));
@@ -423,6 +428,7 @@ shorturl_store_link(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("id, code, url and is_alias must not be null")));
+	(void) catalog_tables();
 	id = PG_GETARG_INT64(0);
 	code = PG_GETARG_TEXT_PP(1);
 	is_alias = PG_GETARG_BOOL(5);

@@ -61,6 +61,7 @@
  *
  *-------------------------------------------------------------------------
  */
+#include <arpa/inet.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -151,6 +152,25 @@ validate_url(const char *url, size_t len, const url_rules *rules,
 		}
 		if (host_end == host + 1)
 			return URL_NO_HOST;
+		/* an IPv6 address, as inet_pton reads one (RFC 4291 text forms) */
+		{
+			char		addr[INET6_ADDRSTRLEN + 1];
+			unsigned char bin[16];
+			size_t		n = host_end - host - 1;
+
+			if (n >= sizeof(addr))
+			{
+				*bad_offset = host;
+				return URL_BAD_HOST;
+			}
+			memcpy(addr, u + host + 1, n);
+			addr[n] = '\0';
+			if (inet_pton(AF_INET6, addr, bin) != 1)
+			{
+				*bad_offset = host;
+				return URL_BAD_HOST;
+			}
+		}
 		host_end++;				/* past ']' */
 		parts->host_ip_literal = 1;
 		parts->host_ascii = 1;

@@ -6,6 +6,8 @@
 -- on servers of their own.)
 --
 \pset null '(null)'
+-- no CONTEXT lines: they carry the line numbers of the PL/pgSQL functions
+\set SHOW_CONTEXT never
 SET client_min_messages = warning;
 CREATE DATABASE regress_shard_a;
 CREATE DATABASE regress_shard_b;
@@ -22,11 +24,8 @@ RESET client_min_messages;
 -- A coordinator and a store are different databases: the two extensions
 -- offer the same functions in the schema shorturl.
 CREATE EXTENSION pg_shorturl;
--- (18 adds the script's text to the context: leave the context out)
-\set SHOW_CONTEXT never
 CREATE EXTENSION pg_shorturl_coordinator CASCADE;
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
-\set SHOW_CONTEXT errors
 DROP EXTENSION pg_shorturl;
 CREATE EXTENSION pg_shorturl_coordinator CASCADE;
 SELECT extname FROM pg_extension WHERE extname <> 'plpgsql' ORDER BY 1;
@@ -118,6 +117,20 @@ SELECT shorturl.link_status(c), shorturl.visits(c) FROM (VALUES ('spring-sale'),
 SELECT set_config(CASE WHEN current_setting('server_version_num')::int >= 160000
                        THEN 'debug_parallel_query' ELSE 'force_parallel_mode' END, 'off', false) AS unforced;
 
+-- add_shard refuses a second name for a shard's database (a rebalance
+-- would then lose links), and a shard it cannot reach; the map stays.
+SELECT shorturl.add_shard('a2', 'dbname=regress_shard_a');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+\set VERBOSITY terse
+SELECT shorturl.add_shard('x', 'dbname=regress_no_such_database');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+\set VERBOSITY default
+SELECT string_agg(name, ',' ORDER BY name) AS shards FROM shorturl.shards;
+
+-- aliases, some of which a third shard will take
+SELECT count(shorturl.shorten('https://example.com/al/' || i, alias => 'al-' || i)) AS aliases
+FROM generate_series(1, 30) i;
+
 --
 -- Rebalancing: a third shard takes its share; nothing is lost or counted twice.
 --
@@ -126,6 +139,27 @@ SELECT code, shorturl.visits(code) AS visits FROM (
     SELECT code FROM shorturl_remote.a_links UNION ALL SELECT code FROM shorturl_remote.b_links) c;
 SELECT shorturl.add_shard('c', 'dbname=regress_shard_c');
 SELECT pending FROM shorturl.rebalance_state;
+-- while it is due, an alias may still live on the shard it leaves: a new
+-- link cannot take it on its new owner, nor a retired one (a hostile test
+-- took both, and the rebalance then deleted the original link)
+SELECT code AS moving_alias FROM shorturl_remote.a_links WHERE is_alias AND shorturl.route(code) = 'c'
+UNION ALL
+SELECT code FROM shorturl_remote.b_links WHERE is_alias AND shorturl.route(code) = 'c'
+ORDER BY 1 LIMIT 1 \gset
+SELECT shorturl.shorten('https://evil.example/hijack', alias => :'moving_alias');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT code AS retired_alias FROM shorturl_remote.a_links WHERE is_alias AND shorturl.route(code) = 'c'
+UNION ALL
+SELECT code FROM shorturl_remote.b_links WHERE is_alias AND shorturl.route(code) = 'c'
+ORDER BY 1 DESC LIMIT 1 \gset
+DELETE FROM shorturl_remote.a_links WHERE code = :'retired_alias';
+DELETE FROM shorturl_remote.b_links WHERE code = :'retired_alias';
+DELETE FROM before WHERE code = :'retired_alias';
+SELECT shorturl.shorten('https://evil.example/hijack', alias => :'retired_alias');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT url = 'https://example.com/al/' || substr(:'moving_alias', 4) AS still_the_original
+FROM (SELECT code, url FROM shorturl_remote.a_links UNION ALL SELECT code, url FROM shorturl_remote.b_links) l
+WHERE code = :'moving_alias';
 -- while it is due, every link stays reachable through the coordinator
 SELECT count(*) FILTER (WHERE shorturl.visits(code) = visits) AS reachable, count(*) FROM before;
 SELECT sum(links) AS to_move FROM shorturl.rebalance_plan();
@@ -173,6 +207,23 @@ SELECT shorturl.resolve(:'d_code');
 SELECT shorturl.link_status(:'c_code') AS other_shards_answer;
 ALTER DATABASE regress_shard_d ALLOW_CONNECTIONS true;
 SELECT shorturl.link_status(:'d_code') AS back;
+
+-- A retiring shard that is gone for good cannot be emptied; forget_shard()
+-- drops it, links and all, once it is retiring.
+SELECT shorturl.forget_shard('d');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT shorturl.remove_shard('d');
+ALTER DATABASE regress_shard_d ALLOW_CONNECTIONS false;
+SELECT count(pg_terminate_backend(pid)) >= 0 AS closed FROM pg_stat_activity WHERE datname = 'regress_shard_d';
+SELECT pg_sleep(0.2);
+\set VERBOSITY terse
+CALL shorturl.rebalance();
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+\set VERBOSITY default
+SELECT shorturl.forget_shard('d');
+SELECT string_agg(name, ',' ORDER BY name) AS shards FROM shorturl.shards;
+SELECT shorturl.link_status(:'c_code') AS still_answers;
+ALTER DATABASE regress_shard_d ALLOW_CONNECTIONS true;
 
 -- An application role needs EXECUTE on the API, nothing else.
 CREATE ROLE regress_coord_app;

@@ -290,6 +290,24 @@ LANGUAGE plproxy AS $$
     SELECT shorturl.forget_moved(ids);
 $$;
 
+-- while a rebalance is due, an alias may still live on the shard it is
+-- leaving: a new alias must be free on every shard
+CREATE FUNCTION shorturl._proxy_code_state_everywhere(code text)
+RETURNS SETOF text
+LANGUAGE plproxy AS $$
+    CLUSTER 'shorturl_cluster';
+    RUN ON ALL;
+    SELECT shorturl.code_state(code, '');
+$$;
+
+CREATE FUNCTION shorturl._proxy_store_identity(shard integer)
+RETURNS text
+LANGUAGE plproxy AS $$
+    CLUSTER 'shorturl_cluster';
+    RUN ON shard;
+    SELECT shorturl.store_identity();
+$$;
+
 -- Errors of those calls, classified by SQLSTATE and raised again with the
 -- shard's name (src/coordinator.c).
 CREATE FUNCTION shorturl._reraise(sqlstate text, message text, detail text, shard text)
@@ -574,6 +592,9 @@ DECLARE
     o record;
     owner text := (SELECT e.extowner::pg_catalog.regrole::text FROM pg_catalog.pg_extension e
                    WHERE e.extname = 'pg_shorturl_coordinator');
+    new_identity text;
+    other text;
+    d text;
 BEGIN
     IF add_shard.name !~ '^[A-Za-z0-9_]{1,40}$' THEN
         RAISE EXCEPTION 'invalid shard name "%"', add_shard.name
@@ -643,6 +664,30 @@ BEGIN
     INSERT INTO shorturl.shards (name, weight, conninfo)
     VALUES (add_shard.name, add_shard.weight, array_to_string(kept, ' '));
     PERFORM shorturl.sync_cluster();
+
+    -- the new shard must answer, and be no other shard's database: two names
+    -- for one database would lose links in a rebalance
+    BEGIN
+        new_identity := shorturl._proxy_store_identity(shorturl._position(add_shard.name));
+    EXCEPTION WHEN OTHERS THEN
+        GET STACKED DIAGNOSTICS d = PG_EXCEPTION_DETAIL;
+        PERFORM shorturl._reraise(SQLSTATE, SQLERRM, d, add_shard.name);
+    END;
+    FOR other IN SELECT s.name FROM shorturl.shards s WHERE s.name <> add_shard.name LOOP
+        BEGIN
+            IF shorturl._proxy_store_identity(shorturl._position(other)) = new_identity THEN
+                RAISE EXCEPTION 'shard "%" is the same database as shard "%"', add_shard.name, other
+                    USING ERRCODE = 'duplicate_object',
+                          HINT = 'Each shard must be a database of its own.';
+            END IF;
+        EXCEPTION WHEN duplicate_object THEN
+            RAISE;
+        WHEN OTHERS THEN
+            GET STACKED DIAGNOSTICS d = PG_EXCEPTION_DETAIL;
+            PERFORM shorturl._reraise(SQLSTATE, SQLERRM, d, other);
+        END;
+    END LOOP;
+
     -- the second shard onwards moves keys: a rebalance is due
     IF (SELECT count(*) FROM shorturl.shards) > 1 THEN
         INSERT INTO shorturl.rebalance_state (pending) VALUES (true)
@@ -690,6 +735,29 @@ $$;
 
 COMMENT ON FUNCTION shorturl.remove_shard(text) IS
 'retires a shard: it takes no new keys, and shorturl.rebalance() moves its links away, then forgets it';
+
+CREATE FUNCTION shorturl.forget_shard(name text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM shorturl.shards s WHERE s.name = forget_shard.name) THEN
+        RAISE EXCEPTION 'shard "%" does not exist', forget_shard.name USING ERRCODE = 'undefined_object';
+    END IF;
+    IF NOT (SELECT s.retiring FROM shorturl.shards s WHERE s.name = forget_shard.name) THEN
+        RAISE EXCEPTION 'shard "%" is not retiring', forget_shard.name
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Run shorturl.remove_shard() first; shorturl.rebalance() then moves its links away.  forget_shard() is for a retiring shard that is gone for good.';
+    END IF;
+    RAISE WARNING 'shard "%" leaves the cluster with the links still on it', forget_shard.name;
+    DELETE FROM shorturl.rebalance_moves j WHERE j.source = forget_shard.name OR j.target = forget_shard.name;
+    PERFORM shorturl._drop_shard(forget_shard.name);
+END
+$$;
+
+COMMENT ON FUNCTION shorturl.forget_shard(text) IS
+'drops a retiring shard that cannot be reached, without moving its links: they are lost to the cluster';
 
 CREATE FUNCTION shorturl.set_shard_weight(name text, weight double precision)
 RETURNS void
@@ -972,7 +1040,7 @@ BEGIN
               FROM shorturl._proxy_reusable_code(url, expires_at, max_visits, alias, '') r;
         EXCEPTION WHEN OTHERS THEN
             GET STACKED DIAGNOSTICS d = PG_EXCEPTION_DETAIL;
-            PERFORM shorturl._reraise(SQLSTATE, SQLERRM, d, 'every shard');
+            PERFORM shorturl._reraise(SQLSTATE, SQLERRM, d, NULL);
         END;
         IF found IS NOT NULL THEN
             PERFORM shorturl._deadline_stop();
@@ -989,6 +1057,23 @@ BEGIN
                       HINT = 'Choose another alias, or omit it to get a generated code.';
         END IF;
         shard := shorturl.route(alias);
+        -- while a rebalance is due the alias may live on the shard it leaves
+        IF shorturl._rebalance_pending() THEN
+            BEGIN
+                SELECT min(st) INTO found
+                  FROM shorturl._proxy_code_state_everywhere(alias) st WHERE st <> 'free';
+            EXCEPTION WHEN OTHERS THEN
+                GET STACKED DIAGNOSTICS d = PG_EXCEPTION_DETAIL;
+                PERFORM shorturl._reraise(SQLSTATE, SQLERRM, d, NULL);
+            END;
+            IF found IS NOT NULL THEN
+                PERFORM shorturl._deadline_stop();
+                RAISE EXCEPTION 'alias "%" is %', alias,
+                        CASE found WHEN 'retired' THEN 'retired' ELSE 'already taken' END
+                    USING ERRCODE = 'unique_violation',
+                          HINT = 'Choose another alias, or omit it to get a generated code.';
+            END IF;
+        END IF;
         BEGIN
             stored := shorturl._proxy_store_link(shorturl.route_position(alias), shorturl.next_link_id(),
                                                  alias, url, expires_at, max_visits, true, '');
@@ -1175,6 +1260,8 @@ DECLARE
     batch bigint[];
     n_planned bigint;
     n_moved bigint := 0;
+    n_stranded bigint := 0;
+    arrived bigint[];
     other_pid integer;
 BEGIN
     -- procedures that COMMIT cannot have a SET clause: pin the path by hand
@@ -1247,22 +1334,34 @@ BEGIN
                 ' SELECT link_id, visits, last_visit_at FROM shorturl_remote.%I'
                 ' WHERE link_id = ANY ($1) ON CONFLICT DO NOTHING',
                 pair.target || '_visit_counts', pair.source || '_visit_counts') USING batch;
+            -- only links whose copy is there leave: a code taken on the
+            -- target by another link keeps its link where it is
+            EXECUTE pg_catalog.format('SELECT coalesce(array_agg(t.id), ''{}'') FROM shorturl_remote.%I t'
+                                      ' WHERE t.id = ANY ($1)', pair.target || '_links')
+                INTO arrived USING batch;
+            IF cardinality(arrived) < cardinality(batch) THEN
+                n_stranded := n_stranded + cardinality(batch) - cardinality(arrived);
+                RAISE WARNING 'rebalance: % links cannot move from "%" to "%": their codes are taken there',
+                    cardinality(batch) - cardinality(arrived), pair.source, pair.target
+                    USING DETAIL = 'They stay on "' || pair.source || '", where lookups find them while a rebalance is due.',
+                          HINT = 'Find them with: SELECT * FROM shorturl.rebalance_plan();';
+            END IF;
             EXECUTE pg_catalog.format(
                 'INSERT INTO shorturl.rebalance_moves (id, source, target, copied_visits)'
                 ' SELECT l.id, %L, %L, coalesce(c.visits, 0) FROM shorturl_remote.%I l'
                 ' LEFT JOIN shorturl_remote.%I c ON c.link_id = l.id'
                 ' WHERE l.id = ANY ($1) ON CONFLICT (id) DO NOTHING',
                 pair.source, pair.target, pair.source || '_links', pair.source || '_visit_counts')
-                USING batch;
+                USING arrived;
             COMMIT;     -- the new shard has them: lookups find them there now
 
             -- 3. the old shard lets them go, keeping their final counts
             PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
-            PERFORM shorturl._proxy_move_out(shorturl._position(pair.source), batch);
+            PERFORM shorturl._proxy_move_out(shorturl._position(pair.source), arrived);
             -- 4. the last clicks there join the copies
             PERFORM shorturl._finish_moves(pair.source);
             DELETE FROM shorturl_moves mv WHERE mv.id = ANY (batch);
-            n_moved := n_moved + cardinality(batch);
+            n_moved := n_moved + cardinality(arrived);
             UPDATE shorturl.rebalance_state SET moved = n_moved;
             COMMIT;
             RAISE NOTICE 'rebalance: moved % of % links (last batch % -> %)',
@@ -1309,7 +1408,8 @@ BEGIN
         RAISE NOTICE 'rebalance: the shard map changed while it ran; run it again';
     END IF;
     UPDATE shorturl.rebalance_state
-       SET pending = EXISTS (SELECT FROM shorturl.shards s WHERE s.retiring)
+       SET pending = n_stranded > 0
+                     OR EXISTS (SELECT FROM shorturl.shards s WHERE s.retiring)
                      OR (shorturl._active_map()).names IS DISTINCT FROM m.names
                      OR (shorturl._active_map()).weights IS DISTINCT FROM m.weights,
            finished_at = pg_catalog.now(), running_pid = NULL;
@@ -1338,6 +1438,8 @@ COMMENT ON FUNCTION shorturl._proxy_move_out(integer, bigint[]) IS 'PL/Proxy: mo
 COMMENT ON FUNCTION shorturl._proxy_add_visits(integer, bigint[], bigint[]) IS 'PL/Proxy: add_visits() on the shard at a partition';
 COMMENT ON FUNCTION shorturl._proxy_forget_moved(integer, bigint[]) IS 'PL/Proxy: forget_moved() on the shard at a partition';
 COMMENT ON FUNCTION shorturl._proxy_forget_arrived(integer, bigint[]) IS 'PL/Proxy: forget_arrived() on the shard at a partition';
+COMMENT ON FUNCTION shorturl._proxy_code_state_everywhere(text) IS 'PL/Proxy: code_state() on every shard';
+COMMENT ON FUNCTION shorturl._proxy_store_identity(integer) IS 'PL/Proxy: store_identity() on the shard at a partition';
 COMMENT ON FUNCTION shorturl._proxy_next_link_id() IS 'PL/Proxy: next_link_id() on the coordinator that owns the sequence';
 COMMENT ON FUNCTION shorturl._proxy_last_link_id() IS 'PL/Proxy: last_link_id() on the coordinator that owns the sequence';
 

@@ -236,7 +236,7 @@ shorturl_reraise(PG_FUNCTION_ARGS)
 	const char *state = PG_ARGISNULL(0) ? "XX000" : text_to_cstring(PG_GETARG_TEXT_PP(0));
 	const char *message = PG_ARGISNULL(1) ? "" : text_to_cstring(PG_GETARG_TEXT_PP(1));
 	const char *detail = PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2));
-	const char *shard = PG_ARGISNULL(3) ? "?" : text_to_cstring(PG_GETARG_TEXT_PP(3));
+	const char *shard = PG_ARGISNULL(3) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(3));
 	bool		plproxy_failure = strcmp(state, "XX000") == 0 &&
 		strstr(message, PLPROXY_REMOTE_TAG) == NULL;
 
@@ -245,6 +245,26 @@ shorturl_reraise(PG_FUNCTION_ARGS)
 	deadline_disarm();
 	if (detail != NULL && detail[0] == '\0')
 		detail = NULL;
+
+	/* raised by an inner call already, naming its shard: pass it on */
+	if (strcmp(state, "08006") == 0 && strncmp(message, "shard \"", 7) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("%s", message),
+				 detail ? errdetail("%s", detail) : 0,
+				 errhint("Check that the shard's server is running and reachable; calls for codes on other shards go on.")));
+	/* a call to every shard (shard NULL): which one failed is in the detail */
+	if (shard == NULL)
+	{
+		if ((deadline_passed && strcmp(state, "55P03") == 0) || plproxy_failure ||
+			strncmp(state, "08", 2) == 0 || strncmp(state, "57P0", 4) == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_CONNECTION_FAILURE),
+					 errmsg("a shard is unavailable"),
+					 errdetail("%s", remote_message(message)),
+					 errhint("This call needs every shard; check that their servers are running and reachable.")));
+		shard = "?";
+	}
 
 	/* the deadline's interrupt, or PL/Proxy's own timeouts */
 	if ((deadline_passed && strcmp(state, "55P03") == 0) ||

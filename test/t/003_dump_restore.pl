@@ -1,24 +1,31 @@
 # 003_dump_restore.pl: pg_dump and a restore keep everything a shortener
-# needs.  After a restore every link resolves to the same URL with the same
-# limits, its stored counts (shorturl.visit_counts, shorturl.pending_visits)
-# are those of the dump, the code key and its width segments are the dumped
-# ones (old codes decode to the same ids), the id sequence continues (500
-# new codes collide with no old one, not even with an alias squatting a
-# future code), and user-added reserved words, retired aliases and the shard
-# map survive; the restore itself reports no error.
+# needs.  After a restore every link has the same URL and limits, its
+# stored counts (shorturl.visit_counts, shorturl.pending_visits) are those
+# of the dump, visits() and link_status() answer as in the source, the
+# code key and its width segments are the dumped ones (old codes decode to
+# the same ids), the id sequence continues (500 new codes collide with no
+# old one, not even with an alias squatting a future code), and user-added
+# reserved words, retired aliases and the shard map survive; the restore
+# itself reports no error.  Where a worker serves the restored database,
+# every link resolves as in the source.  Where it counts clicks in the
+# tables, a link with max_visits is never served (resolve() gives NULL,
+# counts nothing, and link_status() still says 'active': a click counted
+# in the tables could be rolled back after it was served); the others
+# resolve as in the source.  Either way each click served counts once.
 #
 # Full restores, as 0.5 had them:
 #	1. pg_restore of a custom-format dump into a new database of the same
 #	   server (not served by a worker: clicks count in the tables);
 #	2. pg_restore into a second server whose worker serves the database
 #	   (clicks count in shared memory);
-#	3. plain SQL, pg_dump | psql.
+#	3. plain SQL, pg_dump | psql (into the first server: the tables).
 # Data-only restores into a database where CREATE EXTENSION already ran,
 # the path 0.5 broke (it made the key at CREATE EXTENSION, and the restore
 # with --disable-triggers kept that key instead of the dumped one):
 #	4. pg_dump --data-only -Fc, pg_restore --data-only --disable-triggers
 #	   (into a served database of the second server);
-#	5. pg_dump --data-only --disable-triggers | psql.
+#	5. pg_dump --data-only --disable-triggers | psql (into the first
+#	   server: the tables).
 # And what must not work: a data-only restore into a database that already
 # made a key of its own fails loudly, and leaves no code of a foreign key.
 #
@@ -30,11 +37,16 @@
 # dump taken after shorturl.flush() restores visits() exactly.
 #
 # Clicks a database outside shorturl.database counted in the tables are
-# rows of shorturl.pending_visits until a flush folds them in.  A second
-# source, in such a database, is dumped with those rows and restored into a
-# served database whose worker flushes in the middle of the restore (after
-# the COPY of pending_visits, before that of visit_counts): the restore
-# must still report no error and end with the dumped counts.
+# rows of shorturl.pending_visits, which a flush compacts to one per link
+# but leaves there.  A second source, in such a database, has those rows,
+# refused every click of its limited links, and holds counts in
+# shorturl.visit_counts that arrived with some links, limited or not
+# (shorturl.add_visits, as a rebalance adds them).  It is dumped and
+# restored into a served database that flushes in the middle of the
+# restore (its worker, and shorturl.flush(), after the COPY of
+# pending_visits, before that of visit_counts): the flush must write no
+# row of visit_counts, the restore must still report no error and end
+# with the dumped counts, and there the limited links are served.
 use strict;
 use warnings;
 use IPC::Run;
@@ -101,10 +113,29 @@ my $live_sql = q{
 SELECT code, shorturl.visits(code), shorturl.link_status(code)
 FROM shorturl.links ORDER BY id};
 
-# what resolve() must return: the URL of an active link, else NULL
+# what resolve() must return where the database is served: the URL of an
+# active link, else NULL; where it counts in the tables: the URL of an
+# active link without max_visits, else NULL
 my $expected_resolve_sql = q{
 SELECT code, CASE WHEN shorturl.link_status(code) = 'active' THEN url END
 FROM shorturl.links ORDER BY id};
+my $expected_resolve_tables_sql = q{
+SELECT code, CASE WHEN shorturl.link_status(code) = 'active' AND max_visits IS NULL THEN url END
+FROM shorturl.links ORDER BY id};
+# what visits() must say after one resolve of every link: one more for
+# each link served (SERVED: whether a limited link is)
+my $expected_visits_sql = q{
+SELECT code, shorturl.visits(code)
+             + CASE WHEN shorturl.link_status(code) = 'active' AND (max_visits IS NULL OR SERVED)
+                    THEN 1 ELSE 0 END
+FROM shorturl.links ORDER BY id};
+(my $expected_visits_served_sql = $expected_visits_sql) =~ s/SERVED/true/;
+(my $expected_visits_tables_sql = $expected_visits_sql) =~ s/SERVED/false/;
+my $visits_sql = q{SELECT code, shorturl.visits(code) FROM shorturl.links ORDER BY id};
+# the active links with max_visits: served only where shared memory counts
+my $limited_active_sql = q{
+SELECT count(*) FROM shorturl.links
+WHERE max_visits IS NOT NULL AND shorturl.link_status(code) = 'active'};
 my $resolve_sql = q{
 SELECT code, shorturl.resolve(code) FROM shorturl.links ORDER BY id};
 
@@ -293,6 +324,10 @@ my %want = (
 	pending_rows => rows($node, 'src', $pending_rows_sql),
 	live => rows($node, 'src', $live_sql),
 	resolve => rows($node, 'src', $expected_resolve_sql),
+	resolve_tables => rows($node, 'src', $expected_resolve_tables_sql),
+	visits_served => rows($node, 'src', $expected_visits_served_sql),
+	visits_tables => rows($node, 'src', $expected_visits_tables_sql),
+	limited_active => $node->safe_psql('src', $limited_active_sql),
 	key => rows($node, 'src', $key_sql),
 	encode => rows($node, 'src', $encode_sql),
 	decode => rows($node, 'src', $decode_sql),
@@ -301,6 +336,9 @@ my %want = (
 	retired => rows($node, 'src', $retired_sql),
 	shards => rows($node, 'src', $shards_sql),
 	route => rows($node, 'src', $route_sql));
+# the cases of a restore that counts in the tables need such links
+cmp_ok($want{limited_active}, '>', 20,
+	"the source has $want{limited_active} active links with max_visits");
 my %old_codes = map { (split /\|/)[1] => 1 } @{ $want{links} };
 my ($last_value) = split /\|/, $want{seq}[0];
 is($node->safe_psql('src', 'SELECT max(id) FROM shorturl.links'),
@@ -324,8 +362,12 @@ $node->command_ok(
 # ---------------------------------------------------------------------
 sub check_restored
 {
-	my ($n, $db, $label) = @_;
+	my ($n, $db, $label, $served) = @_;
 
+	# where clicks go decides which links resolve() serves
+	is($n->safe_psql($db, 'SELECT mode FROM shorturl.stats'),
+		$served ? 'shared' : 'sync',
+		$served ? "$label: clicks count in shared memory" : "$label: clicks count in the tables");
 	# the links, their limits and states, column by column
 	is_deeply(rows($n, $db, $links_sql), $want{links},
 		"$label: links equal (every column, url_hash included)");
@@ -364,10 +406,30 @@ sub check_restored
 		qr/^23505: alias "\Q$gone_code\E" is already taken/,
 		"$label: the code of a deleted generated link is not handed out again");
 
-	# every active link resolves to its URL; disabled, expired and
-	# exhausted ones do not
-	is_deeply(rows($n, $db, $resolve_sql), $want{resolve},
-		"$label: every link resolves as in the source");
+	# served: every active link resolves to its URL; disabled, expired and
+	# exhausted ones do not.  In the tables: the same, but for the links
+	# with max_visits, none of which is served
+	if ($served)
+	{
+		is_deeply(rows($n, $db, $resolve_sql), $want{resolve},
+			"$label: every link resolves as in the source");
+	}
+	else
+	{
+		is_deeply(rows($n, $db, $resolve_sql), $want{resolve_tables},
+			"$label: every link resolves as in the source, but for the limited ones: NULL");
+		# resolved again: still NULL, and still active
+		is($n->safe_psql($db, q{
+SELECT count(*),
+       count(*) FILTER (WHERE shorturl.resolve(code) IS NULL AND shorturl.link_status(code) = 'active')
+FROM shorturl.links
+WHERE max_visits IS NOT NULL AND shorturl.link_status(code) = 'active'}),
+			"$want{limited_active}|$want{limited_active}",
+			"$label: none of the $want{limited_active} active limited links is served, all stay active");
+	}
+	# each link served counted one visit; a link refused, none
+	is_deeply(rows($n, $db, $visits_sql), $served ? $want{visits_served} : $want{visits_tables},
+		"$label: the resolves counted one visit of each link served, none of any other");
 
 	# new codes continue the sequence under the same key and widths, and
 	# step over the squatting alias: ids last_value+1 .. last_value+501
@@ -413,9 +475,7 @@ sub pipe_restore
 $node->safe_psql('postgres', 'CREATE DATABASE dst');
 $node->command_checks_all([ 'pg_restore', '-d', $node->connstr('dst'), $dump ],
 	0, [qr/\A\z/], [qr/\A\z/], 'pg_restore into dst: exit 0, no output');
-is($node->safe_psql('dst', 'SELECT mode FROM shorturl.stats'), 'sync',
-	'dst on the same server counts synchronously');
-check_restored($node, 'dst', 'same server');
+check_restored($node, 'dst', 'same server', 0);
 
 # 2. pg_restore into a second server whose worker serves dst (shared memory)
 my $node2 = new_node('second', 'dst, dst_data, dst_sync');
@@ -423,7 +483,7 @@ $node2->safe_psql('postgres', 'CREATE DATABASE dst');
 $node2->command_checks_all([ 'pg_restore', '-d', $node2->connstr('dst'), $dump ],
 	0, [qr/\A\z/], [qr/\A\z/], 'pg_restore into a served dst on a second server: exit 0, no output');
 served($node2, 'dst');
-check_restored($node2, 'dst', 'second server');
+check_restored($node2, 'dst', 'second server', 1);
 # the clicks of check_restored's resolve went to shared memory
 cmp_ok($node2->safe_psql('dst', 'SELECT shorturl.flush()'), '>', 0,
 	'second server: the restored database counted in shared memory');
@@ -437,7 +497,7 @@ $node->safe_psql('postgres', 'CREATE DATABASE dst_plain');
 my ($ok, $err) = pipe_restore($node->connstr('src'), $node->connstr('dst_plain'));
 ok($ok, 'pg_dump | psql exits 0');
 is($err, '', 'pg_dump | psql: nothing on stderr');
-check_restored($node, 'dst_plain', 'plain SQL');
+check_restored($node, 'dst_plain', 'plain SQL', 0);
 
 # 4. data only, custom format, into a served database of the second server
 # where CREATE EXTENSION ran
@@ -448,7 +508,7 @@ $node2->command_checks_all(
 	[ 'pg_restore', '--data-only', '--disable-triggers', '-d', $node2->connstr('dst_data'), $data_dump ],
 	0, [qr/\A\z/], [qr/\A\z/],
 	'pg_restore --data-only --disable-triggers into an installed extension: exit 0, no output');
-check_restored($node2, 'dst_data', 'data-only pg_restore');
+check_restored($node2, 'dst_data', 'data-only pg_restore', 1);
 
 # 5. data only, plain SQL with --disable-triggers, into a database where
 # CREATE EXTENSION ran (and one that a session had looked into: no key)
@@ -461,7 +521,7 @@ is($looker->query_safe(q{SELECT shorturl.decode_id('abcdefg') IS NULL, shorturl.
 	'--data-only', '--disable-triggers');
 ok($ok, 'pg_dump --data-only --disable-triggers | psql exits 0');
 is($err, '', 'pg_dump --data-only --disable-triggers | psql: nothing on stderr');
-check_restored($node, 'dst_data_plain', 'data-only plain SQL');
+check_restored($node, 'dst_data_plain', 'data-only plain SQL', 0);
 # a session that looked before the restore sees the restored key at once
 my ($id1000, $code1000) = split /\|/, $want{encode}[5];
 is($looker->query_safe("SELECT shorturl.decode_id('$code1000')"),
@@ -512,7 +572,7 @@ for my $how ('pg_restore', 'psql')
 
 # ---------------------------------------------------------------------
 # A sync source with unfolded clicks, restored into a served database
-# whose worker flushes in the middle of the restore
+# that flushes in the middle of the restore
 # ---------------------------------------------------------------------
 $node->safe_psql('postgres', 'CREATE DATABASE src_sync');
 $node->safe_psql('src_sync', q{
@@ -521,23 +581,50 @@ SELECT count(shorturl.shorten('https://example.com/s/' || g,
                               max_visits => CASE WHEN g % 5 = 0 THEN 3 END))
 FROM generate_series(1, 200) AS g;
 });
+# every 4th link arrived with 1 or 2 visits (below any limit), which
+# add_visits() puts in shorturl.visit_counts
+my $arrived = 'id % 4 = 0';
+my $arrived_visits = '1 + (id / 4) % 2';
+$node->safe_psql('src_sync', qq{
+SELECT shorturl.add_visits(array_agg(id ORDER BY id), array_agg(($arrived_visits)::bigint ORDER BY id))
+FROM shorturl.links WHERE $arrived});
 # two rounds of clicks with a flush between: each unlimited link then has
 # the flush's compacted pending_visits row and rows of the second round;
-# each limited link has its visit_counts row
+# the limited links are refused, so only the unlimited ones' clicks count
 my $sync_clicks = q{
 SELECT count(shorturl.resolve(code))
 FROM shorturl.links, generate_series(1, 2 + (id % 3)::integer)};
-$node->safe_psql('src_sync', $sync_clicks);
+my $sync_served = $node->safe_psql('src_sync',
+	'SELECT sum(2 + id % 3) FROM shorturl.links WHERE max_visits IS NULL');
+is($node->safe_psql('src_sync', $sync_clicks), $sync_served,
+	"src_sync, first round: resolve() served the $sync_served clicks of the unlimited links only");
 $node->safe_psql('src_sync', 'SELECT shorturl.flush()');
-$node->safe_psql('src_sync', $sync_clicks);
+is($node->safe_psql('src_sync', $sync_clicks), $sync_served,
+	"src_sync, second round: resolve() served the $sync_served clicks of the unlimited links only");
 is($node->safe_psql('src_sync', 'SELECT mode FROM shorturl.stats'), 'sync',
 	'src_sync counts in the tables');
 is($node->safe_psql('src_sync', q{
-SELECT count(DISTINCT link_id) || ' ' || (count(*) > count(DISTINCT link_id))
-FROM shorturl.pending_visits}),
-	'160 true', 'src_sync: the 160 unlimited links have compacted and new pending rows');
-is($node->safe_psql('src_sync', 'SELECT count(*) FROM shorturl.visit_counts'),
-	'40', 'src_sync: the 40 limited links have stored counts');
+SELECT count(DISTINCT link_id) || ' ' || (count(*) > count(DISTINCT link_id)) || ' '
+       || count(*) FILTER (WHERE l.max_visits IS NOT NULL)
+FROM shorturl.pending_visits AS p JOIN shorturl.links AS l ON l.id = p.link_id}),
+	'160 true 0',
+	'src_sync: the 160 unlimited links have compacted and new pending rows, the limited ones none');
+# visit_counts holds what arrived, untouched by the clicks
+is($node->safe_psql('src_sync', qq{
+SELECT count(*), count(*) FILTER (WHERE l.$arrived AND c.visits = $arrived_visits)
+FROM shorturl.visit_counts AS c JOIN shorturl.links AS l ON l.id = c.link_id}),
+	'50|50', 'src_sync: visit_counts holds the 50 arrived counts, unchanged');
+my $limited_arrived = $node->safe_psql('src_sync',
+	"SELECT count(*) FROM shorturl.links WHERE max_visits IS NOT NULL AND $arrived");
+cmp_ok($limited_arrived, '>', 0, "src_sync: $limited_arrived limited links arrived with visits");
+# the limited links were never served: visits() is what arrived, and each
+# is still active
+is($node->safe_psql('src_sync', qq{
+SELECT count(*),
+       count(*) FILTER (WHERE shorturl.visits(code) = CASE WHEN $arrived THEN $arrived_visits ELSE 0 END
+                          AND shorturl.link_status(code) = 'active')
+FROM shorturl.links WHERE max_visits IS NOT NULL}),
+	'40|40', 'src_sync: the 40 limited links counted no click and are all still active');
 my $sync_live = rows($node, 'src_sync', $live_sql);
 my $sync_stored = rows($node, 'src_sync', $stored_sql);
 my $sync_dump = "$tempdir/src_sync.dump";
@@ -545,7 +632,9 @@ $node->command_ok([ 'pg_dump', '-Fc', '-f', $sync_dump, '-d', $node->connstr('sr
 	'pg_dump -Fc of src_sync');
 
 # the restore, cut after the data of pending_visits; the worker comes to
-# the database (its first flush is at once) before the rest is restored
+# the database (its first flush is at once) before the rest is restored,
+# and shorturl.flush() runs there too, so a flush surely follows the COPY
+# of pending_visits
 my $list = `pg_restore -l $sync_dump`;
 my @items = split /\n/, $list;
 my ($cut) = grep { $items[$_] =~ /TABLE DATA shorturl pending_visits / } 0 .. $#items;
@@ -560,6 +649,13 @@ $node2->command_checks_all(
 served($node2, 'dst_sync');
 ShortURL::Test::wait_until($node2, 'dst_sync', 'SELECT flushes > 0 FROM shorturl.stats')
   or die 'the worker of dst_sync did not flush';
+$node2->safe_psql('dst_sync', 'SELECT shorturl.flush()');
+# the flush compacted pending_visits and wrote no row of visit_counts,
+# which the rest of the restore loads (rows of links with pending rows)
+is($node2->safe_psql('dst_sync', q{
+SELECT count(*), count(DISTINCT link_id), (SELECT count(*) FROM shorturl.visit_counts)
+FROM shorturl.pending_visits}),
+	'160|160|0', 'dst_sync: the flush mid-restore left one pending row per link and no visit_counts row');
 $node2->command_checks_all(
 	[ 'pg_restore', '-L', "$tempdir/rest.list", '-d', $node2->connstr('dst_sync'), $sync_dump ],
 	0, [qr/\A\z/], [qr/\A\z/],
@@ -569,6 +665,13 @@ is_deeply(rows($node2, 'dst_sync', $live_sql), $sync_live,
 $node2->safe_psql('dst_sync', 'SELECT shorturl.flush()');
 is_deeply(rows($node2, 'dst_sync', $stored_sql), $sync_stored,
 	'dst_sync: after a flush the stored counts equal the source\'s');
+# served, the limited links the source refused are served, and counted
+is($node2->safe_psql('dst_sync',
+		'SELECT count(shorturl.resolve(code)) FROM shorturl.links WHERE max_visits IS NOT NULL'),
+	'40', 'dst_sync: served, each of the 40 limited links resolves');
+is($node2->safe_psql('dst_sync', 'SELECT count(*) FROM shorturl.links AS l WHERE max_visits IS NOT NULL AND '
+			. 'shorturl.visits(code) <> ' . ShortURL::Test::stored_expr('l') . ' + 1'),
+	'0', 'dst_sync: visits() of each limited link is its stored count plus that click');
 
 $node2->stop;
 $node->stop;

@@ -1,7 +1,9 @@
-# 004_max_visits_stress.pl: max_visits is exact under concurrency.  A link
-# with max_visits = N is returned exactly min(N, attempts) times by
-# shorturl.resolve() however many sessions resolve it at once, and visits()
-# of an unlimited link equals the number of resolves exactly.
+# 004_max_visits_stress.pl: max_visits is exact under concurrency.  In a
+# database a worker serves, a link with max_visits = N is returned exactly
+# min(N, attempts) times by shorturl.resolve() however many sessions
+# resolve it at once; in a database that counts in the tables it is never
+# returned at all.  In both, visits() of an unlimited link equals the
+# number of resolves exactly.
 #
 # pgbench drives 8 clients (2 threads, 4000 transactions a run) through
 # custom scripts; every transaction resolves a code and records in an
@@ -13,9 +15,11 @@
 #	  20 ms) and from shorturl.flush() in one pgbench transaction in eleven;
 #	- in another database ('plain', outside shorturl.database = 'served'):
 #	  clicks are counted in the tables, in the clicking transaction.  There
-#	  a limited link is served only in a transaction of one statement, which
-#	  each autocommit pgbench transaction is; an unlimited link's click
-#	  appends a row to shorturl.pending_visits, which flush() folds in.
+#	  a limited link is never served (a click counted there is undone if
+#	  its transaction rolls back, which nothing tells beforehand): resolve()
+#	  returns NULL, counts nothing, and link_status() still says 'active';
+#	  an unlimited link's click appends a row to shorturl.pending_visits,
+#	  which flush() compacts.
 # Run 1 hammers one link (max_visits 500, about 3600 attempts).  Run 2
 # spreads clicks over 50 limited links (max_visits 1..20, about 36 attempts
 # each) and one unlimited hot link.  After each run: successes, visits(),
@@ -27,8 +31,10 @@
 #	  other sessions' resolves of it (0.5 held the link's row lock to the
 #	  end of the transaction): 100 resolves from pgbench, each allowed to
 #	  wait 200 ms for a lock at most, finish while it is open;
-#	- a limited link resolved inside a transaction block gets NULL and is
-#	  not counted (a served visit must never be rolled back).
+#	- a limited link gets NULL and is not counted whatever the transaction
+#	  resolving it: one of a single statement, a transaction block
+#	  (committed or rolled back), a subtransaction, a DO block that rolls
+#	  back, a COPY.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -140,13 +146,18 @@ for my $db ('served', 'plain')
 		q{SELECT count(*), count(*) FILTER (WHERE ok) FROM hits WHERE code = 'limited'});
 	# demand exceeds the limit, so a lost update would show
 	cmp_ok($attempts, '>', $limit * 4, "$mode: demand ($attempts resolves) exceeds max_visits");
-	# exactly max_visits resolves got the URL
-	is($successes, $limit, "$mode: resolve() returned the URL exactly $limit times");
+	# served: exactly max_visits resolves got the URL; in the tables: none
+	my $want_ok = $shared ? $limit : 0;
+	is($successes, $want_ok,
+		$shared ? "$mode: resolve() returned the URL exactly $limit times"
+		: "$mode: resolve() never returned the URL of the limited link");
 	# the live count agrees with the successes
 	is($node->safe_psql($db, q{SELECT shorturl.visits('limited')}),
-		$limit, "$mode: visits() is $limit");
+		$want_ok, "$mode: visits() is $want_ok");
+	# a link the tables refuse to serve is still active (not exhausted)
 	is($node->safe_psql($db, q{SELECT shorturl.link_status('limited')}),
-		'exhausted', "$mode: the link is exhausted");
+		$shared ? 'exhausted' : 'active',
+		$shared ? "$mode: the link is exhausted" : "$mode: the link is still active");
 	is($node->safe_psql($db, q{SELECT shorturl.resolve('limited') IS NULL}),
 		't', "$mode: a further resolve gets nothing");
 	if ($shared)
@@ -157,11 +168,16 @@ for my $db ('served', 'plain')
 		cmp_ok($after->{flushed} - $before->{flushed}, '>', 0,
 			"$mode: clicks written by flushes during the run: " . ($after->{flushed} - $before->{flushed}));
 		is($after->{fallbacks}, 0, "$mode: no click fell back to the tables");
+		# the resolves past the limit found the link exhausted: none was
+		# refused for want of shared memory
+		is($after->{refused}, 0, "$mode: no click was refused");
 	}
 	$node->safe_psql($db, 'SELECT shorturl.flush()');
-	# the tables hold the limit, no more, and the exhaustion
-	is(stored_of($db, 'limited'), "$limit|t",
-		"$mode: after a flush the tables hold $limit visits and exhausted_at");
+	# served: the tables hold the limit, no more, and the exhaustion; in the
+	# tables: no visit at all
+	is(stored_of($db, 'limited'), $shared ? "$limit|t" : '0|f',
+		$shared ? "$mode: after a flush the tables hold $limit visits and exhausted_at"
+		: "$mode: after a flush the tables hold no visit of the limited link, and no exhausted_at");
 	if ($shared)
 	{
 		is(stats($db)->{pending}, 0, "$mode: nothing pending in shared memory after the flush");
@@ -176,21 +192,26 @@ for my $db ('served', 'plain')
 	# ---------------------------------------------------------------------
 	run_pgbench($db, 'many', { multi => 5, hot => 5, flush => 1 });
 
-	# per link: successes must be min(max_visits, attempts), and visits()
-	# must equal the successes
+	# per link: successes must be min(max_visits, attempts) where served, 0
+	# in the tables; visits() must equal the successes, and link_status()
+	# say exhausted exactly when the successes reached the limit
 	my $per_link = q{
 SELECT l.id, l.code, l.max_visits, count(h.code) AS attempts,
        count(h.code) FILTER (WHERE h.ok) AS successes,
-       shorturl.visits(l.code) AS live
+       shorturl.visits(l.code) AS live, shorturl.link_status(l.code) AS status
 FROM shorturl.links AS l LEFT JOIN hits AS h USING (code)
 WHERE l.code ~ '^m[0-9]+$'
 GROUP BY l.id, l.code, l.max_visits};
+	my $want_successes = $shared ? 'LEAST(max_visits, attempts)' : '0';
 	is($node->safe_psql($db, qq{
-SELECT string_agg(format('%s: max %s, attempts %s, successes %s, visits() %s',
-                         code, max_visits, attempts, successes, live), '; ' ORDER BY code)
+SELECT string_agg(format('%s: max %s, attempts %s, successes %s, visits() %s, %s',
+                         code, max_visits, attempts, successes, live, status), '; ' ORDER BY code)
 FROM ($per_link) AS s
-WHERE successes <> LEAST(max_visits, attempts) OR live <> successes}),
-		'', "$mode: each of $multi_links limited links served min(max_visits, attempts), visits() agrees");
+WHERE successes <> $want_successes OR live <> successes
+   OR status <> CASE WHEN successes = max_visits THEN 'exhausted' ELSE 'active' END}),
+		'', $shared
+		? "$mode: each of $multi_links limited links served min(max_visits, attempts), visits() and link_status() agree"
+		: "$mode: none of $multi_links limited links was served or counted, each is still active");
 	my $exhausted = $node->safe_psql($db,
 		"SELECT count(*) FROM ($per_link) AS s WHERE attempts > max_visits");
 	cmp_ok($exhausted, '>=', 45, "$mode: demand exceeded the limit of $exhausted links");
@@ -208,11 +229,14 @@ WHERE successes <> LEAST(max_visits, attempts) OR live <> successes}),
 	is($node->safe_psql($db,
 			'SELECT count(*) FROM (SELECT link_id FROM shorturl.pending_visits GROUP BY 1 HAVING count(*) > 1) AS s'),
 		'0', "$mode: after a flush no link has more than one row in pending_visits");
+	# the stored count is both tables' (see stored_of)
 	is($node->safe_psql($db, qq{
 SELECT count(*) FROM ($per_link) AS s
 JOIN shorturl.links AS l USING (id)
 LEFT JOIN shorturl.visit_counts AS c ON c.link_id = s.id
-WHERE coalesce(c.visits, 0) <> s.successes
+WHERE coalesce(c.visits, 0)
+      + coalesce((SELECT sum(p.visits) FROM shorturl.pending_visits AS p WHERE p.link_id = s.id), 0)
+      <> s.successes
    OR (l.exhausted_at IS NOT NULL) <> (s.successes = l.max_visits)}),
 		'0', "$mode: after a flush the stored visits and exhausted_at agree for every limited link");
 	is(stored_of($db, 'hot'), "$hot_tx|f",
@@ -264,9 +288,12 @@ $node->safe_psql('plain', 'SELECT shorturl.flush()');
 is(stored_of('plain', 'x'), '101|f', 'after a flush the tables hold the 101 clicks');
 
 # ---------------------------------------------------------------------
-# Counting in the tables: a limited link is served only by a transaction
-# of one statement
+# Counting in the tables: a limited link is never served, whatever the
+# transaction (none can tell beforehand whether it will commit)
 # ---------------------------------------------------------------------
+# a transaction of one statement: NULL, not counted
+is($open->query_safe(q{SELECT shorturl.resolve('lim') IS NULL}),
+	't', 'a limited link resolved in a transaction of one statement gets NULL');
 # in a transaction block (committed): NULL, not counted
 is($open->query_safe(q{BEGIN; SELECT shorturl.resolve('lim') IS NULL; COMMIT;}),
 	't', 'a limited link resolved in a committed transaction block gets NULL');
@@ -286,13 +313,26 @@ END
 $$;
 SELECT 'done';}),
 	'done', 'a limited link resolved in a subtransaction of a one-statement transaction gets NULL');
-is($node->safe_psql('plain', q{SELECT shorturl.visits('lim'), shorturl.link_status('lim')}),
-	'0|active', 'none of those resolves was counted; the link is still active');
-# the same link in a transaction of one statement: served and counted
-is($open->query_safe(q{SELECT shorturl.resolve('lim')}),
-	'https://example.com/lim', 'a single-statement transaction gets the URL');
-is($node->safe_psql('plain', q{SELECT shorturl.visits('lim')}),
-	'1', 'and its click is counted');
+# in a DO block that rolls its transaction back after the resolve
+is($open->query_safe(q{
+DO $$
+BEGIN
+    ASSERT shorturl.resolve('lim') IS NULL, 'resolve() served lim in a DO block';
+    ROLLBACK;
+END
+$$;
+SELECT 'done';}),
+	'done', 'a limited link resolved in a DO block that rolls back gets NULL');
+# rows of a COPY reach the client one by one: NULL in each
+is($open->query_safe(q{COPY (SELECT shorturl.resolve('lim') IS NULL FROM generate_series(1, 3)) TO STDOUT}),
+	"t\nt\nt", 'a limited link resolved in each row of a COPY gets NULL');
+is($node->safe_psql('plain', q{
+SELECT shorturl.visits('lim'), shorturl.link_status('lim'),
+       (SELECT count(*) FROM shorturl.visit_counts AS c JOIN shorturl.links AS l ON l.id = c.link_id
+        WHERE l.code = 'lim'),
+       (SELECT count(*) FROM shorturl.pending_visits AS p JOIN shorturl.links AS l ON l.id = p.link_id
+        WHERE l.code = 'lim')}),
+	'0|active|0|0', 'none of those resolves was counted, in either table; the link is still active');
 $open->quit;
 
 $node->stop;

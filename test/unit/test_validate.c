@@ -289,6 +289,14 @@ main(void)
 	EXPECT(rejects("http://[::g]/", URL_BAD_HOST, 10));
 	EXPECT(rejects("http://[fe80::1%25eth0]/", URL_BAD_HOST, 15));
 	EXPECT(rejects("http://[::1]x/", URL_BAD_HOST, 12));
+	/* the right characters, but no IPv6 address */
+	EXPECT(rejects("https://[:]/", URL_BAD_HOST, 8));
+	EXPECT(rejects("https://[....]/", URL_BAD_HOST, 8));
+	EXPECT(rejects("https://[1.2.3.4]/", URL_BAD_HOST, 8));
+	EXPECT(rejects("https://[1:2:3:4:5:6:7:8:9]/", URL_BAD_HOST, 8));
+	EXPECT(rejects("https://[0000000000000000000000000000000000000000000000::1]/", URL_BAD_HOST, 8));
+	EXPECT(accepts("https://[2001:db8:0:0:0:0:0:1]/"));
+	EXPECT(accepts("https://[::ffff:192.0.2.1]/path"));
 	EXPECT(rejects("http://[::\xc3\xbc]/", URL_BAD_HOST, 10));	/* u-umlaut */
 	EXPECT(ascii_host_is("http://[FE80::1]:80/", "[fe80::1]"));
 
