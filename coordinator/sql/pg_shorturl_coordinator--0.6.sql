@@ -321,7 +321,7 @@ COMMENT ON FUNCTION shorturl._reraise(text, text, text, text) IS
 -- The deadline of an API call: shorturl.remote_timeout, which PL/Proxy
 -- alone does not enforce against a shard that never answers.
 CREATE FUNCTION shorturl._deadline_start()
-RETURNS void
+RETURNS boolean
 AS 'MODULE_PATHNAME', 'shorturl_deadline_start'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
@@ -329,7 +329,7 @@ COMMENT ON FUNCTION shorturl._deadline_start() IS
 'arms the deadline of an API call: shorturl.remote_timeout from now';
 
 CREATE FUNCTION shorturl._deadline_stop()
-RETURNS void
+RETURNS boolean
 AS 'MODULE_PATHNAME', 'shorturl_deadline_stop'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
@@ -884,11 +884,12 @@ LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE
 SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+    armed boolean;
     url text;
     d text;
     other integer;
 BEGIN
-    PERFORM shorturl._deadline_start();
+    armed := shorturl._deadline_start();
     FOR attempt IN 1 .. 2 LOOP
         BEGIN
             url := shorturl._proxy_resolve(code);
@@ -904,7 +905,7 @@ BEGIN
                     url := shorturl._proxy_resolve(code);
                 END IF;
             END IF;
-            PERFORM shorturl._deadline_stop();
+            armed := shorturl._deadline_stop();
             RETURN url;
         EXCEPTION WHEN OTHERS THEN
             IF SQLSTATE NOT IN ('57P01', '57P02', '57P03') OR attempt = 2 THEN
@@ -913,7 +914,7 @@ BEGIN
             END IF;
         END;
     END LOOP;
-    PERFORM shorturl._deadline_stop();
+    armed := shorturl._deadline_stop();
     RETURN NULL;
 END
 $$;
@@ -927,11 +928,12 @@ LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE
 SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+    armed boolean;
     status text;
     d text;
     other integer;
 BEGIN
-    PERFORM shorturl._deadline_start();
+    armed := shorturl._deadline_start();
     FOR attempt IN 1 .. 2 LOOP
         BEGIN
             status := shorturl._proxy_link_status(code);
@@ -947,7 +949,7 @@ BEGIN
                     status := shorturl._proxy_link_status(code);
                 END IF;
             END IF;
-            PERFORM shorturl._deadline_stop();
+            armed := shorturl._deadline_stop();
             RETURN status;
         EXCEPTION WHEN OTHERS THEN
             IF SQLSTATE NOT IN ('57P01', '57P02', '57P03') OR attempt = 2 THEN
@@ -956,7 +958,7 @@ BEGIN
             END IF;
         END;
     END LOOP;
-    PERFORM shorturl._deadline_stop();
+    armed := shorturl._deadline_stop();
     RETURN NULL;
 END
 $$;
@@ -970,11 +972,12 @@ LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE
 SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+    armed boolean;
     n bigint;
     d text;
     other integer;
 BEGIN
-    PERFORM shorturl._deadline_start();
+    armed := shorturl._deadline_start();
     FOR attempt IN 1 .. 2 LOOP
         BEGIN
             n := shorturl._proxy_visits(code);
@@ -990,7 +993,7 @@ BEGIN
                     n := shorturl._proxy_visits(code);
                 END IF;
             END IF;
-            PERFORM shorturl._deadline_stop();
+            armed := shorturl._deadline_stop();
             RETURN n;
         EXCEPTION WHEN OTHERS THEN
             IF SQLSTATE NOT IN ('57P01', '57P02', '57P03') OR attempt = 2 THEN
@@ -999,7 +1002,7 @@ BEGIN
             END IF;
         END;
     END LOOP;
-    PERFORM shorturl._deadline_stop();
+    armed := shorturl._deadline_stop();
     RETURN NULL;
 END
 $$;
@@ -1017,6 +1020,7 @@ LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+    armed boolean;
     -- an alias that equals a generated code costs an id: ten in a row mean
     -- the code space is nearly full
     max_attempts CONSTANT integer := 10;
@@ -1030,7 +1034,7 @@ BEGIN
     IF url IS NULL THEN
         RAISE EXCEPTION 'url must not be null' USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    PERFORM shorturl._deadline_start();
+    armed := shorturl._deadline_start();
     -- links live where their codes route, not their URLs: ask every shard
     IF reuse THEN
         -- serialise reuse of one URL, as a single server does
@@ -1043,7 +1047,7 @@ BEGIN
             PERFORM shorturl._reraise(SQLSTATE, SQLERRM, d, NULL);
         END;
         IF found IS NOT NULL THEN
-            PERFORM shorturl._deadline_stop();
+            armed := shorturl._deadline_stop();
             RETURN found;
         END IF;
     END IF;
@@ -1067,7 +1071,7 @@ BEGIN
                 PERFORM shorturl._reraise(SQLSTATE, SQLERRM, d, NULL);
             END;
             IF found IS NOT NULL THEN
-                PERFORM shorturl._deadline_stop();
+                armed := shorturl._deadline_stop();
                 RAISE EXCEPTION 'alias "%" is %', alias,
                         CASE found WHEN 'retired' THEN 'retired' ELSE 'already taken' END
                     USING ERRCODE = 'unique_violation',
@@ -1081,7 +1085,7 @@ BEGIN
             GET STACKED DIAGNOSTICS d = PG_EXCEPTION_DETAIL;
             PERFORM shorturl._reraise(SQLSTATE, SQLERRM, d, shard);
         END;
-        PERFORM shorturl._deadline_stop();
+        armed := shorturl._deadline_stop();
         IF NOT stored THEN
             RAISE EXCEPTION 'alias "%" is already taken', alias
                 USING ERRCODE = 'unique_violation',
@@ -1107,11 +1111,11 @@ BEGIN
             PERFORM shorturl._reraise(SQLSTATE, SQLERRM, d, shard);
         END;
         IF stored THEN
-            PERFORM shorturl._deadline_stop();
+            armed := shorturl._deadline_stop();
             RETURN code;
         END IF;
     END LOOP;
-    PERFORM shorturl._deadline_stop();
+    armed := shorturl._deadline_stop();
     RAISE EXCEPTION 'could not find a free code in % attempts', max_attempts
         USING ERRCODE = 'program_limit_exceeded',
               DETAIL = 'Every generated code tried was already taken.',

@@ -206,17 +206,21 @@ shorturl_deadline_start(PG_FUNCTION_ARGS)
 	deadline_subid = GetCurrentSubTransactionId();
 	enable_timeout_after(LOCK_TIMEOUT, ms);
 	deadline_armed = true;
-	PG_RETURN_VOID();
+	PG_RETURN_BOOL(true);
 }
 
 PG_FUNCTION_INFO_V1(shorturl_deadline_stop);
 
-/* shorturl_deadline_stop implements _deadline_stop(): disarm it */
+/*
+ * shorturl_deadline_stop implements _deadline_stop(): disarm it.  (Both
+ * return a boolean, so PL/pgSQL calls them as cheap assignments rather than
+ * PERFORM statements.)
+ */
 Datum
 shorturl_deadline_stop(PG_FUNCTION_ARGS)
 {
 	deadline_disarm();
-	PG_RETURN_VOID();
+	PG_RETURN_BOOL(true);
 }
 
 PG_FUNCTION_INFO_V1(shorturl_reraise);
