@@ -11,7 +11,8 @@
 #     limit    SELECT url FROM shorturl.links WHERE code = $1
 #     resolve  SELECT shorturl.resolve($1)
 #     naive    BEGIN; SELECT url ...; UPDATE ... SET visits = visits + 1; COMMIT
-#              on a plain table (same columns and indexes as shorturl.links)
+#              on a plain table: shorturl.links's columns and indexes, plus
+#              the count in the row (visits, last_visit_at), as 0.5 had it
 #   one hot link
 #     limit    the plain SELECT of that row
 #     resolve  resolve() of that code
@@ -21,9 +22,11 @@
 # For each run: TPS, p99 latency (from pgbench's per-transaction log), WAL
 # bytes per click (pg_current_wal_insert_lsn() before the run and after a
 # shorturl.flush() that writes the run's last clicks, so the worker's
-# flushes are included), rows updated per click and dead tuples after the
-# run (pg_stat_user_tables; autovacuum is off for both tables and each run
-# starts from a VACUUM).  Every round runs every case once, in an order that
+# flushes are included), row versions written per click and dead tuples
+# after the run in the table the case writes (pg_stat_user_tables, inserts
+# plus updates: shorturl.visit_counts, where resolve()'s flushes add to a
+# link's count, the plain table for naive counting; autovacuum is off for
+# the tables and each run starts from a VACUUM).  Every round runs every case once, in an order that
 # rotates from round to round; figures are medians over rounds.  Then a
 # dedicated measurement: the WAL of 10,000 clicks by themselves (flushes
 # held back by shorturl.flush_interval = 1h, pages already logged since the
@@ -45,8 +48,12 @@
 #                      output's note)
 #   BENCH_PLOT         bar chart of TPS, PNG (default
 #                      test/bench/results/counters.png)
+#   BENCH_OUT          the report, also written here (default
+#                      test/bench/results/counters-<date>.txt)
+#   BENCH_NO_BUILD     set: use the installed extension as it is
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
+load_before=$(bench_load)
 seconds=${BENCH_SECONDS:-10}
 rounds=${BENCH_ROUNDS:-5}
 clients=${BENCH_CLIENTS:-8}
@@ -54,6 +61,7 @@ threads=${BENCH_THREADS:-2}
 links=${BENCH_LINKS:-100000}
 max_pending=${BENCH_MAX_PENDING:-200000}
 plot=${BENCH_PLOT:-$BENCH_DIR/results/counters.png}
+out=${BENCH_OUT:-$BENCH_DIR/results/counters-$(date -u +%Y-%m-%d).txt}
 
 # Goals from the issue: resolve's rate as a multiple of the plain SELECT's,
 # and the WAL a click may write by itself (bytes; "near zero")
@@ -80,19 +88,27 @@ rm -f "$conf"
 bench_psql -q <<SQL
 -- The links, with URLs of a realistic length (61 bytes), stored as
 -- aliases would be.
-INSERT INTO shorturl.links (code, url, is_alias)
-SELECT ($FIRST_CODE + i)::text, 'https://example.com/articles/' || md5(i::text), true
+INSERT INTO shorturl.links (id, code, url, is_alias)
+SELECT nextval('shorturl.link_id_seq'), ($FIRST_CODE + i)::text,
+       'https://example.com/articles/' || md5(i::text), true
 FROM generate_series(1, $links) i;
 
--- Naive counting's table: the same columns, indexes and rows.
+-- Naive counting's table: the same columns, indexes and rows, and the
+-- count in the row, where 0.5 kept it (shorturl.links has no count since
+-- 0.6: it lives in shorturl.visit_counts).
 CREATE TABLE bench.plain_links (LIKE shorturl.links INCLUDING ALL);
-INSERT INTO bench.plain_links (code, url, created_at, is_alias)
-SELECT code, url, created_at, is_alias FROM shorturl.links;
+ALTER TABLE bench.plain_links
+    ADD COLUMN visits bigint NOT NULL DEFAULT 0,
+    ADD COLUMN last_visit_at timestamptz;
+INSERT INTO bench.plain_links (id, code, domain, url, created_at, is_alias)
+SELECT id, code, domain, url, created_at, is_alias FROM shorturl.links;
 
 -- Dead tuples are counted per run: no autovacuum in between.
 ALTER TABLE shorturl.links SET (autovacuum_enabled = off);
+ALTER TABLE shorturl.visit_counts SET (autovacuum_enabled = off);
 ALTER TABLE bench.plain_links SET (autovacuum_enabled = off);
 VACUUM ANALYZE shorturl.links;
+VACUUM ANALYZE shorturl.visit_counts;
 VACUUM ANALYZE bench.plain_links;
 SQL
 mode=$(bench_psql -Atc 'SELECT mode FROM shorturl.stats')
@@ -102,26 +118,28 @@ mode=$(bench_psql -Atc 'SELECT mode FROM shorturl.stats')
 S=$BENCH_WORK/scripts
 mkdir -p "$S"
 uniform="\\set i random($((FIRST_CODE + 1)), $((FIRST_CODE + links)))"
-printf '%s\nSELECT url FROM shorturl.links WHERE code = :i;\n' "$uniform" >"$S/select_u.sql"
+# (every lookup names the domain too, as resolve() does: codes are unique per domain)
+printf "%s\nSELECT url FROM shorturl.links WHERE code = :i AND domain = '';\n" "$uniform" >"$S/select_u.sql"
 printf '%s\nSELECT shorturl.resolve(:i);\n' "$uniform" >"$S/resolve_u.sql"
-printf '%s\nBEGIN;\nSELECT url FROM bench.plain_links WHERE code = :i;\nUPDATE bench.plain_links SET visits = visits + 1 WHERE code = :i;\nCOMMIT;\n' \
+printf "%s\nBEGIN;\nSELECT url FROM bench.plain_links WHERE code = :i AND domain = '';\nUPDATE bench.plain_links SET visits = visits + 1 WHERE code = :i AND domain = '';\nCOMMIT;\n" \
 	"$uniform" >"$S/naive_u.sql"
-printf "SELECT url FROM shorturl.links WHERE code = '%s';\n" "$HOT" >"$S/select_h.sql"
+printf "SELECT url FROM shorturl.links WHERE code = '%s' AND domain = '';\n" "$HOT" >"$S/select_h.sql"
 printf "SELECT shorturl.resolve('%s');\n" "$HOT" >"$S/resolve_h.sql"
-printf "UPDATE bench.plain_links SET visits = visits + 1 WHERE code = '%s' RETURNING url;\n" "$HOT" >"$S/naive_h.sql"
+printf "UPDATE bench.plain_links SET visits = visits + 1 WHERE code = '%s' AND domain = '' RETURNING url;\n" "$HOT" >"$S/naive_h.sql"
 
 # The cases: group, label, short label (chart), script, synchronous_commit,
-# table, and the case it is compared with (its limit, by number).
+# the table the case writes (or, for the limit, reads), and the case it is
+# compared with (its limit, by number).
 groups=() labels=() shorts=() files=() syncs=() tables=() refs=()
 add_case() {
 	groups+=("$1"); labels+=("$2"); shorts+=("$3"); files+=("$4"); syncs+=("$5")
 	tables+=("$6"); refs+=("$7")
 }
 add_case uniform 'limit: SELECT url ... WHERE code' 'limit (SELECT)' select_u.sql on shorturl.links 0
-add_case uniform 'resolve(code)' 'resolve' resolve_u.sql on shorturl.links 0
+add_case uniform 'resolve(code)' 'resolve' resolve_u.sql on shorturl.visit_counts 0
 add_case uniform 'naive: SELECT, UPDATE visits + 1' 'naive SELECT+UPDATE' naive_u.sql on bench.plain_links 0
 add_case hot 'limit: SELECT url ... WHERE code' 'limit (SELECT)' select_h.sql on shorturl.links 3
-add_case hot 'resolve(code)' 'resolve' resolve_h.sql on shorturl.links 3
+add_case hot 'resolve(code)' 'resolve' resolve_h.sql on shorturl.visit_counts 3
 add_case hot 'naive: UPDATE ... RETURNING, sync on' 'naive UPDATE, sync on' naive_h.sql on bench.plain_links 3
 add_case hot 'naive: UPDATE ... RETURNING, sync off' 'naive UPDATE, sync off' naive_h.sql off bench.plain_links 3
 n=${#labels[@]}
@@ -136,13 +154,15 @@ n=${#labels[@]}
 	done
 } | bench_psql -q
 
-# counts TABLE prints the table's updates so far and the server's
+# counts TABLE prints the row versions written into the table so far
+# (inserts and updates: a flush inserts a link's first count, then updates
+# it) and the server's
 # synchronous fallbacks, once the statistics of finished sessions and of
 # the worker's latest flush are in (the worker reports its statistics after
 # each flush, at most once a second).
 counts() {
 	sleep 2
-	bench_psql -At -F ' ' -c "SELECT n_tup_upd, (SELECT sync_fallbacks FROM shorturl.stats)
+	bench_psql -At -F ' ' -c "SELECT n_tup_ins + n_tup_upd, (SELECT sync_fallbacks FROM shorturl.stats)
 	                          FROM pg_stat_user_tables WHERE relid = '$1'::regclass"
 }
 
@@ -187,7 +207,8 @@ done
 bench_psql -q -c "ALTER SYSTEM SET shorturl.flush_interval = '1h'" -c 'SELECT pg_reload_conf()' >/dev/null
 sleep 1
 bench_psql -q -c 'CREATE TABLE bench.wal (id int, clicks bigint, click_bytes numeric, flush_bytes numeric)'
-bench_psql -q -c 'SELECT shorturl.flush()' -c 'VACUUM shorturl.links' -c 'VACUUM bench.plain_links' -c CHECKPOINT >/dev/null
+bench_psql -q -c 'SELECT shorturl.flush()' -c 'VACUUM shorturl.links' -c 'VACUUM shorturl.visit_counts' \
+	-c 'VACUUM bench.plain_links' -c CHECKPOINT >/dev/null
 per_client=$((WAL_CLICKS / clients))
 for id in 1 2 4 5 6; do
 	batch() {
@@ -227,30 +248,33 @@ SELECT m.id, m.grp AS "keys", m.label AS "case", m.short, m.rounds,
        round((m.tps / r.tps)::numeric, 2) AS "x limit",
        round(m.p99::numeric, 3) AS "p99 ms",
        round(m.wal::numeric, 1) AS "WAL B/click",
-       round(m.upd::numeric, 3) AS "rows upd/click",
+       round(m.upd::numeric, 3) AS "rows/click",
        round(m.dead::numeric, 0) AS "dead tuples after",
        m.fallbacks AS "sync fallbacks",
        m.tps AS tps_raw
 FROM m JOIN m r ON r.id = m.reference;
 SQL
 
-bench_machine
-echo "pgbench -M prepared over the Unix socket, $clients clients, $threads threads, ${seconds}s per run, $rounds rounds (medians), cases interleaved"
-echo "uniform: random keys over $links links; hot: one link.  shorturl.flush_interval = 1s, shorturl.max_pending_links = $max_pending"
-echo "WAL B/click: all WAL from the run's start to after a flush() of its last clicks (worker flushes, full-page images and checkpoints included);"
-echo "rows upd/click: row versions written per click (n_tup_upd); dead tuples after: n_dead_tup at the end (what HOT pruning left)"
-bench_psql -c 'SELECT "keys", "case", rounds, "median TPS", "x limit", "p99 ms", "WAL B/click",
-                      "rows upd/click", "dead tuples after", "sync fallbacks"
-               FROM bench.pgb_report ORDER BY id'
-
-echo "WAL of $((per_client * clients)) clicks by themselves (flushes held back; after a warm-up batch and a VACUUM), then of the flush that writes them:"
-bench_psql -c 'SELECT c.grp AS "keys", c.label AS "case", w.clicks,
-                      w.click_bytes AS "WAL bytes, clicks", round(w.click_bytes / w.clicks, 2) AS "B/click",
-                      w.flush_bytes AS "WAL bytes, flush", round(w.flush_bytes / w.clicks, 2) AS "flush B/click"
-               FROM bench.wal w JOIN bench.pgb_cases c USING (id) ORDER BY w.id'
-
-echo "goals:"
-bench_psql -At <<SQL
+# report prints the figures (kept in $out too)
+report() {
+	echo "pg_shorturl $(bench_psql -Atc "SELECT extversion FROM pg_extension WHERE extname = 'pg_shorturl'") click counters benchmark (test/bench/counters.sh), $(date -u '+%Y-%m-%d %H:%M UTC')"
+	bench_machine
+	echo "load average (1, 5, 15 min): $load_before before the run, $(bench_load) after it (other work on this machine perturbs the figures)"
+	echo "pgbench -M prepared over the Unix socket, $clients clients, $threads threads, ${seconds}s per run, $rounds rounds (medians), cases interleaved"
+	echo "uniform: random keys over $links links; hot: one link.  shorturl.flush_interval = 1s, shorturl.max_pending_links = $max_pending"
+	echo "WAL B/click: all WAL from the run's start to after a flush() of its last clicks (worker flushes, full-page images and checkpoints included);"
+	echo "rows/click: row versions written per click (n_tup_ins + n_tup_upd; resolve: of shorturl.visit_counts, naive: of the plain table);"
+	echo "dead tuples after: n_dead_tup of that table at the end (what HOT pruning left)"
+	bench_psql -c 'SELECT "keys", "case", rounds, "median TPS", "x limit", "p99 ms", "WAL B/click",
+	                      "rows/click", "dead tuples after", "sync fallbacks"
+	               FROM bench.pgb_report ORDER BY id'
+	echo "WAL of $((per_client * clients)) clicks by themselves (flushes held back; after a warm-up batch and a VACUUM), then of the flush that writes them:"
+	bench_psql -c 'SELECT c.grp AS "keys", c.label AS "case", w.clicks,
+	                      w.click_bytes AS "WAL bytes, clicks", round(w.click_bytes / w.clicks, 2) AS "B/click",
+	                      w.flush_bytes AS "WAL bytes, flush", round(w.flush_bytes / w.clicks, 2) AS "flush B/click"
+	               FROM bench.wal w JOIN bench.pgb_cases c USING (id) ORDER BY w.id'
+	echo "goals:"
+	bench_psql -At <<SQL
 SELECT format('  resolve, %-7s keys: %s x its plain-SELECT limit (%s vs %s TPS)  goal >= %s x  %s',
               r."keys", r."x limit", r."median TPS", l."median TPS", $RESOLVE_GOAL,
               CASE WHEN r."x limit" >= $RESOLVE_GOAL THEN 'met'
@@ -273,8 +297,11 @@ SELECT format('  resolve over naive counting: uniform %s x SELECT+UPDATE; hot %s
               round((SELECT tps_raw FROM bench.pgb_report WHERE id = 4)::numeric
                     / (SELECT tps_raw FROM bench.pgb_report WHERE id = 6)::numeric, 1));
 SQL
-echo "  note: the counters must hold every link clicked between two flushes (shorturl.max_pending_links >= distinct links"
-echo "  clicked per flush_interval); when they are full, clicks are counted with an UPDATE (column \"sync fallbacks\")"
+	echo "  note: the counters must hold every link clicked between two flushes (shorturl.max_pending_links >= distinct links"
+	echo "  clicked per flush_interval); when they are full, clicks are counted in the tables (column \"sync fallbacks\")"
+}
+mkdir -p "$(dirname "$out")"
+report | tee "$out"
 
 # The chart: TPS per case, grouped uniform / hot, log scale
 mkdir -p "$(dirname "$plot")"

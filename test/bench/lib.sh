@@ -29,3 +29,7 @@ bench_machine() {
 		"$(awk '/MemTotal/ {printf "%d", $2 / 1048576}' /proc/meminfo)" \
 		"$("$PG_BIN/postgres" --version)"
 }
+
+# bench_load prints the load averages over 1, 5 and 15 minutes (call it
+# before the server starts, to record the load a run began under).
+bench_load() { cut -d' ' -f1-3 /proc/loadavg; }

@@ -43,15 +43,23 @@
 # each server's processes, from /proc/<pid>/stat: the postmaster, its
 # children and, once reaped, the children that exited, over the run, divided
 # by the calls).  Every round runs every case once, in an order that rotates
-# from round to round; figures are medians over rounds.
+# from round to round; figures are medians over rounds.  Between two runs
+# the shards write their pending clicks, every database is vacuumed and
+# every server checkpoints (autovacuum is off), so that no run pays for the
+# writes of the one before it.
 #
 # Goals (from the issue): resolve and shorten through the coordinator at
 # least 0.4x direct; reported with PASS/MISS, never enforced (a benchmark
 # never fails on time).
 #
-# Then, if perf works here, a profile of the coordinator backend (and of the
-# shard backend serving it) during a 1-client resolve run: top symbols and
-# shared objects.  Last, the links the shorten cases made through the
+# Then, if perf works here (Debian's linux-perf; installed if missing), two
+# more 1-client resolve runs, direct to s1 and through the coordinator, are
+# profiled: per call, the CPU time, system calls and context switches (perf
+# stat) of the backend pgbench talks to and of the shard backends serving
+# the coordinator's PL/Proxy connections; and from sampled call stacks
+# (perf record, DWARF unwinding) their time by shared object, the
+# coordinator backend's top symbols, and the top functions by time in them
+# and their callees.  Last, the links the shorten cases made through the
 # coordinator are deleted on the shards (so BENCH_LINKS links remain), a
 # third shard s3 is added and CALL shorturl.rebalance(BENCH_BATCH) moves its
 # share of them: links moved per second.
@@ -67,8 +75,8 @@
 #   BENCH_LINKS            links (default 30000)
 #   BENCH_BATCH            batch size of the rebalance (default 1000, the
 #                          procedure's default)
-#   BENCH_PROFILE_SECONDS  seconds perf records (default BENCH_SECONDS; 0:
-#                          no profile)
+#   BENCH_PROFILE_SECONDS  seconds perf records each profiled run (default
+#                          BENCH_SECONDS; 0: no profile)
 #   BENCH_OUT              the report, also written here (default
 #                          test/bench/results/sharding-<date>.txt)
 #   BENCH_PLOT             bar chart of TPS, PNG (default
@@ -94,10 +102,13 @@ SHORTEN_GOAL=0.4
 # links of every shard still fit many times over).  Every link clicked
 # between two flushes fits in the counters.  The workers serve "postgres"
 # only: on the shards the cluster's links, on the coordinator's server the
-# figures (not "coord", which has no pg_shorturl).
+# figures (not "coord", which has no pg_shorturl).  No autovacuum: the
+# script vacuums and checkpoints between runs (settle), so that what one
+# run wrote costs nothing in the next.
 conf=$(mktemp /tmp/pg_shorturl-sharding.XXXXXX.conf)
 cat >"$conf" <<'EOF'
 shared_buffers = '256MB'
+autovacuum = off
 shorturl.database = 'postgres'
 shorturl.max_pending_links = 100000
 EOF
@@ -242,6 +253,20 @@ add_case layers 'PL/Proxy hop: SELECT 1 on the owner' 1 0 'coord:coord:noop_coor
 add_case layers 'PL/Proxy _proxy_resolve(), no wrapper' 1 0 'coord:coord:proxy_coord.sql:1'
 n=${#labels[@]}
 
+# settle leaves no work of one run to the next (the shorten cases write
+# tens of thousands of rows, the resolve cases count clicks): the shards write
+# their pending clicks, every database that changed is vacuumed and
+# analyzed, and every server checkpoints.
+settle() {
+	local s dir
+	for s in s1 s2; do
+		on_shard "$s" -q -c 'SELECT shorturl.flush()' -c 'VACUUM ANALYZE' >/dev/null
+		on_shard "$s" -q -d solo -c 'VACUUM ANALYZE'
+	done
+	on_coord -q -c 'VACUUM ANALYZE'
+	for dir in "$BENCH_WORK" "${shard_dirs[@]}"; do PGHOST=$dir bench_psql -q -c CHECKPOINT; done
+}
+
 # Figures go to a file during the rounds (no session on the coordinator's
 # server between two runs), into bench.pgb at the end.
 figures=$BENCH_WORK/pgb.tsv
@@ -284,18 +309,24 @@ pgb() {
 		          printf "%.3f\t%.3f", s / NR / 1000, v[i] / 1000}')
 	rm -rf "$log"
 	printf '%d\t%d\t%s\t%s\t%d\t%d\t%d\n' "$id" "$round" "$tps" "$lat" "$tx" $((c1 - c0)) $((s1 - s0)) >>"$figures"
+	settle
 }
 
 say "$n cases x $rounds rounds x ${seconds}s"
+settle
 for ((r = 1; r <= rounds; r++)); do
 	for ((k = 0; k < n; k++)); do
 		pgb $(((k + r) % n)) "$r"
 	done
 done
 
-# The profile: perf records the coordinator backend of a 1-client resolve
-# run, and the shard backend its PL/Proxy connection goes to.  (Two shards
-# serve it; the one with more calls is recorded.)
+# The profile: two more 1-client resolve runs, direct to s1 and through the
+# coordinator, during which perf counts, per process, CPU time, system calls
+# and context switches (perf stat; divided by the calls the pgbench log shows
+# in the window) and samples call stacks (perf record, DWARF unwinding, as
+# Debian's PostgreSQL has no frame pointers): of the backend pgbench talks
+# to and, through the coordinator, of the shard backends serving its
+# PL/Proxy connections (stacks: the one on s1).
 profile_note=
 profile_dir=$BENCH_WORK/profile
 mkdir -p "$profile_dir"
@@ -312,27 +343,64 @@ else
 		profile_note="perf cannot sample in this machine: $(head -n3 "$profile_dir/probe.out" | tr '\n' ' ')"
 	fi
 fi
-if [ -z "$profile_note" ]; then
-	say "profiling the coordinator for ${profile_seconds}s"
-	PGHOST=$BENCH_WORK PGDATABASE=coord "$PG_BIN/pgbench" -n -M prepared -c 1 -T $((profile_seconds + 3)) \
-		-f "$S/resolve_coord.sql" >"$profile_dir/pgbench.out" 2>&1 &
-	bench_pid=$!
+
+# backend_pids SERVER DB APP prints the pids, comma-separated, of the
+# sessions of application APP in database DB of a server (coord, s1, s2)
+backend_pids() {
+	local host=$BENCH_WORK
+	[ "$1" = coord ] || host=$BENCH_WORK/$1
+	PGHOST=$host bench_psql -d "$2" -Atc "SELECT string_agg(pid::text, ',') FROM pg_stat_activity
+	                                      WHERE datname = '$2' AND application_name = '$3'"
+}
+
+# profile TAG SERVER DB SCRIPT profiles a 1-client run of SCRIPT on SERVER
+profile() {
+	local tag=$1 server=$2 db=$3 script=$4 host=$BENCH_WORK main shards= t0 t1 pids=() p
+	[ "$server" = coord ] || host=$BENCH_WORK/$server
+	PGHOST=$host PGDATABASE=$db "$PG_BIN/pgbench" -n -M prepared -c 1 -T $((profile_seconds + 3)) -D i=0 \
+		-l --log-prefix="$profile_dir/$tag.tx" -f "$S/$script" >"$profile_dir/$tag.pgbench" 2>&1 &
+	local bench=$!
 	sleep 1
-	coord_pid=$(on_coord -Atc "SELECT pid FROM pg_stat_activity WHERE datname = 'coord' AND application_name = 'pgbench'")
-	shard_pid=$(on_shard s1 -Atc "SELECT string_agg(pid::text, ',') FROM pg_stat_activity
-	                              WHERE application_name = 'pg_shorturl coordinator'")
-	perf record -q -F 997 -p "$coord_pid" -o "$profile_dir/coord.data" -- sleep "$profile_seconds" >/dev/null 2>&1 &
-	perf_pid=$!
-	perf record -q -F 997 -p "$shard_pid" -o "$profile_dir/shard.data" -- sleep "$profile_seconds" >/dev/null 2>&1 ||
-		true
-	wait "$perf_pid" || true
-	wait "$bench_pid" || { cat "$profile_dir/pgbench.out" >&2; die "pgbench failed while profiling"; }
+	main=$(backend_pids "$server" "$db" pgbench)
+	[ "$server" = coord ] &&
+		shards=$(for s in s1 s2; do backend_pids "$s" postgres 'pg_shorturl coordinator'; done | paste -sd,)
+	t0=$(date +%s.%N)
+	perf stat -x, -e task-clock,raw_syscalls:sys_enter,context-switches -p "$main" \
+		-o "$profile_dir/$tag.main.stat" -- sleep "$profile_seconds" >/dev/null 2>&1 &
+	pids+=($!)
+	perf record -q -F 499 --call-graph dwarf,16384 -p "$main" -o "$profile_dir/$tag.main.data" \
+		-- sleep "$profile_seconds" >/dev/null 2>&1 &
+	pids+=($!)
+	if [ -n "$shards" ]; then
+		perf stat -x, -e task-clock,raw_syscalls:sys_enter,context-switches -p "$shards" \
+			-o "$profile_dir/$tag.shards.stat" -- sleep "$profile_seconds" >/dev/null 2>&1 &
+		pids+=($!)
+		perf record -q -F 499 --call-graph dwarf,16384 -p "${shards%%,*}" -o "$profile_dir/$tag.shard.data" \
+			-- sleep "$profile_seconds" >/dev/null 2>&1 &
+		pids+=($!)
+	fi
+	# perf counts for the sleep's seconds from about t0 on
+	t1=$(awk -v a="$t0" -v n="$profile_seconds" 'BEGIN {printf "%.6f", a + n}')
+	for p in "${pids[@]}"; do wait "$p" || true; done
+	wait "$bench" || { cat "$profile_dir/$tag.pgbench" >&2; die "pgbench failed while profiling"; }
+	# the calls in the window: column 5 and 6 of the log are the end of a
+	# transaction, in seconds and microseconds
+	cat "$profile_dir/$tag".tx* | awk -v a="$t0" -v b="$t1" '{t = $5 + $6 / 1e6} t >= a && t <= b {n++} END {print n + 0}' \
+		>"$profile_dir/$tag.calls"
+}
+if [ -z "$profile_note" ]; then
+	say "profiling resolve, direct and through the coordinator, ${profile_seconds}s each"
+	profile direct s1 postgres resolve_s1.sql
+	profile coord coord coord resolve_coord.sql
 fi
 
 # The rebalance: the links the shorten cases made through the coordinator
 # go, then a third shard of the same weight takes a third of the links
 say "adding shard s3 and rebalancing"
 for s in s1 s2; do
+	[ "$(on_shard "$s" -Atc "SELECT count(*) = count(DISTINCT url) AND count(*) > 0 FROM shorturl.links
+	                        WHERE url LIKE 'https://example.com/new/%'")" = t ] ||
+		die "the shorten cases through the coordinator did not make distinct URLs on $s"
 	on_shard "$s" -q -c "DELETE FROM shorturl.links WHERE url LIKE 'https://example.com/new/%'" \
 		-c 'VACUUM ANALYZE shorturl.links' -c 'VACUUM ANALYZE shorturl.visit_counts'
 done
@@ -375,6 +443,57 @@ for ((i = 0; i < n; i++)); do
 		"$i" "${groups[$i]}" "${labels[$i]}" "${nclients[$i]}" "${refs[$i]}"
 done | bench_psql -q
 
+# per_call TAG WHICH prints CPU us, system calls and context switches per
+# call from a profile's perf stat
+per_call() {
+	awk -F, -v calls="$(cat "$profile_dir/$1.calls")" -v what="$3" '
+		$3 == "task-clock" {cpu = $1 * 1000 / calls}
+		$3 == "raw_syscalls:sys_enter" {sc = $1 / calls}
+		$3 == "context-switches" {cs = $1 / calls}
+		END {printf "  %-58s %7.1f us CPU  %5.2f system calls  %5.2f context switches\n", what, cpu, sc, cs}
+	' "$profile_dir/$1.$2.stat"
+}
+
+# by_dso DATA prints one line of a profile's self time by shared object
+by_dso() {
+	perf report -i "$profile_dir/$1" --stdio --no-children --sort dso -g none >"$profile_dir/$1.dso" 2>/dev/null || true
+	awk '/^ +[0-9.]+%/ {sub(/\.so.*/, "", $2); sub(/^\[kernel\.kallsyms\]$/, "kernel", $2);
+	                    l = l sep $2 " " $1; sep = ", "} END {print l}' "$profile_dir/$1.dso"
+}
+
+# top_self DATA N prints a profile's N top symbols by self time;
+# top_children DATA N its N top named user-space functions by the time
+# spent in them and what they call (the process's start-up frames left out)
+top_self() {
+	perf report -i "$profile_dir/$1" --stdio --no-children --sort dso,sym -g none >"$profile_dir/$1.self" 2>/dev/null || true
+	awk -v n="$2" '/^ +[0-9.]+%/ && k++ < n {sub(/^ +/, "    "); sub(/ +$/, ""); print}' "$profile_dir/$1.self"
+}
+top_children() {
+	perf report -i "$profile_dir/$1" --stdio --children --sort dso,sym -g none >"$profile_dir/$1.children" 2>/dev/null || true
+	awk -v n="$2" '/^ +[0-9.]+% +[0-9.]+% / && $4 == "[.]" && $5 !~ /^0x/ &&
+	               $5 !~ /^(main|_start|PostmasterMain|PostgresMain|ServerLoop|BackendRun|BackendStartup|__libc_start_call_main|__libc_start_main_impl)$/ &&
+	               k++ < n {sub(/^ +/, "    "); sub(/ +$/, ""); print}' "$profile_dir/$1.children"
+}
+
+profile_report() {
+	echo " per call (perf stat; CPU is on-CPU time of the processes named):"
+	per_call direct main 'direct: the shard backend'
+	per_call coord main 'through the coordinator: the coordinator backend'
+	per_call coord shards 'through the coordinator: the shard backends (s1 + s2)'
+	echo " self time by shared object (kernel time lands mostly on pvm_irq_enable in this VM: the"
+	echo " sample is taken when interrupts come back on, after a context switch or a system call):"
+	echo "  direct, the shard backend:                 $(by_dso direct.main.data)"
+	echo "  the coordinator backend:                   $(by_dso coord.main.data)"
+	echo "  the shard backend (s1) serving PL/Proxy:   $(by_dso coord.shard.data)"
+	echo " the coordinator backend, top symbols by self time:"
+	top_self coord.main.data 15
+	echo " the coordinator backend, top functions by time in them and their callees (overhead columns: with"
+	echo " callees, self; stacks DWARF-unwound without debug symbols, so some chains break and undercount):"
+	top_children coord.main.data 22
+	echo " the shard backend (s1) serving PL/Proxy, the same:"
+	top_children coord.shard.data 16
+}
+
 # report prints what the run found
 report() {
 	echo "pg_shorturl sharding benchmark (test/bench/sharding.sh), $(date -u '+%Y-%m-%d %H:%M UTC')"
@@ -396,11 +515,19 @@ report() {
 	bench_psql -At <<SQL
 SELECT format('  %s via coordinator >= %s x direct, %s client%s: %s x (%s vs %s TPS)  %s',
               c.grp, g.goal, c.clients, CASE WHEN c.clients = 1 THEN ' ' ELSE 's' END,
-              round(c.ratio::numeric, 2), round(c.tps::numeric), round(d.tps::numeric),
+              round(c.ratio::numeric, 3), round(c.tps::numeric), round(d.tps::numeric),
               CASE WHEN c.ratio >= g.goal THEN 'PASS' ELSE 'MISS' END)
 FROM bench.pgb_report c JOIN bench.pgb_report d ON d.id = c.reference
 JOIN (VALUES ('resolve', $RESOLVE_GOAL), ('shorten', $SHORTEN_GOAL)) g (grp, goal) ON g.grp = c.grp
 WHERE c.label = 'through the coordinator' ORDER BY c.id;
+SQL
+	bench_psql -At <<SQL
+SELECT format('  the same CPU per call, on machines of their own (an estimate, not measured): one coordinator core for about %s resolves/s'
+              ' or %s shortens/s; one shard core, called directly, for about %s resolves/s or %s shortens/s ($clients clients)',
+              round(1e6 / r.coord_us), round(1e6 / w.coord_us),
+              round(1e6 / rd.shard_us), round(1e6 / wd.shard_us))
+FROM bench.pgb_report r, bench.pgb_report w, bench.pgb_report rd, bench.pgb_report wd
+WHERE r.id = 3 AND w.id = 7 AND rd.id = 2 AND wd.id = 6;
 SQL
 	echo "where a resolve through the coordinator goes (1 client; medians; each layer minus the one above it):"
 	bench_psql <<'SQL'
@@ -422,22 +549,11 @@ FROM (
     SELECT 5, 'total through the coordinator', c.mean, c.coord_us, c.shard_us FROM c
 ) x (k, layer, ms, coord, shard) ORDER BY k;
 SQL
-	echo "profile of resolve through the coordinator (perf, ${profile_seconds}s, 1 client):"
+	echo "profile of a resolve, 1 client, perf over ${profile_seconds}s (one run each, perturbed by perf itself):"
 	if [ -n "$profile_note" ]; then
 		echo "  none: $profile_note"
 	else
-		local f what
-		for f in coord shard; do
-			what='coordinator backend'
-			[ "$f" = shard ] && what="shard backend (s1) serving the coordinator's PL/Proxy connection"
-			echo "  $what: samples by shared object, then the top symbols (self time)"
-			perf report -i "$profile_dir/$f.data" --stdio --no-children --sort dso --percent-limit 1 \
-				>"$profile_dir/$f.dso" 2>/dev/null || true
-			awk '/^ +[0-9.]+%/ {sub(/^ +/, "    "); print}' "$profile_dir/$f.dso"
-			perf report -i "$profile_dir/$f.data" --stdio --no-children --sort dso,sym --percent-limit 0.7 \
-				>"$profile_dir/$f.sym" 2>/dev/null || true
-			awk '/^ +[0-9.]+%/ && n++ < 25 {sub(/^ +/, "    "); sub(/ +$/, ""); print}' "$profile_dir/$f.sym"
-		done
+		profile_report
 	fi
 	printf 'rebalance to 3 shards, CALL shorturl.rebalance(%s): %s links planned, %s moved in %s s (%s s by rebalance_state): %s links/s\n' \
 		"$batch" "$planned" "$moved" "$wall" "$state_s" \

@@ -4,19 +4,25 @@
 # Side by side, in one run, each pair on the same server and the same keys:
 #
 #   write  shorten(url) against a plain INSERT ... RETURNING id into a table
-#          with a bigserial key and the same columns (url, created_at,
-#          expires_at, max_visits, visits, last_visit_at, exhausted_at,
-#          is_alias; only its primary key is indexed), once with
-#          synchronous_commit on, where the commit's WAL flush dominates
-#          both, and once off, where the work of the call shows;
+#          built as a team would write shorturl.links by hand: the same
+#          columns (id, code, domain, url, created_at, expires_at,
+#          max_visits, exhausted_at, disabled_at, disabled_reason,
+#          is_alias), a bigint key from a sequence, and codes unique per
+#          domain, the code being the base62 digits of the id (a generated
+#          column); it lacks shorturl.links's url_hash and the partial
+#          indexes the purge walks.  Once with synchronous_commit on, where
+#          the commit's WAL flush dominates both, and once off, where the
+#          work of the call shows;
 #   read   resolve(code) against the same lookup as a plain
-#          SELECT url FROM shorturl.links WHERE code = $1, over uniformly
-#          random keys among BENCH_LINKS links.  This runs in a database the
-#          worker does not serve, so resolve() counts each click with an
-#          UPDATE of the link's row (mode "sync"): the limit of counting
+#          SELECT url FROM shorturl.links WHERE code = $1 AND domain = '',
+#          over uniformly random keys among BENCH_LINKS links.  This runs
+#          in a database the workers do not serve (shorturl.database names
+#          only "postgres"), so resolve() counts each click in the tables
+#          (mode "sync"): a link without max_visits, as these are, appends a
+#          row to shorturl.pending_visits.  That is the limit of counting
 #          without the shared-memory counters (test/bench/counters.sh
 #          measures those).  resolve() is also run with synchronous_commit
-#          off, to separate the commit's flush from the UPDATE.
+#          off, to separate the commit's flush from the INSERT.
 #
 # Every case is a pgbench run (-M prepared, over the Unix socket) of
 # BENCH_SECONDS seconds; every round runs every case once, in an order that
@@ -31,13 +37,18 @@
 #   BENCH_CLIENTS  pgbench clients (default 8)
 #   BENCH_THREADS  pgbench threads (default 2)
 #   BENCH_LINKS    links the read cases pick from (default 100000)
+#   BENCH_OUT      the report, also written here (default
+#                  test/bench/results/store-<date>.txt)
+#   BENCH_NO_BUILD set: use the installed extension as it is
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
+load_before=$(bench_load)
 seconds=${BENCH_SECONDS:-10}
 rounds=${BENCH_ROUNDS:-5}
 clients=${BENCH_CLIENTS:-8}
 threads=${BENCH_THREADS:-2}
 links=${BENCH_LINKS:-100000}
+out=${BENCH_OUT:-$BENCH_DIR/results/store-$(date -u +%Y-%m-%d).txt}
 
 # The goal from the issue: shorten's rate as a multiple of the plain INSERT's
 SHORTEN_GOAL=0.8
@@ -47,31 +58,41 @@ SHORTEN_GOAL=0.8
 # width of generated codes.
 FIRST_CODE=1000000
 
-# The database the cases run in: not shorturl.database, so not served
+# The database the cases run in: left out of shorturl.database (which,
+# empty, would have the workers serve every database), so not served
 DB=store
 
-bench_start
+conf=$(mktemp /tmp/pg_shorturl-store.XXXXXX.conf)
+echo "shorturl.database = 'postgres'" >"$conf"
+bench_start "$conf"
+rm -f "$conf"
 bench_psql -q -c "CREATE DATABASE $DB"
 bench_psql -q -d "$DB" <<SQL
 CREATE EXTENSION pg_shorturl;
 
--- What a team writes by hand: a bigserial key, the same columns.
+-- What a team writes by hand: the columns of shorturl.links, a bigint key
+-- from a sequence, codes unique per domain; the code is the id's base62
+-- digits, so the INSERT names only the URL.
 CREATE TABLE plain_links (
     id bigserial PRIMARY KEY,
+    code text COLLATE "C" NOT NULL GENERATED ALWAYS AS (shorturl.base62_encode(id)) STORED,
+    domain text COLLATE "C" NOT NULL DEFAULT '',
     url text NOT NULL,
     created_at timestamptz NOT NULL DEFAULT now(),
     expires_at timestamptz,
-    max_visits bigint,
-    visits bigint NOT NULL DEFAULT 0,
-    last_visit_at timestamptz,
+    max_visits bigint CHECK (max_visits >= 1),
     exhausted_at timestamptz,
-    is_alias boolean NOT NULL DEFAULT false
+    disabled_at timestamptz,
+    disabled_reason text,
+    is_alias boolean NOT NULL DEFAULT false,
+    UNIQUE (code, domain)
 );
 
 -- The links the read cases resolve, with URLs of a realistic length
 -- (61 bytes), stored as aliases would be.
-INSERT INTO shorturl.links (code, url, is_alias)
-SELECT ($FIRST_CODE + i)::text, 'https://example.com/articles/' || md5(i::text), true
+INSERT INTO shorturl.links (id, code, url, is_alias)
+SELECT nextval('shorturl.link_id_seq'), ($FIRST_CODE + i)::text,
+       'https://example.com/articles/' || md5(i::text), true
 FROM generate_series(1, $links) i;
 VACUUM ANALYZE shorturl.links;
 SQL
@@ -96,7 +117,7 @@ SELECT shorturl.resolve(:i);
 EOF
 cat >"$S/select.sql" <<EOF
 \set i random($((FIRST_CODE + 1)), $((FIRST_CODE + links)))
-SELECT url FROM shorturl.links WHERE code = :i;
+SELECT url FROM shorturl.links WHERE code = :i AND domain = '';
 EOF
 
 # The cases: pair, label, pgbench script, synchronous_commit, and the case
@@ -148,9 +169,6 @@ for ((r = 1; r <= rounds; r++)); do
 	done
 done
 
-bench_machine
-echo "pgbench -M prepared over the Unix socket, $clients clients, $threads threads, ${seconds}s per run, $rounds rounds (medians), cases interleaved"
-echo "read cases: uniform random keys over $links links, in a database the worker does not serve (resolve() counts with an UPDATE)"
 bench_psql -q <<'SQL'
 CREATE VIEW bench.pgb_report AS
 WITH m AS (
@@ -170,19 +188,29 @@ SELECT m.id, m.pair, m.label AS "case", m.rounds,
        round((m.p99 / r.p99)::numeric, 2) AS "p99 ratio"
 FROM m JOIN m r ON r.id = m.reference;
 SQL
-bench_psql <<'SQL'
+
+# report prints the figures (kept in $out too)
+report() {
+	echo "pg_shorturl $(bench_psql -Atc "SELECT extversion FROM pg_extension WHERE extname = 'pg_shorturl'") store benchmark (test/bench/store.sh), $(date -u '+%Y-%m-%d %H:%M UTC')"
+	bench_machine
+	echo "load average (1, 5, 15 min): $load_before before the run, $(bench_load) after it (other work on this machine perturbs the figures)"
+	echo "pgbench -M prepared over the Unix socket, $clients clients, $threads threads, ${seconds}s per run, $rounds rounds (medians), cases interleaved"
+	echo "read cases: uniform random keys over $links links, in a database the workers do not serve (resolve() counts with an INSERT into shorturl.pending_visits)"
+	bench_psql <<'SQL'
 SELECT pair, "case", rounds, "median TPS", "TPS ratio", "mean ms", "p99 ms", "p99 ratio"
 FROM bench.pgb_report ORDER BY id;
 SQL
-
-echo "goals (TPS ratio: against the case above it in the same pair):"
-bench_psql -At <<SQL
+	echo "goals (TPS ratio: against the case above it in the same pair):"
+	bench_psql -At <<SQL
 SELECT format('  %-46s %5s x the INSERT rate  goal >= %s x  %s', r."case" || ', ' || r.pair,
               r."TPS ratio", $SHORTEN_GOAL,
               CASE WHEN r."TPS ratio" >= $SHORTEN_GOAL THEN 'met'
                    ELSE format('missed by %s%%', round((1 - r."TPS ratio" / $SHORTEN_GOAL) * 100)) END)
 FROM bench.pgb_report r WHERE r."case" = 'shorten(url)' ORDER BY r.id;
-SELECT format('  %-46s %5s x the plain SELECT  (no goal: the limit of counting with an UPDATE)',
+SELECT format('  %-46s %5s x the plain SELECT  (no goal: the limit of counting in the tables)',
               r."case", r."TPS ratio")
 FROM bench.pgb_report r WHERE r."case" LIKE 'resolve%' ORDER BY r.id;
 SQL
+}
+mkdir -p "$(dirname "$out")"
+report | tee "$out"
