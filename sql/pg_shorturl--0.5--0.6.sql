@@ -139,7 +139,7 @@ CREATE TABLE shorturl.visit_counts (
     link_id bigint PRIMARY KEY,
     visits bigint NOT NULL CHECK (visits >= 0),
     last_visit_at timestamptz
-);
+) WITH (fillfactor = 50);
 
 INSERT INTO shorturl.visit_counts (link_id, visits, last_visit_at)
 SELECT id, visits, last_visit_at FROM shorturl.links

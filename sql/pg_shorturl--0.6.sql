@@ -319,13 +319,16 @@ COMMENT ON INDEX shorturl.links_url_hash_idx IS 'finds the newest links with a U
 
 --
 -- Visit counts, apart from the links: a flush rewrites these narrow rows,
--- never a link's, so the rows resolve() reads stay put.
+-- never a link's, so the rows resolve() reads stay put.  Each flush writes
+-- a new version of every row clicked since the last one; half of each page
+-- is left free so that version lands beside the old one (a HOT update, with
+-- no new index entry), and the next visit to the page prunes the old.
 --
 CREATE TABLE shorturl.visit_counts (
     link_id bigint PRIMARY KEY,
     visits bigint NOT NULL CHECK (visits >= 0),
     last_visit_at timestamptz
-);
+) WITH (fillfactor = 50);
 
 COMMENT ON TABLE shorturl.visit_counts IS
 'visits of each link, as flushed from shared memory (shorturl.visits() adds those not yet written)';

@@ -185,6 +185,9 @@ lookup_tables(void)
 		catalog_not_ours("links", "it is not a plain table");
 	/* first, so that tables of an older version are reported as such */
 	find_columns(t.links, "links", links_columns, LINKS_NCOLUMNS, t.links_att);
+	t.link_id_seq = catalog_relid("link_id_seq");
+	if (get_rel_relkind(t.link_id_seq) != RELKIND_SEQUENCE)
+		catalog_not_ours("link_id_seq", "it is not a sequence");
 	t.counts = catalog_relid("visit_counts");
 	t.pending = catalog_relid("pending_visits");
 	find_columns(t.counts, "visit_counts", counts_columns, COUNTS_NCOLUMNS, t.counts_att);
@@ -288,6 +291,7 @@ tables_callback(Datum arg pg_attribute_unused(), Oid relid)
 	if (relid == InvalidOid || relid == tables.links || relid == tables.counts ||
 		relid == tables.pending || relid == tables.links_code_key ||
 		relid == tables.links_url_hash_idx || relid == tables.links_pkey ||
+		relid == tables.link_id_seq ||
 		relid == tables.counts_pkey || relid == tables.pending_idx)
 		tables_valid = false;
 }

@@ -44,6 +44,7 @@ typedef struct shorturl_tables
 	Oid			links_code_key; /* its unique index on (code, domain) */
 	Oid			links_url_hash_idx; /* its index on (url_hash, id) */
 	Oid			links_pkey;		/* its primary key, on (id) */
+	Oid			link_id_seq;	/* shorturl.link_id_seq: ids of new links */
 	AttrNumber	links_att[LINKS_NCOLUMNS];
 	Oid			counts;			/* shorturl.visit_counts */
 	Oid			counts_pkey;	/* on (link_id) */

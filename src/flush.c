@@ -10,7 +10,8 @@
  *	   entry's spinlock they move to inflight, tagged with the flushing
  *	   transaction's id, and the entry's generation number changes.
  *	2. It adds them to shorturl.visit_counts, a few thousand links per
- *	   INSERT ... ON CONFLICT DO UPDATE, for the links that still exist
+ *	   statement (an UPDATE of the rows there, then an INSERT of the rows
+ *	   new to the table), for the links that still exist
  *	   (the deltas of links deleted meanwhile are dropped and counted),
  *	   sets exhausted_at on the links that reached their max_visits, and
  *	   compacts the rows of shorturl.pending_visits to one per link.
@@ -86,7 +87,8 @@ static struct
 } flush_tx;
 
 static bool callbacks_registered = false;
-static SPIPlanPtr plan_apply;
+static SPIPlanPtr plan_update;
+static SPIPlanPtr plan_insert;
 static SPIPlanPtr plan_exhausted;
 static SPIPlanPtr plan_compact;
 
@@ -192,8 +194,38 @@ ts_array(Datum *values, int n)
 }
 
 /*
- * apply_batch adds items[from..to) to shorturl.visit_counts in one
- * statement and marks those whose link still exists.
+ * mark_applied marks the items whose link ids the last statement returned
+ * (its first column), and returns how many it marked.
+ */
+static int
+mark_applied(void)
+{
+	int			marked = 0;
+
+	for (uint64 r = 0; r < SPI_processed; r++)
+	{
+		bool		isnull;
+		flush_item *item = find_item(DatumGetInt64(spi_result((int) r, 1, &isnull)));
+
+		if (item && !item->applied)
+		{
+			item->applied = true;
+			marked++;
+		}
+	}
+	return marked;
+}
+
+/*
+ * apply_batch adds items[from..to) to shorturl.visit_counts and marks those
+ * whose link still exists.  Most links clicked in a flush interval already
+ * have their row, so an UPDATE adds to those first: it writes one row
+ * version each and nothing else, where INSERT ... ON CONFLICT DO UPDATE
+ * would also log a row lock per link.  The table's fillfactor leaves room
+ * for the new version on the same page (a HOT update: no index entry).
+ * The links left, clicked for the first time (or whose row a concurrent
+ * reset_visits() removed), are inserted; ON CONFLICT covers a row made
+ * meanwhile by a synchronous click's compaction.
  */
 static void
 apply_batch(int from, int to)
@@ -204,6 +236,7 @@ apply_batch(int from, int to)
 	Datum	   *deltas = palloc(n * sizeof(Datum));
 	Datum	   *visited = palloc(n * sizeof(Datum));
 	Datum		values[3];
+	int			left;
 
 	n = 0;
 	for (int i = from; i < to; i++)
@@ -224,25 +257,50 @@ apply_batch(int from, int to)
 	values[1] = int8_array(deltas, n);
 	values[2] = ts_array(visited, n);
 
-	spi_run(spi_plan(&plan_apply,
-					 "INSERT INTO shorturl.visit_counts AS c (link_id, visits, last_visit_at)"
-					 " SELECT d.link_id, d.delta, d.visited"
-					 "   FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
-					 "                   pg_catalog.unnest($3)) AS d(link_id, delta, visited)"
-					 "  WHERE EXISTS (SELECT FROM shorturl.links l WHERE l.id = d.link_id)"
-					 " ON CONFLICT (link_id) DO UPDATE"
-					 "   SET visits = c.visits + excluded.visits,"
-					 "       last_visit_at = GREATEST(c.last_visit_at, excluded.last_visit_at)"
+	spi_run(spi_plan(&plan_update,
+					 "UPDATE shorturl.visit_counts AS c"
+					 "   SET visits = c.visits + d.delta,"
+					 "       last_visit_at = GREATEST(c.last_visit_at, d.visited)"
+					 "  FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
+					 "                  pg_catalog.unnest($3)) AS d(link_id, delta, visited)"
+					 " WHERE c.link_id = d.link_id"
+					 "   AND EXISTS (SELECT FROM shorturl.links l WHERE l.id = d.link_id)"
 					 " RETURNING c.link_id",
 					 3, argtypes),
-			values, NULL, false, SPI_OK_INSERT_RETURNING);
-	for (uint64 r = 0; r < SPI_processed; r++)
-	{
-		bool		isnull;
-		flush_item *item = find_item(DatumGetInt64(spi_result((int) r, 1, &isnull)));
+			values, NULL, false, SPI_OK_UPDATE_RETURNING);
+	left = n - mark_applied();
 
-		if (item)
-			item->applied = true;
+	if (left > 0)
+	{
+		int			k = 0;
+
+		for (int i = 0; i < n; i++)
+		{
+			flush_item *item = find_item(DatumGetInt64(ids[i]));
+
+			if (item->applied)
+				continue;
+			ids[k] = ids[i];
+			deltas[k] = deltas[i];
+			visited[k] = visited[i];
+			k++;
+		}
+		values[0] = int8_array(ids, k);
+		values[1] = int8_array(deltas, k);
+		values[2] = ts_array(visited, k);
+		spi_run(spi_plan(&plan_insert,
+						 "INSERT INTO shorturl.visit_counts AS c (link_id, visits, last_visit_at)"
+						 " SELECT d.link_id, d.delta, d.visited"
+						 "   FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
+						 "                   pg_catalog.unnest($3)) AS d(link_id, delta, visited)"
+						 "  WHERE EXISTS (SELECT FROM shorturl.links l WHERE l.id = d.link_id)"
+						 " ON CONFLICT (link_id) DO UPDATE"
+						 "   SET visits = c.visits + excluded.visits,"
+						 "       last_visit_at = GREATEST(c.last_visit_at, excluded.last_visit_at)"
+						 " RETURNING c.link_id",
+						 3, argtypes),
+				values, NULL, false, SPI_OK_INSERT_RETURNING);
+		(void) mark_applied();
 	}
 	pfree(ids);
 	pfree(deltas);

@@ -39,6 +39,7 @@
 #include <xxhash.h>
 
 #include "base62.h"
+#include "bench_timing.h"
 #include "routing.h"
 
 /* 300,000 keys, as the issue asks: enough that a share is known to ~0.05 pp */
@@ -125,32 +126,6 @@ weight_of(weight_pattern p, int i, int n)
 			return 1.0 + (double) i / n;
 	}
 	return 1.0;
-}
-
-static double
-now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e9 + ts.tv_nsec;
-}
-
-static int
-cmp_double(const void *a, const void *b)
-{
-	double		x = *(const double *) a;
-	double		y = *(const double *) b;
-
-	return (x > y) - (x < y);
-}
-
-/* median_of sorts v[0..n) and returns its median */
-static double
-median_of(double *v, int n)
-{
-	qsort(v, (size_t) n, sizeof(double), cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 /*
