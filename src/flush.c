@@ -257,7 +257,7 @@ apply_batch(int from, int to)
 	values[1] = int8_array(deltas, n);
 	values[2] = ts_array(visited, n);
 
-	spi_run(spi_plan(&plan_update,
+	spi_run(spi_plan_generic(&plan_update,
 					 "UPDATE shorturl.visit_counts AS c"
 					 "   SET visits = c.visits + d.delta,"
 					 "       last_visit_at = GREATEST(c.last_visit_at, d.visited)"
@@ -288,7 +288,7 @@ apply_batch(int from, int to)
 		values[0] = int8_array(ids, k);
 		values[1] = int8_array(deltas, k);
 		values[2] = ts_array(visited, k);
-		spi_run(spi_plan(&plan_insert,
+		spi_run(spi_plan_generic(&plan_insert,
 						 "INSERT INTO shorturl.visit_counts AS c (link_id, visits, last_visit_at)"
 						 " SELECT d.link_id, d.delta, d.visited"
 						 "   FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
@@ -329,7 +329,7 @@ mark_exhausted(void)
 	{
 		values[0] = int8_array(ids, n);
 		values[1] = ts_array(at, n);
-		spi_run(spi_plan(&plan_exhausted,
+		spi_run(spi_plan_generic(&plan_exhausted,
 						 "UPDATE shorturl.links l SET exhausted_at = d.at"
 						 "  FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS d(link_id, at)"
 						 " WHERE l.id = d.link_id AND l.exhausted_at IS NULL",

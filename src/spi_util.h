@@ -12,6 +12,8 @@
 
 extern SPIPlanPtr spi_plan(SPIPlanPtr *plan, const char *sql, int nargs,
 						   Oid *argtypes);
+extern SPIPlanPtr spi_plan_generic(SPIPlanPtr *plan, const char *sql, int nargs,
+								   Oid *argtypes);
 extern void spi_run(SPIPlanPtr plan, Datum *values, const char *nulls,
 					bool read_only, int expected);
 extern void spi_begin(void);
