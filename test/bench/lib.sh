@@ -33,3 +33,20 @@ bench_machine() {
 # bench_load prints the load averages over 1, 5 and 15 minutes (call it
 # before the server starts, to record the load a run began under).
 bench_load() { cut -d' ' -f1-3 /proc/loadavg; }
+
+# bench_make_links N FIRST_CODE stores N links as aliases with the decimal
+# codes FIRST_CODE + 1 .. FIRST_CODE + N (so a pgbench script can make a
+# code) and URLs of a realistic length (61 bytes), and bench.plain
+# (code text PRIMARY KEY, url text), the same codes and URLs in a plain table.
+bench_make_links() {
+	bench_psql -q >/dev/null <<SQL
+INSERT INTO shorturl.links (id, code, url, is_alias)
+SELECT nextval('shorturl.link_id_seq'), ($2 + i)::text,
+       'https://example.com/articles/' || md5(i::text), true
+FROM generate_series(1, $1) i;
+CREATE TABLE bench.plain (code text PRIMARY KEY, url text);
+INSERT INTO bench.plain SELECT code, url FROM shorturl.links;
+VACUUM ANALYZE shorturl.links;
+VACUUM ANALYZE bench.plain;
+SQL
+}
