@@ -43,17 +43,18 @@ OBJS = \
 	src/shorten.o \
 	src/resolve.o \
 	src/manage.o \
+	src/qr.o \
 	src/legacy.o \
 	src/pg_shorturl.o
 
 DATA = $(wildcard sql/pg_shorturl--*.sql)
 
 # One pg_regress file per feature: sql/<name>.sql against expected/<name>.out.
-REGRESS = base62 routing store counters upgrade
+REGRESS = base62 routing store counters manage upgrade
 REGRESS_OPTS = --temp-instance=tmp_check_regress --temp-config=test/pg_shorturl.conf
 
 # Isolation specs live in test/isolation/specs, expected output beside them.
-ISOLATION = routing_cache routing_cache_rr max_visits resolve_flush resolve_purge \
+ISOLATION = routing_cache routing_cache_rr max_visits resolve_flush resolve_purge manage \
 	link_in_transaction
 ISOLATION_OPTS = --inputdir=test/isolation --temp-instance=tmp_check_iso \
 	--temp-config=test/pg_shorturl.conf
@@ -68,8 +69,9 @@ PROVE_TESTS = test/t/*.pl
 PG_CFLAGS = -Wall -Wextra $(if $(WERROR),-Werror)
 PG_CPPFLAGS = -isystem $(shell $(PG_CONFIG) --includedir-server)
 # libsodium: SipHash of the code permutation; ICU: internationalised host
-# names and confusable detection in URL validation
-SHLIB_LINK = -lm -lsodium -licui18n -licuuc
+# names and confusable detection in URL validation; libqrencode and libpng:
+# the QR codes of qr_svg() and qr_png()
+SHLIB_LINK = -lm -lsodium -licui18n -licuuc -lqrencode -lpng
 
 EXTRA_CLEAN = test/fuzz/build test/unit/build tmp_check_regress tmp_check_iso
 

@@ -80,6 +80,24 @@ SELECT mode, pending_links, pending_visits, flushes, flushed_visits, worker_pid 
 FROM shorturl.stats;
 
 \echo
+\echo '--- managing links: an owner, an edit with PATCH semantics, a takedown, a QR code ---'
+SELECT shorturl.shorten('https://example.com/team', owner => 'acme', title => 'Team page',
+                        tags => ARRAY['about']) AS team \gset
+SELECT code, url, status, title, tags
+FROM shorturl.update_link(:'team', '{"url": "https://example.com/team-2026", "tags": ["about", "2026"]}',
+                          owner => 'acme');
+SELECT shorturl.resolve(:'team') AS resolves_to;
+\echo 'another tenant cannot see it, change it or learn that it exists:'
+SELECT count(*) AS globex_sees, shorturl.disable_link(:'team', owner => 'globex') AS globex_disables
+FROM shorturl.get_link(:'team', owner => 'globex');
+SELECT shorturl.disable_link(:'team', 'legal takedown', owner => 'acme') AS acme_disables;
+SELECT shorturl.resolve(:'team') AS resolves_to, shorturl.link_status(:'team') AS status;
+SELECT shorturl.enable_link(:'team', owner => 'acme') AS enabled;
+SELECT code, status, visits, title, tags FROM shorturl.get_link(:'team', owner => 'acme');
+SELECT length(shorturl.qr_png('https://sho.rt/' || :'team')) AS qr_png_bytes,
+       substr(shorturl.qr_svg('https://sho.rt/' || :'team'), 40, 60) AS qr_svg_starts;
+
+\echo
 \echo '--- capacity estimate: 10M daily users, 0.1 links each a day, 100 reads per write, 500 B, 5 years ---'
 SELECT round(write_qps::numeric, 2) AS write_qps, round(read_qps::numeric, 2) AS read_qps,
        round(peak_read_qps::numeric, 2) AS peak_read_qps, total_urls,

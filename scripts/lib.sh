@@ -11,9 +11,10 @@ RUN_USER=postgres
 
 # What building needs, and what the test suite needs on top of it.
 BUILD_PACKAGES=(make gcc "postgresql-$PG_MAJOR" "postgresql-server-dev-$PG_MAJOR"
-	libxxhash-dev libsodium-dev libicu-dev libpq-dev "postgresql-$PG_MAJOR-plproxy")
+	libxxhash-dev libsodium-dev libicu-dev libpq-dev "postgresql-$PG_MAJOR-plproxy"
+	libqrencode-dev libpng-dev)
 TEST_PACKAGES=(clang libclang-rt-14-dev libipc-run-perl python3 python3-xxhash
-	bison flex libperl-dev locales)
+	bison flex libperl-dev locales zbar-tools librsvg2-bin)
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 

@@ -154,3 +154,42 @@ DROP EXTENSION pg_shorturl CASCADE;
 DROP EXTENSION dblink;
 DROP EXTENSION postgres_fdw;
 DROP SCHEMA shorturl_remote;
+
+-- 0.6, the last version that landed, reaches 0.7 with ALTER EXTENSION
+-- UPDATE: every link resolves with its count, shared-memory clicks not yet
+-- flushed included, and the EXECUTE grants the application role had on
+-- shorten() and reset_visits(), whose signatures grew, carry over.
+CREATE ROLE regress_upgrade_app;
+CREATE EXTENSION pg_shorturl VERSION '0.6';
+SELECT shorturl.shorten('https://example.com/six', alias => 'six') AS code;
+SELECT shorturl.shorten('https://example.com/limited', alias => 'limited', max_visits => 3) AS code;
+SELECT shorturl.shorten('https://example.com/generated') AS generated \gset
+SELECT shorturl.resolve('six') IS NOT NULL AS c1, shorturl.resolve('six') IS NOT NULL AS c2,
+       shorturl.resolve('limited') IS NOT NULL AS c3, shorturl.resolve(:'generated') IS NOT NULL AS c4;
+SELECT shorturl.flush() AS flushed;
+-- clicks the update finds in shared memory
+SELECT shorturl.resolve('six') IS NOT NULL AS c5, shorturl.resolve('limited') IS NOT NULL AS c6;
+GRANT EXECUTE ON FUNCTION shorturl.shorten(text, timestamptz, bigint, text, boolean),
+                          shorturl.reset_visits(text), shorturl.resolve(text)
+      TO regress_upgrade_app;
+-- the new library still runs on the 0.6 tables until the update
+SELECT shorturl.shorten('https://example.com/before-update', alias => 'before-update') AS code;
+ALTER EXTENSION pg_shorturl UPDATE;
+SELECT extversion FROM pg_extension WHERE extname = 'pg_shorturl';
+SELECT CASE WHEN i.is_alias THEN i.code WHEN i.code = :'generated' THEN '(the generated one)' END AS code, i.status, i.visits, i.max_visits, i.owner, i.title, i.tags
+FROM shorturl.links l, LATERAL shorturl.get_link(l.code) i ORDER BY l.id;
+SELECT shorturl.resolve('limited') IS NOT NULL AS third, shorturl.resolve('limited') AS fourth;
+SELECT has_function_privilege('regress_upgrade_app',
+           'shorturl.shorten(text, timestamptz, bigint, text, boolean, text, text, text[])', 'EXECUTE') AS shorten,
+       has_function_privilege('regress_upgrade_app', 'shorturl.reset_visits(text, text)', 'EXECUTE') AS reset_visits,
+       has_function_privilege('public',
+           'shorturl.shorten(text, timestamptz, bigint, text, boolean, text, text, text[])', 'EXECUTE') AS public_shorten;
+SET ROLE regress_upgrade_app;
+SELECT shorturl.shorten('https://example.com/after', alias => 'after', owner => 'app') AS code;
+SELECT shorturl.reset_visits('six') AS had;
+RESET ROLE;
+-- the helpers the update used are gone
+SELECT count(*) AS helpers FROM pg_proc
+WHERE pronamespace = 'shorturl'::regnamespace AND proname IN ('_grantees_of', '_grant_execute');
+DROP EXTENSION pg_shorturl;
+DROP ROLE regress_upgrade_app;

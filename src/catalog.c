@@ -38,11 +38,17 @@
 #include "compat.h"
 #include "pg_shorturl.h"
 
-/* A column the C code reads: its name and type */
+/*
+ * A column the C code reads: its name and type.  An optional column came
+ * with a later version of the extension script; the library reads tables
+ * that lack it (InvalidAttrNumber), so it runs on the previous version's
+ * tables between a package upgrade and ALTER EXTENSION UPDATE.
+ */
 typedef struct column_spec
 {
 	const char *name;
 	Oid			type;
+	bool		optional;
 } column_spec;
 
 static const column_spec links_columns[LINKS_NCOLUMNS] = {
@@ -56,6 +62,7 @@ static const column_spec links_columns[LINKS_NCOLUMNS] = {
 	[LINKS_EXHAUSTED_AT] = {"exhausted_at", TIMESTAMPTZOID},
 	[LINKS_IS_ALIAS] = {"is_alias", BOOLOID},
 	[LINKS_URL_HASH] = {"url_hash", INT8OID},
+	[LINKS_OWNER] = {"owner", TEXTOID, true},
 };
 
 static const column_spec counts_columns[COUNTS_NCOLUMNS] = {
@@ -111,6 +118,11 @@ find_columns(Oid relid, const char *relname, const column_spec *cols, int n,
 		HeapTuple	tup = SearchSysCacheAttName(relid, cols[i].name);
 		Form_pg_attribute att;
 
+		if (!HeapTupleIsValid(tup) && cols[i].optional)
+		{
+			atts[i] = InvalidAttrNumber;
+			continue;
+		}
 		if (!HeapTupleIsValid(tup))
 			catalog_not_ours(relname, psprintf("it has no column \"%s\"", cols[i].name));
 		att = (Form_pg_attribute) GETSTRUCT(tup);

@@ -26,6 +26,7 @@ typedef enum links_column
 	LINKS_EXHAUSTED_AT,
 	LINKS_IS_ALIAS,
 	LINKS_URL_HASH,
+	LINKS_OWNER,				/* since 0.7: InvalidAttrNumber before */
 	LINKS_NCOLUMNS
 } links_column;
 

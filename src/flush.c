@@ -307,7 +307,13 @@ apply_batch(int from, int to)
 	pfree(visited);
 }
 
-/* mark_exhausted sets exhausted_at on the links that reached max_visits */
+/*
+ * mark_exhausted sets exhausted_at on the links that reached max_visits.
+ * It checks the limit again against the count just written: update_link()
+ * may have raised it since the click that reached the old one (the
+ * UPDATE rereads a row changed meanwhile), and an exhausted_at set wrongly
+ * would have the purge delete a link with visits left.
+ */
 static void
 mark_exhausted(void)
 {
@@ -332,7 +338,9 @@ mark_exhausted(void)
 		spi_run(spi_plan_generic(&plan_exhausted,
 						 "UPDATE shorturl.links l SET exhausted_at = d.at"
 						 "  FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS d(link_id, at)"
-						 " WHERE l.id = d.link_id AND l.exhausted_at IS NULL",
+						 " WHERE l.id = d.link_id AND l.exhausted_at IS NULL"
+						 "   AND l.max_visits <= (SELECT c.visits FROM shorturl.visit_counts c"
+						 "                         WHERE c.link_id = l.id)",
 						 2, argtypes),
 				values, NULL, false, SPI_OK_UPDATE);
 	}

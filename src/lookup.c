@@ -136,6 +136,12 @@ lookup_newest_by_url_hash(int64 url_hash, Snapshot snapshot, int limit,
 		c->code = DatumGetTextPCopy(slot_getattr(slot, t->links_att[LINKS_CODE], &isnull));
 		c->domain = DatumGetTextPCopy(slot_getattr(slot, t->links_att[LINKS_DOMAIN], &isnull));
 		c->is_alias = DatumGetBool(slot_getattr(slot, t->links_att[LINKS_IS_ALIAS], &isnull));
+		if (t->links_att[LINKS_OWNER] != InvalidAttrNumber)
+		{
+			Datum		d = slot_getattr(slot, t->links_att[LINKS_OWNER], &isnull);
+
+			c->owner = isnull ? NULL : DatumGetTextPCopy(d);
+		}
 		(void) slot_getattr(slot, t->links_att[LINKS_EXHAUSTED_AT], &isnull);
 		c->exhausted = !isnull;
 	}

@@ -37,6 +37,7 @@ typedef struct link_candidate
 	link_row	row;			/* url always filled */
 	text	   *code;
 	text	   *domain;
+	text	   *owner;			/* NULL for none */
 	bool		is_alias;
 	bool		exhausted;
 } link_candidate;

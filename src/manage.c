@@ -1,15 +1,15 @@
 /*-------------------------------------------------------------------------
  *
  * manage.c
- *	  Managing links through the SQL API: resetting a link's count, and
- *	  the shard side of moving links between shards.
+ *	  What the management functions need of C: a link's live count and
+ *	  resetting it, and the shard side of moving links between shards.
  *
- * The management functions run as SECURITY DEFINER with a pinned
- * search_path (see the extension script): an application role needs no
- * table privileges to manage its links.  They find a link as resolve()
- * does, through its index on (code, domain), and change it within the
- * caller's transaction, exactly with respect to the clicks shared memory
- * holds for it.
+ * The management functions (get_link, list_links, update_link,
+ * disable_link, enable_link, delete_link, reset_visits) are PL/pgSQL and SQL in
+ * the extension script, SECURITY DEFINER with a pinned search_path: an
+ * application role needs no table privileges to manage its links.  What
+ * they cannot do in SQL is here: reading and resetting the clicks shared
+ * memory holds for a link, exactly, within the caller's transaction.
  *
  *-------------------------------------------------------------------------
  */
@@ -27,10 +27,37 @@
 #include "lookup.h"
 #include "spi_util.h"
 
+PG_FUNCTION_INFO_V1(shorturl_live_visits);
+
+/*
+ * shorturl_live_visits implements _live_visits(link_id bigint) RETURNS
+ * bigint: the count visits() gives, for a link the caller found
+ */
+Datum
+shorturl_live_visits(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT64(clicks_live_visits(PG_GETARG_INT64(0)));
+}
+
+PG_FUNCTION_INFO_V1(shorturl_reset_link);
+
+/*
+ * shorturl_reset_link implements _reset_link(link_id bigint) RETURNS
+ * bigint, reset_visits() for a link the caller found and locked: the count
+ * goes back to zero when the transaction commits, clicks not yet flushed
+ * included, and the function returns the count it had.
+ */
+Datum
+shorturl_reset_link(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT64(flush_reset_link(PG_GETARG_INT64(0)));
+}
+
 PG_FUNCTION_INFO_V1(shorturl_reset_visits);
 
 /*
- * shorturl_reset_visits implements reset_visits(code text) RETURNS bigint:
+ * shorturl_reset_visits implements 0.6's reset_visits(code text) RETURNS
+ * bigint (0.7 has it in PL/pgSQL, with an owner, over _reset_link):
  * the link's count goes back to zero when the transaction commits, clicks
  * not yet flushed included, and the function returns the count it had.
  * NULL for an unknown code.  This, not an UPDATE of the tables, is how an

@@ -34,6 +34,7 @@
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "storage/lock.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -65,6 +66,8 @@
 
 static SPIPlanPtr plan_insert_alias;
 static SPIPlanPtr plan_insert_generated;
+static SPIPlanPtr plan_insert_alias_meta;
+static SPIPlanPtr plan_insert_generated_meta;
 static SPIPlanPtr plan_retired;
 static SPIPlanPtr plan_reserved;
 
@@ -76,6 +79,16 @@ typedef struct link_limits
 	char		expires_null;	/* 'n' or ' ' */
 	char		max_null;
 } link_limits;
+
+/* Who a new link belongs to, and how it is listed (NULL for none) */
+typedef struct link_meta
+{
+	text	   *owner;
+	text	   *title;
+	ArrayType  *tags;
+} link_meta;
+
+static const link_meta no_meta = {NULL, NULL, NULL};
 
 /* check_alias reports a malformed, reserved or retired alias (inside SPI) */
 static void
@@ -170,8 +183,8 @@ same_text(text *a, text *b)
 }
 
 /*
- * find_reusable returns the code of an active link with this URL, domain
- * and limits among the newest REUSE_CANDIDATES links with the URL's hash,
+ * find_reusable returns the code of an active link with this URL, domain,
+ * limits and owner among the newest REUSE_CANDIDATES links with the URL's hash,
  * or NULL.  With an alias, only that alias can be reused.  The lookup takes
  * a new snapshot, so it sees links made earlier in this statement and,
  * under READ COMMITTED, those a concurrent shorten() committed while we
@@ -181,7 +194,7 @@ same_text(text *a, text *b)
  */
 static text *
 find_reusable(text *url, uint64 url_hash, text *domain, const link_limits *limits,
-			  text *alias)
+			  text *alias, text *owner)
 {
 	link_candidate cand[REUSE_CANDIDATES];
 	Snapshot	snapshot;
@@ -201,6 +214,9 @@ find_reusable(text *url, uint64 url_hash, text *domain, const link_limits *limit
 		link_row   *r = &c->row;
 
 		if (!same_text(r->url, url) || !same_text(c->domain, domain))
+			continue;
+		if ((c->owner == NULL) != (owner == NULL) ||
+			(owner != NULL && !same_text(c->owner, owner)))
 			continue;
 		if (r->has_expiry != (limits->expires_null == ' ') ||
 			(r->has_expiry && r->expires_at != DatumGetTimestampTz(limits->expires_at)) ||
@@ -234,15 +250,20 @@ next_id(void)
 /*
  * insert_link inserts one link; false if its code is taken (for a
  * generated code: on any domain, or retired: an alias that equalled a
- * future code and was deleted).
+ * future code and was deleted).  The owner, title and tags go in where
+ * the table has them (0.7 on; the library also runs on 0.6 tables until
+ * ALTER EXTENSION UPDATE, and 0.6's shorten() passes none).
  */
 static bool
 insert_link(int64 id, text *code, text *domain, text *url,
-			const link_limits *limits, bool is_alias)
+			const link_limits *limits, bool is_alias, const link_meta *meta)
 {
-	Oid			argtypes[6] = {INT8OID, TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID, INT8OID};
-	Datum		values[6];
-	char		nulls[6] = {' ', ' ', ' ', ' ', limits->expires_null, limits->max_null};
+	Oid			argtypes[9] = {INT8OID, TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID, INT8OID,
+	TEXTOID, TEXTOID, TEXTARRAYOID};
+	Datum		values[9];
+	char		nulls[9] = {' ', ' ', ' ', ' ', limits->expires_null, limits->max_null,
+	meta->owner ? ' ' : 'n', meta->title ? ' ' : 'n', meta->tags ? ' ' : 'n'};
+	bool		with_meta = catalog_tables()->links_att[LINKS_OWNER] != InvalidAttrNumber;
 
 	values[0] = Int64GetDatum(id);
 	values[1] = PointerGetDatum(code);
@@ -250,13 +271,34 @@ insert_link(int64 id, text *code, text *domain, text *url,
 	values[3] = PointerGetDatum(url);
 	values[4] = limits->expires_at;
 	values[5] = limits->max_visits;
+	values[6] = PointerGetDatum(meta->owner);
+	values[7] = PointerGetDatum(meta->title);
+	values[8] = PointerGetDatum(meta->tags);
 
-	if (is_alias)
+	if (is_alias && with_meta)
+		spi_run(spi_plan(&plan_insert_alias_meta,
+						 "INSERT INTO shorturl.links (id, code, domain, url, expires_at, max_visits, is_alias,"
+						 "                            owner, title, tags)"
+						 " VALUES ($1, $2, $3, $4, $5, $6, true, $7, $8, $9)"
+						 " ON CONFLICT (code, domain) DO NOTHING",
+						 9, argtypes),
+				values, nulls, false, SPI_OK_INSERT);
+	else if (is_alias)
 		spi_run(spi_plan(&plan_insert_alias,
 						 "INSERT INTO shorturl.links (id, code, domain, url, expires_at, max_visits, is_alias)"
 						 " VALUES ($1, $2, $3, $4, $5, $6, true)"
 						 " ON CONFLICT (code, domain) DO NOTHING",
 						 6, argtypes),
+				values, nulls, false, SPI_OK_INSERT);
+	else if (with_meta)
+		spi_run(spi_plan(&plan_insert_generated_meta,
+						 "INSERT INTO shorturl.links (id, code, domain, url, expires_at, max_visits, is_alias,"
+						 "                            owner, title, tags)"
+						 " SELECT $1, $2, $3, $4, $5, $6, false, $7, $8, $9"
+						 "  WHERE NOT EXISTS (SELECT FROM shorturl.links WHERE code = $2)"
+						 "    AND NOT EXISTS (SELECT FROM shorturl.retired_codes WHERE code = $2)"
+						 " ON CONFLICT (code, domain) DO NOTHING",
+						 9, argtypes),
 				values, nulls, false, SPI_OK_INSERT);
 	else
 		spi_run(spi_plan(&plan_insert_generated,
@@ -314,7 +356,8 @@ PG_FUNCTION_INFO_V1(shorturl_shorten);
 
 /*
  * shorturl_shorten implements shorten(url, expires_at, max_visits, alias,
- * reuse) RETURNS text.  Not STRICT: every argument but url may be NULL.
+ * reuse, owner, title, tags) RETURNS text.  Not STRICT: every argument but
+ * url may be NULL.  (0.6 declared it with the first five only.)
  */
 Datum
 shorturl_shorten(PG_FUNCTION_ARGS)
@@ -324,6 +367,7 @@ shorturl_shorten(PG_FUNCTION_ARGS)
 	bool		reuse = PG_ARGISNULL(4) ? false : PG_GETARG_BOOL(4);
 	text	   *domain = cstring_to_text("");
 	link_limits limits;
+	link_meta	meta = no_meta;
 	uint64		url_hash;
 	text	   *code = NULL;
 	text	   *result;
@@ -337,6 +381,13 @@ shorturl_shorten(PG_FUNCTION_ARGS)
 	(void) catalog_tables();
 	url = url_check(PG_GETARG_TEXT_PP(0), shorturl_max_url_length, shorturl_allow_userinfo);
 	limits = check_limits(fcinfo, 1);
+	if (PG_NARGS() >= 8)
+	{
+		meta.owner = PG_ARGISNULL(5) ? NULL : PG_GETARG_TEXT_PP(5);
+		meta.title = PG_ARGISNULL(6) ? NULL : PG_GETARG_TEXT_PP(6);
+		meta.tags = meta_check(meta.owner, meta.title,
+							   PG_ARGISNULL(7) ? NULL : PG_GETARG_ARRAYTYPE_P(7));
+	}
 	url_hash = route_hash64(VARDATA_ANY(url), VARSIZE_ANY_EXHDR(url));
 
 	/* no width change while this transaction hands out ids */
@@ -348,12 +399,12 @@ shorturl_shorten(PG_FUNCTION_ARGS)
 	if (reuse)
 	{
 		lock_url(url_hash);
-		code = find_reusable(url, url_hash, domain, &limits, alias);
+		code = find_reusable(url, url_hash, domain, &limits, alias, meta.owner);
 	}
 
 	if (code == NULL && alias)
 	{
-		if (!insert_link(next_id(), alias, domain, url, &limits, true))
+		if (!insert_link(next_id(), alias, domain, url, &limits, true, &meta))
 			ereport(ERROR,
 					(errcode(ERRCODE_UNIQUE_VIOLATION),
 					 errmsg("alias \"%s\" is already taken", text_to_cstring(alias)),
@@ -370,7 +421,7 @@ shorturl_shorten(PG_FUNCTION_ARGS)
 
 			id = next_id();
 			candidate = codes_encode(cs, id);
-			if (insert_link(id, candidate, domain, url, &limits, false))
+			if (insert_link(id, candidate, domain, url, &limits, false, &meta))
 				code = candidate;
 		}
 		if (code == NULL)
@@ -436,7 +487,7 @@ shorturl_store_link(PG_FUNCTION_ARGS)
 	spi_begin();
 	if (is_alias)
 		check_alias(code, domain, false);
-	stored = insert_link(id, code, domain, url, &limits, is_alias);
+	stored = insert_link(id, code, domain, url, &limits, is_alias, &no_meta);
 	SPI_finish();
 	PG_RETURN_BOOL(stored);
 }
@@ -471,7 +522,7 @@ shorturl_reusable_code(PG_FUNCTION_ARGS)
 		limits.max_null = ' ';
 	}
 	url_hash = route_hash64(VARDATA_ANY(url), VARSIZE_ANY_EXHDR(url));
-	code = find_reusable(url, url_hash, domain, &limits, alias);
+	code = find_reusable(url, url_hash, domain, &limits, alias, NULL);
 	if (code == NULL)
 		PG_RETURN_NULL();
 	PG_RETURN_TEXT_P(code);

@@ -1,9 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * url_check.c
- *	  The PostgreSQL side of target URL validation: the rules live in the
- *	  pure core (validate.c); this file reports a broken one and builds the
- *	  URL to store.
+ *	  The PostgreSQL side of validating what a link holds: its target URL,
+ *	  owner, title and tags.  The rules live in the pure core (validate.c);
+ *	  this file reports a broken one and builds what to store.
  *
  * Every refusal is SQLSTATE 22023 with a message that names the rule and
  * points at the character (positions count characters from 1).  Characters
@@ -22,10 +22,15 @@
  */
 #include "postgres.h"
 
+#include "catalog/pg_collation.h"
+#include "catalog/pg_type.h"
+#include "fmgr.h"
 #include "mb/pg_wchar.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 
 #include "compat.h"
+#include "pg_shorturl.h"
 #include "url_check.h"
 #include "validate.h"
 
@@ -292,4 +297,129 @@ url_check(text *url, int max_len, bool allow_userinfo)
 		return url;
 	}
 	return url_with_ascii_host(s, len, &parts);
+}
+
+/* ---------------------------------------------------------------------
+ * Labels: a link's owner, title and tags
+ * ---------------------------------------------------------------------
+ */
+
+/*
+ * label_check reports a label that validate_label refuses; what names it in
+ * the message ("owner", "title", "tag 3").
+ */
+static void
+label_check(text *label, size_t max_chars, const char *what)
+{
+	const char *s = VARDATA_ANY(label);
+	int			len = VARSIZE_ANY_EXHDR(label);
+	size_t		bad = 0;
+
+	switch (validate_label(s, (size_t) len, max_chars, &bad))
+	{
+		case LABEL_OK:
+			break;
+		case LABEL_EMPTY:
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("%s must not be empty", what),
+					 errhint("Pass NULL for none.")));
+			break;
+		case LABEL_TOO_LONG:
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("%s is too long: %d characters, the maximum is %zu",
+							what, pg_mbstrlen_with_len(s, len), max_chars)));
+			break;
+		case LABEL_CONTROL_CHAR:
+			/* a C1 control (two bytes, 0xC2 0x80..0x9F) shows as U+0080..U+009F */
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid character \"%s\" at position %d of %s",
+							(unsigned char) s[bad] == 0xC2 ?
+							psprintf("U+%04X", (unsigned char) s[bad + 1]) :
+							shorturl_describe_char(s + bad, len - (int) bad),
+							url_position(s, bad), what),
+					 errdetail("Control characters are not allowed.")));
+			break;
+	}
+}
+
+/*
+ * meta_check checks a link's owner, title and tags (each may be NULL) and
+ * returns the tags to store: each once, in the order first given, or NULL.
+ */
+ArrayType *
+meta_check(text *owner, text *title, ArrayType *tags)
+{
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+	int			kept = 0;
+
+	if (owner)
+		label_check(owner, OWNER_MAX_LENGTH, "owner");
+	if (title)
+		label_check(title, TITLE_MAX_LENGTH, "title");
+	if (tags == NULL)
+		return NULL;
+	if (ARR_NDIM(tags) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("tags must be a one-dimensional array")));
+	deconstruct_array(tags, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+	for (int i = 0; i < n; i++)
+	{
+		text	   *tag;
+		bool		seen = false;
+
+		if (nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("tags must not contain nulls")));
+		tag = DatumGetTextPP(elems[i]);
+		label_check(tag, TAG_MAX_LENGTH, psprintf("tag %d", i + 1));
+		for (int j = 0; j < kept && !seen; j++)
+			seen = DatumGetBool(DirectFunctionCall2Coll(texteq, C_COLLATION_OID,
+														elems[j], PointerGetDatum(tag)));
+		if (!seen)
+			elems[kept++] = PointerGetDatum(tag);
+	}
+	if (kept > MAX_TAGS)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a link has at most %d tags, not %d", MAX_TAGS, kept)));
+	return construct_array(elems, kept, TEXTOID, -1, false, TYPALIGN_INT);
+}
+
+PG_FUNCTION_INFO_V1(shorturl_check_url);
+
+/*
+ * shorturl_check_url implements _check_url(url text) RETURNS text: the URL
+ * as shorten() stores it, for update_link()
+ */
+Datum
+shorturl_check_url(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_TEXT_P(url_check(PG_GETARG_TEXT_PP(0), shorturl_max_url_length,
+							   shorturl_allow_userinfo));
+}
+
+PG_FUNCTION_INFO_V1(shorturl_check_meta);
+
+/*
+ * shorturl_check_meta implements _check_meta(owner, title, tags) RETURNS
+ * text[]: the tags to store, for update_link() and import_links()
+ */
+Datum
+shorturl_check_meta(PG_FUNCTION_ARGS)
+{
+	ArrayType  *tags;
+
+	tags = meta_check(PG_ARGISNULL(0) ? NULL : PG_GETARG_TEXT_PP(0),
+					  PG_ARGISNULL(1) ? NULL : PG_GETARG_TEXT_PP(1),
+					  PG_ARGISNULL(2) ? NULL : PG_GETARG_ARRAYTYPE_P(2));
+	if (tags == NULL)
+		PG_RETURN_NULL();
+	PG_RETURN_ARRAYTYPE_P(tags);
 }

@@ -265,3 +265,30 @@ validate_alias(const char *alias, size_t len, size_t *bad_offset)
 		return ALIAS_TOO_LONG;
 	return ALIAS_OK;
 }
+
+/* validate_label: see validate.h */
+label_status
+validate_label(const char *label, size_t len, size_t max_chars, size_t *bad_offset)
+{
+	const unsigned char *u = (const unsigned char *) label;
+	size_t		chars = 0;
+
+	*bad_offset = 0;
+	if (len == 0)
+		return LABEL_EMPTY;
+	for (size_t i = 0; i < len; i++)
+	{
+		/* C0 and DEL; C1 is 0xC2 followed by 0x80..0x9F */
+		if (u[i] < 0x20 || u[i] == 0x7F ||
+			(u[i] == 0xC2 && i + 1 < len && u[i + 1] >= 0x80 && u[i + 1] <= 0x9F))
+		{
+			*bad_offset = i;
+			return LABEL_CONTROL_CHAR;
+		}
+		if ((u[i] & 0xC0) != 0x80)
+			chars++;
+	}
+	if (chars > max_chars)
+		return LABEL_TOO_LONG;
+	return LABEL_OK;
+}

@@ -107,6 +107,31 @@ typedef enum alias_status
 extern alias_status validate_alias(const char *alias, size_t len,
 								   size_t *bad_offset);
 
+/*
+ * Labels: a link's owner, title and tags.  Free text, but shown in lists
+ * and dashboards, so without control characters, and bounded.  Lengths are
+ * in characters of UTF-8 text.
+ */
+#define OWNER_MAX_LENGTH	200
+#define TITLE_MAX_LENGTH	500
+#define TAG_MAX_LENGTH		64
+#define MAX_TAGS			32
+
+typedef enum label_status
+{
+	LABEL_OK = 0,
+	LABEL_EMPTY,
+	LABEL_TOO_LONG,
+	LABEL_CONTROL_CHAR			/* U+0000-U+001F, U+007F or U+0080-U+009F */
+} label_status;
+
+/*
+ * validate_label checks a label of len bytes of well-formed UTF-8 against
+ * max_chars; *bad_offset is the byte offset of a control character
+ */
+extern label_status validate_label(const char *label, size_t len, size_t max_chars,
+								   size_t *bad_offset);
+
 /* code_chars_ok tells whether every byte is one a code or alias may hold */
 extern int	code_chars_ok(const char *s, size_t len);
 

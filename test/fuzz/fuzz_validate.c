@@ -333,6 +333,37 @@ check_alias(const uint8_t *data, size_t size)
 		CHECK(size == 0);
 }
 
+/*
+ * check_label checks the label validator against a plain reading of its
+ * rules: a control character is reported at its first byte, the length in
+ * characters counts the bytes that start one
+ */
+static void
+check_label(const uint8_t *data, size_t size)
+{
+	size_t		bad = (size_t) -1;
+	label_status st = validate_label((const char *) data, size, TAG_MAX_LENGTH, &bad);
+	size_t		chars = 0;
+	size_t		first_control = size;
+
+	for (size_t i = 0; i < size; i++)
+	{
+		if (first_control == size &&
+			(data[i] < 0x20 || data[i] == 0x7F ||
+			 (data[i] == 0xC2 && i + 1 < size && data[i + 1] >= 0x80 && data[i + 1] <= 0x9F)))
+			first_control = i;
+		chars += (data[i] & 0xC0) != 0x80;
+	}
+	if (size == 0)
+		CHECK(st == LABEL_EMPTY);
+	else if (first_control < size)
+		CHECK(st == LABEL_CONTROL_CHAR && bad == first_control);
+	else if (chars > TAG_MAX_LENGTH)
+		CHECK(st == LABEL_TOO_LONG);
+	else
+		CHECK(st == LABEL_OK);
+}
+
 int			LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* LLVMFuzzerTestOneInput: the first byte picks the rules, the rest is input */
@@ -344,6 +375,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size == 0)
 	{
 		check_alias(data, 0);
+		check_label(data, 0);
 		return 0;
 	}
 	rules.max_len = (data[0] & RULES_MAX_LEN_MASK) == 0 ? DEFAULT_MAX_LEN :
@@ -351,5 +383,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	rules.allow_userinfo = (data[0] & RULES_USERINFO_BIT) != 0;
 	check_url(data + 1, size - 1, &rules);
 	check_alias(data + 1, size - 1);
+	check_label(data + 1, size - 1);
 	return 0;
 }

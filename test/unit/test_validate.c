@@ -561,5 +561,25 @@ main(void)
 		}
 	}
 
+	/* labels: owner, title, tag */
+	EXPECT(validate_label("team-7", 6, TAG_MAX_LENGTH, &bad) == LABEL_OK);
+	EXPECT(validate_label("", 0, TAG_MAX_LENGTH, &bad) == LABEL_EMPTY && bad == 0);
+	EXPECT(validate_label("a\tb", 3, TAG_MAX_LENGTH, &bad) == LABEL_CONTROL_CHAR && bad == 1);
+	EXPECT(validate_label("ab\x7f", 3, TAG_MAX_LENGTH, &bad) == LABEL_CONTROL_CHAR && bad == 2);
+	EXPECT(validate_label("a\0", 2, TAG_MAX_LENGTH, &bad) == LABEL_CONTROL_CHAR && bad == 1);
+	/* U+0085 (NEL), a C1 control; U+00A0 is no control */
+	EXPECT(validate_label("x\xc2\x85", 3, TAG_MAX_LENGTH, &bad) == LABEL_CONTROL_CHAR && bad == 1);
+	EXPECT(validate_label("x\xc2\xa0", 3, TAG_MAX_LENGTH, &bad) == LABEL_OK);
+	/* the length counts characters: 3 x U+00E9 is 6 bytes, 3 characters */
+	EXPECT(validate_label("\xc3\xa9\xc3\xa9\xc3\xa9", 6, 3, &bad) == LABEL_OK);
+	EXPECT(validate_label("\xc3\xa9\xc3\xa9\xc3\xa9", 6, 2, &bad) == LABEL_TOO_LONG);
+	{
+		char		tag[TAG_MAX_LENGTH + 1];
+
+		memset(tag, 'x', sizeof(tag));
+		EXPECT(validate_label(tag, TAG_MAX_LENGTH, TAG_MAX_LENGTH, &bad) == LABEL_OK);
+		EXPECT(validate_label(tag, TAG_MAX_LENGTH + 1, TAG_MAX_LENGTH, &bad) == LABEL_TOO_LONG);
+	}
+
 	return unit_done("test_validate");
 }
