@@ -2,7 +2,9 @@
 # test/bench/huge_pages.sh: resolve() on a long tail with the server's shared
 # memory in 4 kB pages and in 2 MB huge pages (huge_pages = on), with the
 # default counter table (shorturl.max_pending_links 100,000) and with one
-# larger than the links (1,100,000).
+# larger than the links (1,100,000).  A last case keeps the worker from
+# flushing during the runs (shorturl.flush_interval 1 h, 1,100,000 slots):
+# what resolve() costs by itself, without writing the clicks back.
 #
 # BENCH_LINKS links (1,000,000) as in longtail.sh, clicked uniformly
 # (random rank through pgbench's permute()); a plain table of the same codes
@@ -73,10 +75,11 @@ run() {
 median() { sort -n | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
 
 load_before=$(bench_load)
-table=$(printf '%-10s %-17s %10s %11s %8s %20s\n' huge_pages max_pending_links 'SELECT TPS' 'resolve TPS' 'x plain' 'page faults/s, resolve'
-for cfg in off:100000 off:1100000 on:100000 on:1100000; do
-	hp=${cfg%%:*} slots=${cfg#*:}
-	printf 'huge_pages = %s\nshorturl.max_pending_links = %s\n' "$hp" "$slots" >"$work/case.conf"
+table=$(printf '%-10s %-17s %-14s %10s %11s %8s %20s\n' huge_pages max_pending_links flush_interval 'SELECT TPS' 'resolve TPS' 'x plain' 'page faults/s, resolve'
+for cfg in off:100000:1s off:1100000:1s on:100000:1s on:1100000:1s on:1100000:1h; do
+	IFS=: read -r hp slots interval <<<"$cfg"
+	printf 'huge_pages = %s\nshorturl.max_pending_links = %s\nshorturl.flush_interval = %s\n' \
+		"$hp" "$slots" "$interval" >"$work/case.conf"
 	scratch_server_stop "$work"
 	as_user "$PG_BIN/pg_ctl" -D "$work/server" -l "$work/server.log" -w start >/dev/null
 	bench_psql -Atq -c "SELECT pg_prewarm(c.oid) FROM pg_class c
@@ -93,7 +96,7 @@ for cfg in off:100000 off:1100000 on:100000 on:1100000; do
 	s=$(printf '%s\n' "${sel[@]}" | median)
 	v=$(printf '%s\n' "${res[@]}" | median)
 	f=$(printf '%s\n' "${flt[@]}" | median)
-	printf '%-10s %-17s %10s %11s %8.2f %20s\n' "$hp" "$slots" "$s" "$v" "$(echo "$v / $s" | bc -l)" "$f"
+	printf '%-10s %-17s %-14s %10s %11s %8.2f %20s\n' "$hp" "$slots" "$interval" "$s" "$v" "$(echo "$v / $s" | bc -l)" "$f"
 done)
 
 mkdir -p "$(dirname "$out")"

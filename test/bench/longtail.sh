@@ -57,6 +57,8 @@
 #   BENCH_CLIENTS      pgbench clients (default 8)
 #   BENCH_THREADS      pgbench threads (default 2)
 #   BENCH_LINKS        links (default 1000000)
+#   BENCH_HUGE_PAGES   set: the server runs with huge_pages = on (the script
+#                      reserves vm.nr_hugepages for the run, and gives them back)
 #   BENCH_MAX_PENDING  shorturl.max_pending_links of the second variant
 #                      (default links + 10%; 0: no second variant)
 #   BENCH_PLOT         bar chart of the ratios, PNG (default
@@ -85,8 +87,19 @@ WORKLOADS=(uniform zipf1.001 zipf1.2 hot)
 
 conf=$(mktemp /tmp/pg_shorturl-longtail.XXXXXX.conf)
 echo "shorturl.database = 'postgres'" >"$conf"
+huge=${BENCH_HUGE_PAGES:+on}
+if [ "$huge" ]; then
+	# 2 MB pages for shared_buffers (2 GB), the larger counter table and the rest
+	hugepages_before=$(cat /proc/sys/vm/nr_hugepages)
+	echo 1400 >/proc/sys/vm/nr_hugepages
+	[ "$(cat /proc/sys/vm/nr_hugepages)" -ge 1400 ] || die "could not reserve 1400 huge pages"
+	echo "huge_pages = on" >>"$conf"
+fi
 bench_start "$conf"
 rm -f "$conf"
+if [ "$huge" ]; then
+	trap 'scratch_server_stop "$BENCH_WORK"; rm -rf "$BENCH_WORK"; echo "$hugepages_before" >/proc/sys/vm/nr_hugepages' EXIT
+fi
 
 # wait_worker waits for the worker to serve the database and checks that
 # clicks are counted in shared memory.
@@ -308,6 +321,7 @@ report() {
 	echo "WAL B/click: all WAL from the run's start to after a flush() of its last clicks; worker CPU %: the worker's share of all server"
 	echo "processes' CPU time during the run; sync fallbacks, room waits, refused clicks and flushes: summed over the rounds"
 	echo
+	echo "huge_pages: ${huge:-off}"
 	echo "default settings: $settings"
 	bench_psql -c "SELECT $cols FROM bench.pgb_report WHERE phase = 1 ORDER BY id"
 	if [ "$big_pending" -gt 0 ]; then

@@ -28,6 +28,7 @@
 # that second on this machine) are left out of the latency figures; the
 # achieved rate is pgbench's, over the whole run.
 #
+#   0. A warm-up, not recorded: each mix at 3472/s for WARMUP_RUN seconds.
 #   1. Each mix at --rate 3472 for BENCH_PEAK_SECONDS: p50, p99, p99.9 and
 #      max latency, late transactions, the writes' own p99.  For mix A, the
 #      worker's flushes are recorded (shorturl.stats polled every 0.2 s) to
@@ -83,6 +84,7 @@ HEADROOM_GOAL=0.9
 P99_GOAL=1.5
 FIRST_CODE=1000000
 SEED=12
+WARMUP_RUN=20
 
 conf=$(mktemp /tmp/pg_shorturl-peak.XXXXXX.conf)
 echo "shorturl.database = 'postgres'" >"$conf"
@@ -124,7 +126,7 @@ echo "SELECT extract(epoch FROM last_flush_at), last_flush_ms FROM shorturl.stat
 
 bench_psql -q -c 'CREATE TABLE bench.runs (id serial, mix text, stage text, rate int, seconds int, tx bigint,
                   achieved float8, mean_ms float8, p50_ms float8, p99_ms float8, p999_ms float8, max_ms float8,
-                  late bigint, measured bigint, lag_avg_ms float8, lag_max_ms float8, write_p99_ms float8, fallbacks bigint, checkpoints bigint,
+                  late bigint, measured bigint, lag_avg_ms float8, lag_max_ms float8, write_p99_ms float8, read_p99_ms float8, exec_p99_ms float8, fallbacks bigint, checkpoints bigint,
                   pass boolean)'
 
 # counters prints the sync fallbacks and the checkpoints so far
@@ -133,12 +135,20 @@ counters() {
 	                          FROM pg_stat_bgwriter'
 }
 
+# p99_of LOG WHAT prints the p99 (ms) of a log's reads' (script 0) or
+# writes' (script 1) latencies, or of all latencies minus schedule lag (exec)
+p99_of() {
+	awk -v what="$2" 'what == "exec" {print $3 - $7; next}
+	                  (what == "reads" && $4 == 0) || (what == "writes" && $4 == 1) {print $3}' "$1" | sort -n |
+		awk '{v[NR] = $1} END {i = int(NR * 0.99 + 0.999); if (i < 1) i = 1; printf "%.3f", NR ? v[i] / 1000 : 0}'
+}
+
 # rate_run MIX RATE SECONDS STAGE runs mix MIX at RATE/s for SECONDS and
 # records its figures; prints "t" when the rate was sustained.  The log is
 # kept as $BENCH_WORK/MIX.STAGE.log (columns: client, transaction, latency
 # in µs, script, completion time in s and µs, schedule lag in µs).
 rate_run() {
-	local mix=$1 rate=$2 secs=$3 stage=$4 dir=$BENCH_WORK/run fb0 fb1 ck0 ck1 tx tps lag_avg lag_max stats wp99
+	local mix=$1 rate=$2 secs=$3 stage=$4 dir=$BENCH_WORK/run fb0 fb1 ck0 ck1 tx tps lag_avg lag_max stats wp99 rp99 xp99
 	rm -rf "$dir"
 	mkdir -p "$dir"
 	read -r fb0 ck0 < <(counters)
@@ -161,17 +171,26 @@ rate_run() {
 		    function q(p,  i) { i = int(NR * p + 0.999); if (i < 1) i = 1; return v[i] / 1000 }
 		    {v[NR] = $1; s += $1; if ($1 > limit) late++}
 		    END {printf "%.3f, %.3f, %.3f, %.3f, %.3f, %d, %d", s / NR / 1000, q(0.5), q(0.99), q(0.999), v[NR] / 1000, late, NR}')
-	wp99=$(awk '$4 == 1 {print $3}' "$BENCH_WORK/$mix.$stage.log" | sort -n |
-		awk '{v[NR] = $1} END {i = int(NR * 0.99 + 0.999); if (i < 1) i = 1; printf "%.3f", NR ? v[i] / 1000 : 0}')
+	wp99=$(p99_of "$BENCH_WORK/$mix.$stage.log" writes)
+	rp99=$(p99_of "$BENCH_WORK/$mix.$stage.log" reads)
+	xp99=$(p99_of "$BENCH_WORK/$mix.$stage.log" exec)
 	bench_psql -qAt -c "INSERT INTO bench.runs (mix, stage, rate, seconds, tx, achieved, mean_ms, p50_ms, p99_ms,
-	                       p999_ms, max_ms, late, measured, lag_avg_ms, lag_max_ms, write_p99_ms, fallbacks, checkpoints, pass)
+	                       p999_ms, max_ms, late, measured, lag_avg_ms, lag_max_ms, write_p99_ms, read_p99_ms, exec_p99_ms, fallbacks, checkpoints, pass)
 	                   SELECT *, p99 < $P99_LIMIT_MS AND achieved >= $ACHIEVED_MIN * $rate
 	                   FROM (VALUES ('$mix', '$stage', $rate, $secs, $tx, $tps::float8, $stats,
-	                                 ${lag_avg:-0}, ${lag_max:-0}, $wp99, $fb1 - $fb0, $ck1 - $ck0))
-	                        v(m, s, r, secs, tx, achieved, mean, p50, p99, p999, mx, late, measured, la, lm, w, f, ck)
+	                                 ${lag_avg:-0}, ${lag_max:-0}, $wp99, $rp99, $xp99, $fb1 - $fb0, $ck1 - $ck0))
+	                        v(m, s, r, secs, tx, achieved, mean, p50, p99, p999, mx, late, measured, la, lm, w, rd, x, f, ck)
 	                   RETURNING pass"
 	rm -rf "$dir"
 }
+
+# A warm-up, not recorded: each mix at the peak for WARMUP_RUN seconds, so
+# that both are measured in the same state (the hot links' counters and
+# count rows made, the pages they write logged once since the CHECKPOINT)
+say "warm-up: mix A, then mix B, at $PEAK/s for ${WARMUP_RUN}s"
+rate_run A "$PEAK" "$WARMUP_RUN" warmup >/dev/null
+rate_run B "$PEAK" "$WARMUP_RUN" warmup >/dev/null
+bench_psql -q -c "DELETE FROM bench.runs WHERE stage = 'warmup'"
 
 # 1. The design guide's peak, 3472/s, mix A with the worker's flushes recorded
 say "mix A, then mix B, at $PEAK/s for ${peak_seconds}s"
@@ -261,14 +280,16 @@ report() {
 	echo "  B: 99% SELECT url FROM bench.plain WHERE code = \$1, 1% INSERT INTO bench.plain_ins (bigserial id, unique random text code)"
 	echo "latency: pgbench's per-transaction total time, from the scheduled start (schedule lag included); no --latency-limit, so"
 	echo "no transaction is skipped; transactions scheduled in a run's first ${warmup}s (new connections) are left out of the
-latency figures; late: latency > $P99_LIMIT_MS ms; lag: pgbench's schedule lag (avg, max); checkpoints: begun during"
-	echo "the run (pg_stat_bgwriter; a CHECKPOINT followed the load)"
+latency figures; late: latency > $P99_LIMIT_MS ms; lag: pgbench's schedule lag (avg, max); p99 - lag: p99 of the latency"
+	echo "minus the schedule lag (from the transaction's actual start); checkpoints: begun during"
+	echo "the run (pg_stat_bgwriter; a CHECKPOINT followed the load, then a ${WARMUP_RUN}s warm-up of each mix at $PEAK/s, not recorded)"
 	echo
 	echo "at $PEAK/s for ${peak_seconds}s:"
-	bench_psql -c "SELECT $cols, round(write_p99_ms::numeric, 3) AS \"writes' p99 ms\", fallbacks AS \"sync fallbacks\",
+	bench_psql -c "SELECT $cols, round(read_p99_ms::numeric, 3) AS \"reads' p99 ms\",
+	                      round(write_p99_ms::numeric, 3) AS \"writes' p99 ms\", round(exec_p99_ms::numeric, 3) AS \"p99 - lag ms\", fallbacks AS \"sync fallbacks\",
 	                      checkpoints FROM bench.runs WHERE stage = 'peak' ORDER BY id"
 	echo "steps of ${step_seconds}s (sustained: p99 < $P99_LIMIT_MS ms and achieved >= $ACHIEVED_MIN x target; each mix stops at its first miss, then bisects):"
-	bench_psql -c "SELECT $cols, checkpoints, CASE WHEN pass THEN 'yes' ELSE 'no' END AS sustained
+	bench_psql -c "SELECT $cols, round(exec_p99_ms::numeric, 3) AS \"p99 - lag ms\", checkpoints, CASE WHEN pass THEN 'yes' ELSE 'no' END AS sustained
 	               FROM bench.runs WHERE stage = 'step' ORDER BY mix, rate"
 	hA=${last_pass[A]:-0} hB=${last_pass[B]:-0}
 	awk -v a="$hA" -v b="$hB" -v p="$PEAK" 'BEGIN {
