@@ -26,43 +26,193 @@ COMMENT ON INDEX shorturl.links_owner_idx IS 'lists an owner''s links in code or
 COMMENT ON INDEX shorturl.links_tags_idx IS 'finds the links with a tag (list_links(tag => ...))';
 
 -------------------------------------------------------------------------
+-- Short domains
+-------------------------------------------------------------------------
+
+-- The domains links may go on besides the default one (domain ''): a
+-- host name in lower-case ASCII (an internationalised one in its xn--
+-- form).  The owner adds and removes rows; a domain with links cannot be
+-- removed or renamed, so a link's domain is always known.
+CREATE TABLE shorturl.domains (
+    domain text COLLATE "C" PRIMARY KEY
+        CONSTRAINT domains_host_name CHECK (
+            pg_catalog.length(domain) <= 253
+            AND domain ~ '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$'),
+    added_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+
+COMMENT ON TABLE shorturl.domains IS
+'short domains links may go on besides the default one; the owner adds and removes rows (a domain with links cannot go)';
+COMMENT ON COLUMN shorturl.domains.domain IS 'the host name, in lower-case ASCII (an internationalised one in its xn-- form)';
+COMMENT ON COLUMN shorturl.domains.added_at IS 'when the row was added';
+
+CREATE FUNCTION shorturl.domains_removed()
+RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    orphan text;
+BEGIN
+    IF TG_OP = 'TRUNCATE' THEN
+        SELECT l.domain INTO orphan FROM shorturl.links l WHERE l.domain <> '' LIMIT 1;
+    ELSE
+        SELECT l.domain INTO orphan FROM shorturl.links l
+        WHERE l.domain IN (SELECT g.domain FROM gone g)
+          AND NOT EXISTS (SELECT FROM shorturl.domains d WHERE d.domain = l.domain)
+        LIMIT 1;
+    END IF;
+    IF orphan IS NOT NULL THEN
+        RAISE EXCEPTION 'domain "%" still has links', orphan
+            USING ERRCODE = 'foreign_key_violation',
+                  HINT = 'Delete its links first (delete_link(), or DELETE FROM shorturl.links WHERE domain = ...).';
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+COMMENT ON FUNCTION shorturl.domains_removed() IS
+'trigger on shorturl.domains: refuses to remove or rename a domain that still has links';
+
+REVOKE ALL ON FUNCTION shorturl.domains_removed() FROM PUBLIC;
+
+CREATE TRIGGER domains_deleted
+AFTER DELETE ON shorturl.domains
+REFERENCING OLD TABLE AS gone
+FOR EACH STATEMENT EXECUTE FUNCTION shorturl.domains_removed();
+
+CREATE TRIGGER domains_updated
+AFTER UPDATE ON shorturl.domains
+REFERENCING OLD TABLE AS gone
+FOR EACH STATEMENT EXECUTE FUNCTION shorturl.domains_removed();
+
+CREATE TRIGGER domains_truncated
+BEFORE TRUNCATE ON shorturl.domains
+FOR EACH STATEMENT EXECUTE FUNCTION shorturl.domains_removed();
+
+COMMENT ON TRIGGER domains_deleted ON shorturl.domains IS 'refuses to delete a domain that still has links';
+COMMENT ON TRIGGER domains_updated ON shorturl.domains IS 'refuses to rename a domain that still has links';
+COMMENT ON TRIGGER domains_truncated ON shorturl.domains IS 'refuses to empty the table while links are on a domain of it';
+
+-- Listing a domain's links in code order (the default domain's walk
+-- links_code_key); only links on other domains pay for this index.
+CREATE INDEX links_domain_idx ON shorturl.links (domain, code) WHERE domain <> '';
+
+COMMENT ON INDEX shorturl.links_domain_idx IS 'lists the links of a domain other than the default one in code order (list_links(domain => ...))';
+
+SELECT pg_catalog.pg_extension_config_dump('shorturl.domains', '');
+REVOKE ALL ON shorturl.domains FROM PUBLIC;
+GRANT SELECT ON shorturl.domains TO PUBLIC;
+
+-- resolve(), link_status() and visits() on a domain; the one-argument
+-- forms are the default domain's.  Not STRICT: a NULL domain is the
+-- default one.
+CREATE FUNCTION shorturl.resolve(code text, domain text)
+RETURNS text
+AS 'MODULE_PATHNAME', 'shorturl_resolve'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION shorturl.resolve(text, text) IS
+'URL of an active link on a short domain (NULL or '''': the default one), counting one visit; NULL for an unknown, expired, exhausted or disabled code or domain';
+
+CREATE FUNCTION shorturl.link_status(code text, domain text)
+RETURNS text
+AS 'MODULE_PATHNAME', 'shorturl_link_status'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION shorturl.link_status(text, text) IS
+'active, expired, exhausted, disabled or unknown, for a code on a short domain (NULL or '''': the default one), without counting a visit';
+
+CREATE FUNCTION shorturl.visits(code text, domain text)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'shorturl_visits'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION shorturl.visits(text, text) IS
+'visits of a link on a short domain (NULL or '''': the default one) so far, counting those not yet flushed, or NULL for an unknown code';
+
+REVOKE ALL ON FUNCTION shorturl.resolve(text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION shorturl.link_status(text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION shorturl.visits(text, text) FROM PUBLIC;
+
+-------------------------------------------------------------------------
 -- Carrying grants over a changed signature
 --
 -- shorten() and reset_visits() gain arguments, so they are dropped and
 -- made again; the EXECUTE privileges granted on them (to the application
--- role) must survive ALTER EXTENSION UPDATE.  _grantees_of() lists them
--- before the DROP, _grant_execute() gives them back after the CREATE;
--- both are dropped at the end of this script.
+-- role, maybe with grant option, maybe by a role that had one) must
+-- survive ALTER EXTENSION UPDATE, and stay the DBA's: pg_dump dumps the
+-- privileges that differ from an extension object's initial ones
+-- (pg_init_privs), and a GRANT run by this script would count as initial.
+-- _acl_of() keeps the old ACL before the DROP; _carry_grants() grants the
+-- same again after the CREATE, each as its grantor, and sets the initial
+-- privileges back to those of a fresh install.  Both are dropped at the
+-- end of this script.
 -------------------------------------------------------------------------
 
-CREATE FUNCTION shorturl._grantees_of(f regprocedure)
+CREATE FUNCTION shorturl._acl_of(f regprocedure)
 RETURNS text
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT coalesce(string_agg(DISTINCT CASE WHEN a.grantee = 0 THEN 'PUBLIC'
-                                             ELSE quote_ident(r.rolname) END, ', '), '')
-    FROM pg_proc p CROSS JOIN LATERAL aclexplode(p.proacl) a
-         LEFT JOIN pg_roles r ON r.oid = a.grantee
-    WHERE p.oid = f AND a.privilege_type = 'EXECUTE' AND a.grantee <> p.proowner
+    SELECT coalesce(p.proacl::text, '') FROM pg_proc p WHERE p.oid = f
 $$;
 
-CREATE FUNCTION shorturl._grant_execute(f regprocedure, grantees text)
+CREATE FUNCTION shorturl._carry_grants(f regprocedure, old_acl text)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    fresh aclitem[] := (SELECT p.proacl FROM pg_proc p WHERE p.oid = f);
+    fn_owner oid := (SELECT p.proowner FROM pg_proc p WHERE p.oid = f);
+    grantors oid[];
+    grantees oid[];
+    grantable boolean[];
+    done boolean[];
+    progress boolean := true;
 BEGIN
-    IF grantees <> '' THEN
-        EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %s', f, grantees);
+    IF old_acl = '' THEN
+        RETURN;
+    END IF;
+    SELECT coalesce(array_agg(a.grantor), '{}'), coalesce(array_agg(a.grantee), '{}'),
+           coalesce(array_agg(a.is_grantable), '{}'), coalesce(array_agg(false), '{}')
+    INTO grantors, grantees, grantable, done
+    FROM aclexplode(old_acl::aclitem[]) a
+    WHERE a.privilege_type = 'EXECUTE' AND a.grantee <> fn_owner;
+    -- a grant by a role other than the owner needs that role's grant
+    -- option first: grant in passes until nothing more can be
+    WHILE progress LOOP
+        progress := false;
+        FOR i IN 1 .. cardinality(grantors) LOOP
+            CONTINUE WHEN done[i];
+            CONTINUE WHEN grantors[i] <> fn_owner
+                AND NOT has_function_privilege(grantors[i], f, 'EXECUTE WITH GRANT OPTION');
+            IF grantors[i] <> fn_owner THEN
+                EXECUTE format('SET LOCAL ROLE %I', pg_get_userbyid(grantors[i]));
+            END IF;
+            EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %s%s', f,
+                           CASE WHEN grantees[i] = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(grantees[i])) END,
+                           CASE WHEN grantable[i] THEN ' WITH GRANT OPTION' ELSE '' END);
+            IF grantors[i] <> fn_owner THEN
+                RESET ROLE;
+            END IF;
+            done[i] := true;
+            progress := true;
+        END LOOP;
+    END LOOP;
+    -- the grants were the DBA's, not the extension's
+    IF (SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = current_user) THEN
+        UPDATE pg_catalog.pg_init_privs i SET initprivs = fresh
+        WHERE i.objoid = f AND i.classoid = 'pg_catalog.pg_proc'::regclass AND i.objsubid = 0;
     END IF;
 END
 $$;
 
-SELECT pg_catalog.set_config('pg_shorturl.grantees_shorten',
-    shorturl._grantees_of('shorturl.shorten(text, timestamptz, bigint, text, boolean)'), true);
-SELECT pg_catalog.set_config('pg_shorturl.grantees_reset_visits',
-    shorturl._grantees_of('shorturl.reset_visits(text)'), true);
+SELECT pg_catalog.set_config('pg_shorturl.acl_shorten',
+    shorturl._acl_of('shorturl.shorten(text, timestamptz, bigint, text, boolean)'), true);
+SELECT pg_catalog.set_config('pg_shorturl.acl_reset_visits',
+    shorturl._acl_of('shorturl.reset_visits(text)'), true);
 
 DROP FUNCTION shorturl.shorten(text, timestamptz, bigint, text, boolean);
 DROP FUNCTION shorturl.reset_visits(text);
@@ -74,16 +224,17 @@ CREATE FUNCTION shorturl.shorten(url text,
                                  reuse boolean DEFAULT false,
                                  owner text DEFAULT NULL,
                                  title text DEFAULT NULL,
-                                 tags text[] DEFAULT NULL)
+                                 tags text[] DEFAULT NULL,
+                                 domain text DEFAULT NULL)
 RETURNS text
 AS 'MODULE_PATHNAME', 'shorturl_shorten'
 LANGUAGE C VOLATILE PARALLEL UNSAFE
 SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 
-COMMENT ON FUNCTION shorturl.shorten(text, timestamptz, bigint, text, boolean, text, text, text[]) IS
-'stores a link to an http(s) URL, with an owner, a title and tags, and returns its code: a generated unguessable code, or the alias given; reuse => true returns an existing active link of the same owner with the same URL and limits instead';
+COMMENT ON FUNCTION shorturl.shorten(text, timestamptz, bigint, text, boolean, text, text, text[], text) IS
+'stores a link to an http(s) URL, with an owner, a title and tags, on a short domain (NULL: the default one), and returns its code: a generated unguessable code, or the alias given; reuse => true returns an existing active link of the same owner with the same URL and limits instead';
 
-REVOKE ALL ON FUNCTION shorturl.shorten(text, timestamptz, bigint, text, boolean, text, text, text[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION shorturl.shorten(text, timestamptz, bigint, text, boolean, text, text, text[], text) FROM PUBLIC;
 
 -------------------------------------------------------------------------
 -- Managing links
@@ -92,7 +243,8 @@ REVOKE ALL ON FUNCTION shorturl.shorten(text, timestamptz, bigint, text, boolean
 -- needs no table privilege.  Each takes an optional owner: given, it acts
 -- only on that owner's links, and another owner's link reads as unknown
 -- (the answer for a code that does not exist), so no tenant can probe
--- another's codes.  They find a link by (code, domain) through
+-- another's codes.  Each also takes an optional domain (NULL: the
+-- default one).  They find a link by (code, domain) through
 -- links_code_key, as resolve() does.
 -------------------------------------------------------------------------
 
@@ -185,8 +337,8 @@ REVOKE ALL ON FUNCTION shorturl._info(shorturl.links) FROM PUBLIC;
 
 -- _find returns the link a management call names, locked FOR UPDATE when
 -- asked (so that changes of one link are serialised), or NULL: no such
--- code on the default domain, or another owner's link.
-CREATE FUNCTION shorturl._find(code text, owner text, for_update boolean)
+-- code on the domain (NULL: the default one), or another owner's link.
+CREATE FUNCTION shorturl._find(code text, owner text, domain text, for_update boolean)
 RETURNS shorturl.links
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
@@ -196,12 +348,12 @@ DECLARE
 BEGIN
     IF for_update THEN
         SELECT * INTO l FROM shorturl.links k
-        WHERE k.code = _find.code AND k.domain = ''
+        WHERE k.code = _find.code AND k.domain = lower(coalesce(_find.domain, ''))
           AND (_find.owner IS NULL OR k.owner = _find.owner)
         FOR UPDATE;
     ELSE
         SELECT * INTO l FROM shorturl.links k
-        WHERE k.code = _find.code AND k.domain = ''
+        WHERE k.code = _find.code AND k.domain = lower(coalesce(_find.domain, ''))
           AND (_find.owner IS NULL OR k.owner = _find.owner);
     END IF;
     IF NOT FOUND THEN
@@ -211,18 +363,18 @@ BEGIN
 END
 $$;
 
-COMMENT ON FUNCTION shorturl._find(text, text, boolean) IS
-'the link a management call names (on the default domain, of the owner if one is given), locked if asked; NULL when there is none';
+COMMENT ON FUNCTION shorturl._find(text, text, text, boolean) IS
+'the link a management call names (on the domain, of the owner if one is given), locked if asked; NULL when there is none';
 
-REVOKE ALL ON FUNCTION shorturl._find(text, text, boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION shorturl._find(text, text, text, boolean) FROM PUBLIC;
 
-CREATE FUNCTION shorturl.get_link(code text, owner text DEFAULT NULL)
+CREATE FUNCTION shorturl.get_link(code text, owner text DEFAULT NULL, domain text DEFAULT NULL)
 RETURNS SETOF shorturl.link_info
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE ROWS 1
 SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    l shorturl.links := shorturl._find(code, owner, false);
+    l shorturl.links := shorturl._find(code, owner, domain, false);
 BEGIN
     IF l.id IS NOT NULL THEN
         RETURN NEXT shorturl._info(l);
@@ -230,14 +382,14 @@ BEGIN
 END
 $$;
 
-COMMENT ON FUNCTION shorturl.get_link(text, text) IS
+COMMENT ON FUNCTION shorturl.get_link(text, text, text) IS
 'one link with every field, its live visits and its status; no row for an unknown code or another owner''s link';
 
 -- _list_sql is the query list_links() runs for the conditions it was
 -- given: only those go in, so each kind of call gets a plan of its own
 -- (the keyset order through links_owner_idx or links_code_key, a tag
--- through links_tags_idx).  Its parameters are owner, tag, search, after
--- and lim, in that order.  A function of its own so that tests can
+-- through links_tags_idx).  Its parameters are owner, tag, search, after,
+-- lim and the domain ('' for the default one), in that order.  A function of its own so that tests can
 -- EXPLAIN exactly what runs.
 CREATE FUNCTION shorturl._list_sql(by_owner boolean, by_tag boolean, by_search boolean,
                                    after_code boolean)
@@ -245,7 +397,7 @@ RETURNS text
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT 'SELECT i.* FROM (SELECT k AS l FROM shorturl.links k WHERE k.domain = '''''
+    SELECT 'SELECT i.* FROM (SELECT k AS l FROM shorturl.links k WHERE k.domain = $6'
         || CASE WHEN by_owner THEN ' AND k.owner = $1' ELSE '' END
         || CASE WHEN by_tag THEN ' AND k.tags @> ARRAY[$2] AND k.tags IS NOT NULL' ELSE '' END
         || CASE WHEN by_search
@@ -253,7 +405,7 @@ AS $$
                      ' OR strpos(lower(k.code), lower($3)) > 0)'
                 ELSE '' END
         || CASE WHEN after_code THEN ' AND k.code > $4' ELSE '' END
-        || ' ORDER BY k.code LIMIT $5) s CROSS JOIN LATERAL shorturl._info(s.l) i ORDER BY i.code'
+        || ' ORDER BY k.code LIMIT $5) s CROSS JOIN LATERAL shorturl._info(s.l) i ORDER BY i.code COLLATE "C"'
 $$;
 
 COMMENT ON FUNCTION shorturl._list_sql(boolean, boolean, boolean, boolean) IS
@@ -265,7 +417,8 @@ CREATE FUNCTION shorturl.list_links(owner text DEFAULT NULL,
                                     tag text DEFAULT NULL,
                                     search text DEFAULT NULL,
                                     after text DEFAULT NULL,
-                                    lim integer DEFAULT 100)
+                                    lim integer DEFAULT 100,
+                                    domain text DEFAULT NULL)
 RETURNS SETOF shorturl.link_info
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 SECURITY DEFINER SET search_path = pg_catalog, pg_temp
@@ -277,14 +430,15 @@ BEGIN
     END IF;
     RETURN QUERY EXECUTE shorturl._list_sql(owner IS NOT NULL, tag IS NOT NULL, search IS NOT NULL,
                                             after IS NOT NULL)
-        USING owner, tag, search, after, lim;
+        USING owner, tag, search, after, lim, lower(coalesce(domain, ''));
 END
 $$;
 
-COMMENT ON FUNCTION shorturl.list_links(text, text, text, text, integer) IS
-'links of the default domain in code order, lim (1..1000) at a time after the code given (keyset pagination): all, one owner''s, those with a tag, or those whose URL, title or code contains a text (without regard to case)';
+COMMENT ON FUNCTION shorturl.list_links(text, text, text, text, integer, text) IS
+'links of a domain (NULL: the default one) in code order, lim (1..1000) at a time after the code given (keyset pagination): all, one owner''s, those with a tag, or those whose URL, title or code contains a text (without regard to case)';
 
-CREATE FUNCTION shorturl.update_link(code text, patch jsonb, owner text DEFAULT NULL)
+CREATE FUNCTION shorturl.update_link(code text, patch jsonb, owner text DEFAULT NULL,
+                                     domain text DEFAULT NULL)
 RETURNS SETOF shorturl.link_info
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE ROWS 1
 SECURITY DEFINER SET search_path = pg_catalog, pg_temp
@@ -310,7 +464,7 @@ BEGIN
         END IF;
     END LOOP;
 
-    l := shorturl._find(code, owner, true);
+    l := shorturl._find(code, owner, domain, true);
     IF l.id IS NULL THEN
         RETURN;
     END IF;
@@ -343,8 +497,9 @@ BEGIN
         v := patch -> 'max_visits';
         IF jsonb_typeof(v) = 'null' THEN
             l.max_visits := NULL;
-        ELSIF jsonb_typeof(v) = 'number' AND (v #>> '{}') ~ '^[0-9]{1,18}$' AND (v #>> '{}')::bigint >= 1 THEN
-            l.max_visits := (v #>> '{}')::bigint;
+        ELSIF jsonb_typeof(v) = 'number' AND (v #>> '{}')::numeric BETWEEN 1 AND 999999999999999999
+              AND (v #>> '{}')::numeric = trunc((v #>> '{}')::numeric) THEN
+            l.max_visits := (v #>> '{}')::numeric;
         ELSE
             RAISE EXCEPTION 'max_visits must be a whole number from 1 to 999999999999999999, or null, not %', v
                 USING ERRCODE = 'invalid_parameter_value';
@@ -391,12 +546,13 @@ BEGIN
 END
 $$;
 
-COMMENT ON FUNCTION shorturl.update_link(text, jsonb, text) IS
+COMMENT ON FUNCTION shorturl.update_link(text, jsonb, text, text) IS
 'changes a link with PATCH semantics (keys url, expires_at, max_visits, title, tags; JSON null clears a field) and returns it; no row for an unknown code or another owner''s link';
 
 -- The changes below are one statement each: an UPDATE or DELETE finds the
 -- link as _find() does and locks its row itself.
-CREATE FUNCTION shorturl.disable_link(code text, reason text DEFAULT NULL, owner text DEFAULT NULL)
+CREATE FUNCTION shorturl.disable_link(code text, reason text DEFAULT NULL, owner text DEFAULT NULL,
+                                      domain text DEFAULT NULL)
 RETURNS boolean
 LANGUAGE sql VOLATILE PARALLEL UNSAFE
 SECURITY DEFINER SET search_path = pg_catalog, pg_temp
@@ -404,74 +560,201 @@ AS $$
     WITH changed AS (
         UPDATE shorturl.links k
         SET disabled_at = coalesce(k.disabled_at, now()), disabled_reason = disable_link.reason
-        WHERE k.code = disable_link.code AND k.domain = ''
+        WHERE k.code = disable_link.code AND k.domain = lower(coalesce(disable_link.domain, ''))
           AND (disable_link.owner IS NULL OR k.owner = disable_link.owner)
         RETURNING 1)
     SELECT EXISTS (SELECT FROM changed)
 $$;
 
-COMMENT ON FUNCTION shorturl.disable_link(text, text, text) IS
+COMMENT ON FUNCTION shorturl.disable_link(text, text, text, text) IS
 'takes a link down: it resolves to NULL and link_status() says disabled until enable_link(); false for an unknown code or another owner''s link';
 
-CREATE FUNCTION shorturl.enable_link(code text, owner text DEFAULT NULL)
+CREATE FUNCTION shorturl.enable_link(code text, owner text DEFAULT NULL, domain text DEFAULT NULL)
 RETURNS boolean
 LANGUAGE sql VOLATILE PARALLEL UNSAFE
 SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
     WITH changed AS (
         UPDATE shorturl.links k SET disabled_at = NULL, disabled_reason = NULL
-        WHERE k.code = enable_link.code AND k.domain = ''
+        WHERE k.code = enable_link.code AND k.domain = lower(coalesce(enable_link.domain, ''))
           AND (enable_link.owner IS NULL OR k.owner = enable_link.owner)
         RETURNING 1)
     SELECT EXISTS (SELECT FROM changed)
 $$;
 
-COMMENT ON FUNCTION shorturl.enable_link(text, text) IS
+COMMENT ON FUNCTION shorturl.enable_link(text, text, text) IS
 'puts a disabled link back; false for an unknown code or another owner''s link';
 
 -- The links_deleted trigger retires an alias and deletes the counts.
-CREATE FUNCTION shorturl.delete_link(code text, owner text DEFAULT NULL)
+CREATE FUNCTION shorturl.delete_link(code text, owner text DEFAULT NULL, domain text DEFAULT NULL)
 RETURNS boolean
 LANGUAGE sql VOLATILE PARALLEL UNSAFE
 SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
     WITH gone AS (
         DELETE FROM shorturl.links k
-        WHERE k.code = delete_link.code AND k.domain = ''
+        WHERE k.code = delete_link.code AND k.domain = lower(coalesce(delete_link.domain, ''))
           AND (delete_link.owner IS NULL OR k.owner = delete_link.owner)
         RETURNING 1)
     SELECT EXISTS (SELECT FROM gone)
 $$;
 
-COMMENT ON FUNCTION shorturl.delete_link(text, text) IS
+COMMENT ON FUNCTION shorturl.delete_link(text, text, text) IS
 'deletes a link and its counts; its code is never issued again; false for an unknown code or another owner''s link';
 
-CREATE FUNCTION shorturl.reset_visits(code text, owner text DEFAULT NULL)
+CREATE FUNCTION shorturl.reset_visits(code text, owner text DEFAULT NULL, domain text DEFAULT NULL)
 RETURNS bigint
 LANGUAGE sql VOLATILE PARALLEL UNSAFE
 SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT shorturl._reset_link(l.id) FROM shorturl._find(code, owner, true) l WHERE l.id IS NOT NULL
+    SELECT shorturl._reset_link(l.id) FROM shorturl._find(code, owner, domain, true) l WHERE l.id IS NOT NULL
 $$;
 
-COMMENT ON FUNCTION shorturl.reset_visits(text, text) IS
+COMMENT ON FUNCTION shorturl.reset_visits(text, text, text) IS
 'sets a link''s visit count back to zero, unflushed clicks included, when the transaction commits; returns the count it had, or NULL for an unknown code or another owner''s link';
 
-REVOKE ALL ON FUNCTION shorturl.get_link(text, text) FROM PUBLIC;
-REVOKE ALL ON FUNCTION shorturl.list_links(text, text, text, text, integer) FROM PUBLIC;
-REVOKE ALL ON FUNCTION shorturl.update_link(text, jsonb, text) FROM PUBLIC;
-REVOKE ALL ON FUNCTION shorturl.disable_link(text, text, text) FROM PUBLIC;
-REVOKE ALL ON FUNCTION shorturl.enable_link(text, text) FROM PUBLIC;
-REVOKE ALL ON FUNCTION shorturl.delete_link(text, text) FROM PUBLIC;
-REVOKE ALL ON FUNCTION shorturl.reset_visits(text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION shorturl.get_link(text, text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION shorturl.list_links(text, text, text, text, integer, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION shorturl.update_link(text, jsonb, text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION shorturl.disable_link(text, text, text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION shorturl.enable_link(text, text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION shorturl.delete_link(text, text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION shorturl.reset_visits(text, text, text) FROM PUBLIC;
 
 -- the grants the old signatures had
-SELECT shorturl._grant_execute('shorturl.shorten(text, timestamptz, bigint, text, boolean, text, text, text[])',
-                               pg_catalog.current_setting('pg_shorturl.grantees_shorten'));
-SELECT shorturl._grant_execute('shorturl.reset_visits(text, text)',
-                               pg_catalog.current_setting('pg_shorturl.grantees_reset_visits'));
-DROP FUNCTION shorturl._grantees_of(regprocedure);
-DROP FUNCTION shorturl._grant_execute(regprocedure, text);
+SELECT shorturl._carry_grants('shorturl.shorten(text, timestamptz, bigint, text, boolean, text, text, text[], text)',
+                              pg_catalog.current_setting('pg_shorturl.acl_shorten'));
+SELECT shorturl._carry_grants('shorturl.reset_visits(text, text, text)',
+                              pg_catalog.current_setting('pg_shorturl.acl_reset_visits'));
+DROP FUNCTION shorturl._acl_of(regprocedure);
+DROP FUNCTION shorturl._carry_grants(regprocedure, text);
+
+-------------------------------------------------------------------------
+-- Importing links from another shortener
+-------------------------------------------------------------------------
+
+CREATE FUNCTION shorturl._check_alias(alias text, domain text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'shorturl_check_alias'
+LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION shorturl._check_alias(text, text) IS
+'raises the error shorten() would raise for this alias before inserting it: malformed, reserved, retired, or a generated code already handed out (for import_links)';
+
+REVOKE ALL ON FUNCTION shorturl._check_alias(text, text) FROM PUBLIC;
+
+-- _import_link imports one link, as an alias with its count, and says how
+-- it went: imported; unchanged (the code is there with this URL: an
+-- earlier import); or rejected, with the reason.  A rejection is an
+-- answer, not an error, so one bad row does not abort the batch; the
+-- checks run in a subtransaction that writes nothing.
+CREATE FUNCTION shorturl._import_link(code text, url text, created_at timestamptz, visits bigint,
+                                      expires_at timestamptz, owner text, title text, tags text[],
+                                      domain text, OUT outcome text, OUT detail text)
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    stored_url text;
+    checked_tags text[];
+    new_id bigint;
+    d text := lower(coalesce(domain, ''));
+BEGIN
+    outcome := 'rejected';
+    IF d <> '' AND NOT EXISTS (SELECT FROM shorturl.domains x WHERE x.domain = d) THEN
+        detail := format('unknown domain "%s"', domain);
+        RETURN;
+    ELSIF code IS NULL OR url IS NULL THEN
+        detail := 'code and url must not be null';
+        RETURN;
+    ELSIF visits < 0 THEN
+        detail := format('visits must not be negative, not %s', visits);
+        RETURN;
+    END IF;
+    BEGIN
+        stored_url := shorturl._check_url(url);
+        checked_tags := shorturl._check_meta(owner, title, tags);
+    EXCEPTION WHEN others THEN
+        detail := SQLERRM;
+        RETURN;
+    END;
+    -- imported before (idempotence), or taken by another link
+    IF EXISTS (SELECT FROM shorturl.links l WHERE l.code = _import_link.code AND l.domain = d) THEN
+        IF EXISTS (SELECT FROM shorturl.links l
+                   WHERE l.code = _import_link.code AND l.domain = d AND l.url = stored_url) THEN
+            outcome := 'unchanged';
+        ELSE
+            detail := format('code "%s" is taken by a link to another URL', code);
+        END IF;
+        RETURN;
+    END IF;
+    BEGIN
+        PERFORM shorturl._check_alias(code, d);
+    EXCEPTION WHEN others THEN
+        detail := SQLERRM;
+        RETURN;
+    END;
+    INSERT INTO shorturl.links AS l (id, code, domain, url, created_at, expires_at, is_alias, owner, title, tags)
+    VALUES (nextval('shorturl.link_id_seq'), code, d, stored_url, coalesce(created_at, now()), expires_at,
+            true, owner, title, checked_tags)
+    ON CONFLICT DO NOTHING
+    RETURNING l.id INTO new_id;
+    IF new_id IS NULL THEN
+        detail := format('code "%s" was taken meanwhile', code);
+        RETURN;
+    END IF;
+    IF visits > 0 THEN
+        INSERT INTO shorturl.visit_counts (link_id, visits) VALUES (new_id, visits);
+    END IF;
+    outcome := 'imported';
+    detail := NULL;
+END
+$$;
+
+COMMENT ON FUNCTION shorturl._import_link(text, text, timestamptz, bigint, timestamptz, text, text, text[], text) IS
+'imports one link as an alias with its visit count: imported, unchanged (there already, with this URL) or rejected with the reason (for import_links)';
+
+REVOKE ALL ON FUNCTION shorturl._import_link(text, text, timestamptz, bigint, timestamptz, text, text, text[], text) FROM PUBLIC;
+
+-- import_links reads the source with the caller's rights (it is not
+-- SECURITY DEFINER: nobody imports a table they may not read), oldest row
+-- first, and imports each through _import_link().
+CREATE FUNCTION shorturl.import_links(source regclass)
+RETURNS TABLE (code text, outcome text, detail text)
+LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    cols text[];
+    col text;
+BEGIN
+    SELECT array_agg(a.attname::text) INTO cols
+    FROM pg_attribute a WHERE a.attrelid = source AND a.attnum > 0 AND NOT a.attisdropped;
+    FOREACH col IN ARRAY ARRAY['code', 'url', 'created_at', 'visits'] LOOP
+        IF cols IS NULL OR NOT col = ANY (cols) THEN
+            RAISE EXCEPTION 'source % has no column "%"', source, col
+                USING ERRCODE = 'undefined_column',
+                      HINT = 'The columns are code, url, created_at and visits, and optionally expires_at, owner, title, tags and domain.';
+        END IF;
+    END LOOP;
+    RETURN QUERY EXECUTE format(
+        'SELECT s.code::text, i.outcome, i.detail'
+        '  FROM (SELECT * FROM %s ORDER BY created_at, code) s,'
+        '       LATERAL shorturl._import_link(s.code::text, s.url::text, s.created_at::timestamptz,'
+        '                                     s.visits::bigint, %s, %s, %s, %s, %s) i',
+        source,
+        CASE WHEN 'expires_at' = ANY (cols) THEN 's.expires_at::timestamptz' ELSE 'NULL' END,
+        CASE WHEN 'owner' = ANY (cols) THEN 's.owner::text' ELSE 'NULL' END,
+        CASE WHEN 'title' = ANY (cols) THEN 's.title::text' ELSE 'NULL' END,
+        CASE WHEN 'tags' = ANY (cols) THEN 's.tags::text[]' ELSE 'NULL' END,
+        CASE WHEN 'domain' = ANY (cols) THEN 's.domain::text' ELSE 'NULL' END);
+END
+$$;
+
+COMMENT ON FUNCTION shorturl.import_links(regclass) IS
+'imports the links of a table (code, url, created_at, visits; optionally expires_at, owner, title, tags, domain) as aliases with their counts; one row per source row: imported, unchanged or rejected with the reason; running it again imports nothing twice';
+
+REVOKE ALL ON FUNCTION shorturl.import_links(regclass) FROM PUBLIC;
 
 -------------------------------------------------------------------------
 -- QR codes

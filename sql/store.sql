@@ -482,7 +482,7 @@ SELECT nextval('shorturl.link_id_seq');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 RESET ROLE;
 -- what the README tells a DBA to grant an application role
-GRANT EXECUTE ON FUNCTION shorturl.shorten(text, timestamptz, bigint, text, boolean, text, text, text[]),
+GRANT EXECUTE ON FUNCTION shorturl.shorten(text, timestamptz, bigint, text, boolean, text, text, text[], text),
                           shorturl.resolve(text), shorturl.link_status(text),
                           shorturl.visits(text)
       TO regress_shorturl_app;
@@ -531,7 +531,7 @@ CREATE DATABASE regress_store_sync;
 CREATE EXTENSION pg_shorturl;
 \pset null '(null)'
 CREATE ROLE regress_shorturl_app;
-GRANT EXECUTE ON FUNCTION shorturl.shorten(text, timestamptz, bigint, text, boolean, text, text, text[]),
+GRANT EXECUTE ON FUNCTION shorturl.shorten(text, timestamptz, bigint, text, boolean, text, text, text[], text),
                           shorturl.resolve(text), shorturl.link_status(text),
                           shorturl.visits(text)
       TO regress_shorturl_app;

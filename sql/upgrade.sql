@@ -172,6 +172,19 @@ SELECT shorturl.resolve('six') IS NOT NULL AS c5, shorturl.resolve('limited') IS
 GRANT EXECUTE ON FUNCTION shorturl.shorten(text, timestamptz, bigint, text, boolean),
                           shorturl.reset_visits(text), shorturl.resolve(text)
       TO regress_upgrade_app;
+-- one with grant option, who grants on; and PUBLIC
+CREATE ROLE regress_upgrade_lead;
+CREATE ROLE regress_upgrade_member;
+GRANT EXECUTE ON FUNCTION shorturl.shorten(text, timestamptz, bigint, text, boolean)
+      TO regress_upgrade_lead WITH GRANT OPTION;
+SET ROLE regress_upgrade_lead;
+GRANT EXECUTE ON FUNCTION shorturl.shorten(text, timestamptz, bigint, text, boolean) TO regress_upgrade_member;
+RESET ROLE;
+GRANT EXECUTE ON FUNCTION shorturl.reset_visits(text) TO PUBLIC;
+CREATE TEMP TABLE acl_before AS
+SELECT p.proname, a.grantor::regrole::text AS grantor, a.grantee, a.is_grantable
+FROM pg_proc p, aclexplode(p.proacl) a
+WHERE p.pronamespace = 'shorturl'::regnamespace AND p.proname IN ('shorten', 'reset_visits');
 -- the new library still runs on the 0.6 tables until the update
 SELECT shorturl.shorten('https://example.com/before-update', alias => 'before-update') AS code;
 ALTER EXTENSION pg_shorturl UPDATE;
@@ -180,16 +193,35 @@ SELECT CASE WHEN i.is_alias THEN i.code WHEN i.code = :'generated' THEN '(the ge
 FROM shorturl.links l, LATERAL shorturl.get_link(l.code) i ORDER BY l.id;
 SELECT shorturl.resolve('limited') IS NOT NULL AS third, shorturl.resolve('limited') AS fourth;
 SELECT has_function_privilege('regress_upgrade_app',
-           'shorturl.shorten(text, timestamptz, bigint, text, boolean, text, text, text[])', 'EXECUTE') AS shorten,
-       has_function_privilege('regress_upgrade_app', 'shorturl.reset_visits(text, text)', 'EXECUTE') AS reset_visits,
+           'shorturl.shorten(text, timestamptz, bigint, text, boolean, text, text, text[], text)', 'EXECUTE') AS shorten,
+       has_function_privilege('regress_upgrade_app', 'shorturl.reset_visits(text, text, text)', 'EXECUTE') AS reset_visits,
        has_function_privilege('public',
-           'shorturl.shorten(text, timestamptz, bigint, text, boolean, text, text, text[])', 'EXECUTE') AS public_shorten;
+           'shorturl.shorten(text, timestamptz, bigint, text, boolean, text, text, text[], text)', 'EXECUTE') AS public_shorten;
 SET ROLE regress_upgrade_app;
 SELECT shorturl.shorten('https://example.com/after', alias => 'after', owner => 'app') AS code;
 SELECT shorturl.reset_visits('six') AS had;
 RESET ROLE;
+-- every grant as it was: grantee, grantor and grant option
+SELECT p.proname, CASE WHEN a.grantor = p.proowner THEN '(the owner)' ELSE a.grantor::regrole::text END AS grantor,
+       CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE a.grantee::regrole::text END AS grantee, a.is_grantable
+FROM pg_proc p, aclexplode(p.proacl) a
+WHERE p.pronamespace = 'shorturl'::regnamespace AND p.proname IN ('shorten', 'reset_visits')
+  AND a.grantee <> p.proowner
+ORDER BY 1, 3;
+(SELECT proname, grantor, grantee, is_grantable FROM acl_before
+ EXCEPT
+ SELECT p.proname, a.grantor::regrole::text, a.grantee, a.is_grantable
+ FROM pg_proc p, aclexplode(p.proacl) a
+ WHERE p.pronamespace = 'shorturl'::regnamespace AND p.proname IN ('shorten', 'reset_visits'));
+-- and they are the DBA's, not the extension's: the initial privileges are
+-- a fresh install's, so pg_dump keeps the grants
+SELECT p.proname, i.initprivs = (SELECT c.proacl FROM pg_proc c WHERE c.oid = p.oid) AS grants_are_initial,
+       array_length(i.initprivs, 1) AS initial_entries
+FROM pg_proc p JOIN pg_init_privs i ON i.objoid = p.oid AND i.classoid = 'pg_proc'::regclass
+WHERE p.pronamespace = 'shorturl'::regnamespace AND p.proname IN ('shorten', 'reset_visits')
+ORDER BY 1;
 -- the helpers the update used are gone
 SELECT count(*) AS helpers FROM pg_proc
-WHERE pronamespace = 'shorturl'::regnamespace AND proname IN ('_grantees_of', '_grant_execute');
+WHERE pronamespace = 'shorturl'::regnamespace AND proname IN ('_acl_of', '_carry_grants');
 DROP EXTENSION pg_shorturl;
-DROP ROLE regress_upgrade_app;
+DROP ROLE regress_upgrade_app, regress_upgrade_lead, regress_upgrade_member;

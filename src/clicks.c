@@ -590,6 +590,33 @@ clicks_live_visits(int64 link_id)
 }
 
 /*
+ * clicks_pending returns the clicks shared memory holds for a link and no
+ * flush has taken: after a reset in the current transaction, the clicks
+ * made since (see flush_reset_here()).
+ */
+int64
+clicks_pending(int64 link_id)
+{
+	counter_key key;
+	uint32		hash;
+	LWLock	   *lock;
+	counter_entry *e;
+	int64		pending = 0;
+
+	if (!counters_available())
+		return 0;
+	counters_make_key(&key, MyDatabaseId, catalog_tables()->links, link_id);
+	hash = counters_hash(&key);
+	lock = counters_lock_for(hash);
+	LWLockAcquire(lock, LW_SHARED);
+	e = counters_lookup(&key, hash);
+	if (e != NULL)
+		pending = (int64) pg_atomic_read_u64(&e->pending);
+	LWLockRelease(lock);
+	return pending;
+}
+
+/*
  * clicks_forget drops a link's entry, with whatever it holds unflushed:
  * for a caller that has just written the link's count itself (a reset, a
  * move to another shard).  The caller holds the database's flush lock, so

@@ -31,6 +31,7 @@ typedef enum click_mode
 extern click_mode clicks_mode(void);
 extern click_result clicks_count(int64 link_id, bool has_max, int64 max_visits);
 extern int64 clicks_live_visits(int64 link_id);
+extern int64 clicks_pending(int64 link_id);
 extern void clicks_forget(int64 link_id);
 
 #endif							/* SHORTURL_CLICKS_H */

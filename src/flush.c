@@ -67,6 +67,7 @@ typedef struct flush_item
 								 * committed: back to pending */
 	bool		reset;			/* taken by a reset: dropped, not applied */
 	bool		move;			/* the reset of a link moving away */
+	bool		limited;		/* its entry keeps a limited link's total */
 } flush_item;
 
 /* The flush of the current transaction, if any */
@@ -157,6 +158,7 @@ collect_visit(counter_entry *e, void *arg)
 	e->inflight += (int64) delta;
 	e->flush_xid = c->xid;
 	item->exhausted_at = e->exhausted_at;
+	item->limited = e->limited;
 	pg_atomic_write_u32(&e->gen, pg_atomic_read_u32(&e->gen) + 1);
 	SpinLockRelease(&e->mutex);
 	return true;
@@ -308,11 +310,15 @@ apply_batch(int from, int to)
 }
 
 /*
- * mark_exhausted sets exhausted_at on the links that reached max_visits.
- * It checks the limit again against the count just written: update_link()
- * may have raised it since the click that reached the old one (the
- * UPDATE rereads a row changed meanwhile), and an exhausted_at set wrongly
- * would have the purge delete a link with visits left.
+ * mark_exhausted sets exhausted_at on the links that reached max_visits:
+ * those whose last click reached it, and any other limited link whose
+ * count now does (update_link() may have lowered the limit under a click
+ * that read the old one; that link's clicks are refused from then on, so
+ * no later click would reach the limit exactly).  It checks the limit
+ * against the count just written: update_link() may also have raised it
+ * since the click that reached the old one (the UPDATE rereads a row
+ * changed meanwhile), and an exhausted_at set wrongly would have the purge
+ * delete a link with visits left.
  */
 static void
 mark_exhausted(void)
@@ -325,10 +331,12 @@ mark_exhausted(void)
 
 	for (int i = 0; i < flush_tx.nitems; i++)
 	{
-		if (flush_tx.items[i].exhausted_at == 0 || !flush_tx.items[i].applied)
+		flush_item *item = &flush_tx.items[i];
+
+		if ((item->exhausted_at == 0 && !item->limited) || !item->applied)
 			continue;
-		ids[n] = Int64GetDatum(flush_tx.items[i].link_id);
-		at[n] = TimestampTzGetDatum(flush_tx.items[i].exhausted_at);
+		ids[n] = Int64GetDatum(item->link_id);
+		at[n] = TimestampTzGetDatum(item->exhausted_at != 0 ? item->exhausted_at : item->last_visit);
 		n++;
 	}
 	if (n > 0)
@@ -763,6 +771,22 @@ take_link(int64 link_id, bool move)
 	}
 	LWLockRelease(lock);
 	return taken;
+}
+
+/*
+ * flush_reset_here tells whether the current transaction reset a link's
+ * count (reset_visits()): until it commits, the link's live count is the
+ * clicks made since, which clicks_live_visits() cannot know.
+ */
+bool
+flush_reset_here(int64 link_id)
+{
+	if (!flush_tx.active)
+		return false;
+	for (int i = 0; i < flush_tx.nitems; i++)
+		if (flush_tx.items[i].link_id == link_id && flush_tx.items[i].reset)
+			return true;
+	return false;
 }
 
 /*

@@ -31,12 +31,19 @@ PG_FUNCTION_INFO_V1(shorturl_live_visits);
 
 /*
  * shorturl_live_visits implements _live_visits(link_id bigint) RETURNS
- * bigint: the count visits() gives, for a link the caller found
+ * bigint: the count visits() gives, for a link the caller found; in a
+ * transaction that reset the link, the clicks made since the reset, the
+ * count it will have when the reset commits (update_link() decides on it
+ * whether the link is exhausted).
  */
 Datum
 shorturl_live_visits(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_INT64(clicks_live_visits(PG_GETARG_INT64(0)));
+	int64		link_id = PG_GETARG_INT64(0);
+
+	if (flush_reset_here(link_id))
+		PG_RETURN_INT64(clicks_pending(link_id));
+	PG_RETURN_INT64(clicks_live_visits(link_id));
 }
 
 PG_FUNCTION_INFO_V1(shorturl_reset_link);

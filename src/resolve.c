@@ -63,8 +63,8 @@ plausible_code(text *code)
 
 /*
  * find reads the link a call names: the code in argument 0, on the domain
- * in argument 1 where the function has one (NULL or absent: the default
- * domain).  False if there is no such link.
+ * in argument 1 where the function has one (NULL, '' or absent: the default
+ * domain; compared in lower case).  False if there is no such link.
  */
 static bool
 find(FunctionCallInfo fcinfo, bool want_url, link_row *row)
@@ -79,9 +79,15 @@ find(FunctionCallInfo fcinfo, bool want_url, link_row *row)
 	if (PG_NARGS() > 1 && !PG_ARGISNULL(1))
 	{
 		text	   *d = PG_GETARG_TEXT_PP(1);
+		char	   *lower;
 
-		domain = VARDATA_ANY(d);
+		/* domains are stored in lower case; a Host header may be in any */
 		domain_len = VARSIZE_ANY_EXHDR(d);
+		lower = palloc(domain_len + 1);
+		for (int i = 0; i < domain_len; i++)
+			lower[i] = pg_ascii_tolower((unsigned char) VARDATA_ANY(d)[i]);
+		lower[domain_len] = '\0';
+		domain = lower;
 	}
 	return lookup_link(VARDATA_ANY(code), VARSIZE_ANY_EXHDR(code), domain, domain_len,
 					   GetActiveSnapshot(), want_url, row) && row->found;
@@ -113,6 +119,10 @@ shorturl_resolve(PG_FUNCTION_ARGS)
 {
 	link_row	row;
 
+	/* the two-argument forms are not STRICT: a NULL domain is the default */
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+
 	if (!find(fcinfo, true, &row) || state_of(&row, false) != LINK_ACTIVE)
 		PG_RETURN_NULL();
 	/* the visit limit is checked where the click is counted */
@@ -132,6 +142,9 @@ shorturl_link_status(PG_FUNCTION_ARGS)
 {
 	link_row	row;
 
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+
 	(void) find(fcinfo, false, &row);
 	PG_RETURN_TEXT_P(cstring_to_text(state_names[state_of(&row, true)]));
 }
@@ -146,6 +159,9 @@ Datum
 shorturl_visits(PG_FUNCTION_ARGS)
 {
 	link_row	row;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
 
 	if (!find(fcinfo, false, &row))
 		PG_RETURN_NULL();

@@ -70,6 +70,7 @@ static SPIPlanPtr plan_insert_alias_meta;
 static SPIPlanPtr plan_insert_generated_meta;
 static SPIPlanPtr plan_retired;
 static SPIPlanPtr plan_reserved;
+static SPIPlanPtr plan_domain;
 
 /* The limits of a new link, as SPI arguments */
 typedef struct link_limits
@@ -156,6 +157,39 @@ check_alias(text *alias, text *domain, bool check_issued)
 				 errmsg("alias \"%s\" is already taken", text_to_cstring(alias)),
 				 errdetail("It is a generated code that was handed out before; a code is never handed out twice."),
 				 errhint("Choose another alias, or omit it to get a generated code.")));
+}
+
+/*
+ * check_domain returns the domain a link goes on (inside SPI): '' for the
+ * default one (NULL or ''), else the name in lower case, which must be a
+ * row of shorturl.domains.
+ */
+static text *
+check_domain(text *domain)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		values[1];
+	char	   *name;
+	int			len;
+
+	if (domain == NULL || VARSIZE_ANY_EXHDR(domain) == 0)
+		return cstring_to_text("");
+	len = VARSIZE_ANY_EXHDR(domain);
+	name = pnstrdup(VARDATA_ANY(domain), len);
+	for (int i = 0; i < len; i++)
+		name[i] = pg_ascii_tolower((unsigned char) name[i]);
+	domain = cstring_to_text_with_len(name, len);
+	values[0] = PointerGetDatum(domain);
+	spi_run(spi_plan(&plan_domain,
+					 "SELECT 1 FROM shorturl.domains WHERE domain = $1",
+					 1, argtypes),
+			values, NULL, true, SPI_OK_SELECT);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unknown domain \"%s\"", shorturl_clip_for_message(name, len)),
+				 errhint("The domains links may go on are the rows of shorturl.domains.")));
+	return domain;
 }
 
 /*
@@ -356,8 +390,9 @@ PG_FUNCTION_INFO_V1(shorturl_shorten);
 
 /*
  * shorturl_shorten implements shorten(url, expires_at, max_visits, alias,
- * reuse, owner, title, tags) RETURNS text.  Not STRICT: every argument but
- * url may be NULL.  (0.6 declared it with the first five only.)
+ * reuse, owner, title, tags, domain) RETURNS text.  Not STRICT: every
+ * argument but url may be NULL.  (0.6 declared it with the first five
+ * only.)
  */
 Datum
 shorturl_shorten(PG_FUNCTION_ARGS)
@@ -365,7 +400,7 @@ shorturl_shorten(PG_FUNCTION_ARGS)
 	text	   *url;
 	text	   *alias = PG_ARGISNULL(3) ? NULL : PG_GETARG_TEXT_PP(3);
 	bool		reuse = PG_ARGISNULL(4) ? false : PG_GETARG_BOOL(4);
-	text	   *domain = cstring_to_text("");
+	text	   *domain = NULL;
 	link_limits limits;
 	link_meta	meta = no_meta;
 	uint64		url_hash;
@@ -388,11 +423,14 @@ shorturl_shorten(PG_FUNCTION_ARGS)
 		meta.tags = meta_check(meta.owner, meta.title,
 							   PG_ARGISNULL(7) ? NULL : PG_GETARG_ARRAYTYPE_P(7));
 	}
+	if (PG_NARGS() >= 9 && !PG_ARGISNULL(8))
+		domain = PG_GETARG_TEXT_PP(8);
 	url_hash = route_hash64(VARDATA_ANY(url), VARSIZE_ANY_EXHDR(url));
 
 	/* no width change while this transaction hands out ids */
 	codes_lock_space();
 	spi_begin();
+	domain = check_domain(domain);
 	if (alias)
 		check_alias(alias, domain, true);
 
@@ -526,4 +564,27 @@ shorturl_reusable_code(PG_FUNCTION_ARGS)
 	if (code == NULL)
 		PG_RETURN_NULL();
 	PG_RETURN_TEXT_P(code);
+}
+
+/* ---------------------------------------------------------------------
+ * Importing links
+ * ---------------------------------------------------------------------
+ */
+PG_FUNCTION_INFO_V1(shorturl_check_alias);
+
+/*
+ * shorturl_check_alias implements _check_alias(alias text, domain text)
+ * RETURNS void, for import_links(): the error shorten() would raise for
+ * this alias before trying to insert it (malformed, reserved, retired, or
+ * the code of an id already handed out), or nothing.  Whether it is taken
+ * is the caller's to find out.
+ */
+Datum
+shorturl_check_alias(PG_FUNCTION_ARGS)
+{
+	(void) catalog_tables();
+	spi_begin();
+	check_alias(PG_GETARG_TEXT_PP(0), PG_GETARG_TEXT_PP(1), true);
+	SPI_finish();
+	PG_RETURN_VOID();
 }

@@ -306,16 +306,21 @@ url_check(text *url, int max_len, bool allow_userinfo)
 
 /*
  * label_check reports a label that validate_label refuses; what names it in
- * the message ("owner", "title", "tag 3").
+ * the message ("owner", "title", "tag 3").  The rules are about characters,
+ * so a label of another server encoding is checked in UTF-8 (in LATIN1,
+ * byte 0x85 is the C1 control NEL; in SQL_ASCII, bytes are just bytes).
  */
 static void
 label_check(text *label, size_t max_chars, const char *what)
 {
-	const char *s = VARDATA_ANY(label);
-	int			len = VARSIZE_ANY_EXHDR(label);
+	const char *raw = VARDATA_ANY(label);
+	int			raw_len = VARSIZE_ANY_EXHDR(label);
+	const char *s = pg_server_to_any(raw, raw_len, PG_UTF8);
+	size_t		len = (s == raw) ? (size_t) raw_len : strlen(s);
 	size_t		bad = 0;
+	int			position = 1;
 
-	switch (validate_label(s, (size_t) len, max_chars, &bad))
+	switch (validate_label(s, len, max_chars, &bad))
 	{
 		case LABEL_OK:
 			break;
@@ -329,17 +334,19 @@ label_check(text *label, size_t max_chars, const char *what)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("%s is too long: %d characters, the maximum is %zu",
-							what, pg_mbstrlen_with_len(s, len), max_chars)));
+							what, pg_mbstrlen_with_len(raw, raw_len), max_chars)));
 			break;
 		case LABEL_CONTROL_CHAR:
-			/* a C1 control (two bytes, 0xC2 0x80..0x9F) shows as U+0080..U+009F */
+			/* characters of UTF-8 before it; a C1 control shows as U+0080..U+009F */
+			for (size_t i = 0; i < bad; i++)
+				position += ((unsigned char) s[i] & 0xC0) != 0x80;
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("invalid character \"%s\" at position %d of %s",
 							(unsigned char) s[bad] == 0xC2 ?
 							psprintf("U+%04X", (unsigned char) s[bad + 1]) :
-							shorturl_describe_char(s + bad, len - (int) bad),
-							url_position(s, bad), what),
+							psprintf("\\x%02X", (unsigned char) s[bad]),
+							position, what),
 					 errdetail("Control characters are not allowed.")));
 			break;
 	}
@@ -347,7 +354,8 @@ label_check(text *label, size_t max_chars, const char *what)
 
 /*
  * meta_check checks a link's owner, title and tags (each may be NULL) and
- * returns the tags to store: each once, in the order first given, or NULL.
+ * returns the tags to store: each once, in the order first given, from
+ * subscript 1; NULL for none (an empty array too).
  */
 ArrayType *
 meta_check(text *owner, text *title, ArrayType *tags)
@@ -389,6 +397,9 @@ meta_check(text *owner, text *title, ArrayType *tags)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("a link has at most %d tags, not %d", MAX_TAGS, kept)));
+	/* stored from subscript 1, and no tags as NULL */
+	if (kept == 0)
+		return NULL;
 	return construct_array(elems, kept, TEXTOID, -1, false, TYPALIGN_INT);
 }
 
