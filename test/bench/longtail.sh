@@ -57,6 +57,8 @@
 #   BENCH_CLIENTS      pgbench clients (default 8)
 #   BENCH_THREADS      pgbench threads (default 2)
 #   BENCH_LINKS        links (default 1000000)
+#   BENCH_NO_NAIVE     set: leave out the naive UPDATE cases (whose WAL and
+#                      VACUUMs change what the cases after them pay)
 #   BENCH_HUGE_PAGES   set: the server runs with huge_pages = on (the script
 #                      reserves vm.nr_hugepages for the run, and gives them back)
 #   BENCH_MAX_PENDING  shorturl.max_pending_links of the second variant
@@ -80,6 +82,10 @@ plot=${BENCH_PLOT:-$BENCH_DIR/results/longtail.png}
 out=${BENCH_OUT:-$BENCH_DIR/results/longtail-$(date -u +%Y-%m-%d).txt}
 
 RESOLVE_GOAL=0.9
+with_naive=1
+if [ "${BENCH_NO_NAIVE:-}" ]; then
+	with_naive=
+fi
 FLUSH_LINKS=$((links < 10000 ? links : 10000))
 FIRST_CODE=1000000
 SEED=12
@@ -159,7 +165,9 @@ add_case() { phases+=("$1"); works+=("$2"); kinds+=("$3"); refs+=("$4"); }
 for w in "${WORKLOADS[@]}"; do
 	add_case 1 "$w" plain ${#kinds[@]}
 	add_case 1 "$w" resolve $((${#kinds[@]} - 1))
-	add_case 1 "$w" naive $((${#kinds[@]} - 2))
+	if [ "$with_naive" ]; then
+		add_case 1 "$w" naive $((${#kinds[@]} - 2))
+	fi
 done
 if [ "$big_pending" -gt 0 ]; then
 	for w in "${WORKLOADS[@]}"; do

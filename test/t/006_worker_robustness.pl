@@ -476,9 +476,12 @@ note sprintf('%d links left at the reload; %d of them went in small batches, the
 # proves the counts before the reload moved by whole batches of 50
 is(scalar(grep { $_->[1] % 50 != 0 } @before), 0, 'before the reload the count moved in batches of 50');
 cmp_ok(scalar @before, '>=', 5, 'at least 5 counts observed before the reload');
-# proves the new size applies from the next batch: at most 3 batches of 50
-# (the one running and the SIGHUP's way through the postmaster) after it
-cmp_ok($at_reload - $switch, '<=', 150, 'after the reload at most 3 more batches of 50');
+# proves the new size applies within a few batches: the one running, and
+# those that fit in the SIGHUP's way through the postmaster to the worker.
+# A batch of 50 takes a few milliseconds, so on a loaded 2-core machine
+# that way can take several (a CI run saw 4); 10 still tells a setting
+# read at the next batch from one read at the next purge round.
+cmp_ok($at_reload - $switch, '<=', 500, 'after the reload at most 10 more batches of 50');
 # proves the rest went in batches of 5000
 is(scalar(grep { $_->[1] != 0 && ($switch - $_->[1]) % 5000 != 0 } @big), 0,
 	'after the switch every count observed is a whole number of batches of 5000 below it');
