@@ -573,7 +573,11 @@ $before = check_cluster('delta weighing 3', 'due');
 $predicted = predicted_moves($before);
 my %from_bravo = map { $_ => 1 } grep { exists $predicted->{$_} } keys %$moved;
 note(scalar(keys %from_bravo) . ' links that came from bravo move again');
-@clicked = ((sort keys %from_bravo)[ 0 .. 19 ], to_click($predicted, $before));
+# only live links are clicked: an exhausted or expired one among them is
+# never served (a CI run drew one: 80 of 3200 clicks not served, the 20
+# clicks of one code in each of 4 rounds)
+@clicked = ((sort grep { $before->{url}{$_} =~ m{/(?:item|alias)/} } keys %from_bravo)[ 0 .. 19 ],
+	to_click($predicted, $before));
 @clicked = grep { defined } @clicked[ 0 .. 39 ];
 $clicks_before = last_click();
 ($error, $rounds, $failed) = rebalance_clicking(1000, undef, @clicked);

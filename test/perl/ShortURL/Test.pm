@@ -66,13 +66,35 @@ sub wait_until
 }
 
 # wait_served waits until a worker serves a database (its clicks go to
-# shared memory and a worker runs for it)
+# shared memory and a worker runs for it).  When databases take turns for
+# too few worker slots, a worker may run for only a few tens of
+# milliseconds per turn, which a psql per poll can miss turn after turn on
+# a loaded machine: so each psql polls the view every 5 ms for up to 2 s,
+# in a DO block that fails when it never saw a worker (shorturl.stats
+# reads shared memory, so a long statement sees it live).
 sub wait_served
 {
 	my ($node, $db, $timeout) = @_;
-	return wait_until($node, $db,
-		"SELECT mode = 'shared' AND worker_pid IS NOT NULL FROM shorturl.stats",
-		$timeout);
+	my $deadline = time + ($timeout // 20);
+	my $probe = q{DO $$
+BEGIN
+	FOR i IN 1 .. 400 LOOP
+		IF (SELECT mode = 'shared' AND worker_pid IS NOT NULL FROM shorturl.stats) THEN
+			RETURN;
+		END IF;
+		PERFORM pg_sleep(0.005);
+	END LOOP;
+	RAISE EXCEPTION 'no worker seen';
+END
+$$};
+
+	while (time < $deadline)
+	{
+		my ($rc) = $node->psql($db, $probe);
+		return 1 if $rc == 0;
+		usleep(50_000);
+	}
+	return 0;
 }
 
 # clicks runs $clients pgbench clients of $xacts transactions each, each
