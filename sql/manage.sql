@@ -20,7 +20,7 @@ WHERE p.pronamespace = 'shorturl'::regnamespace
                     'enable_link', 'delete_link', 'reset_visits', '_live_visits',
                     '_reset_link', '_check_url', '_check_meta', '_info', '_find', '_list_sql',
                     'import_links', '_import_link', '_check_alias')
-ORDER BY 1::text;
+ORDER BY p.oid::regprocedure::text;
 SELECT obj_description('shorturl.link_info'::regtype, 'pg_type') IS NOT NULL AS type_commented;
 
 --
@@ -379,7 +379,7 @@ SELECT * FROM shorturl.import_links('import_bad');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 CREATE ROLE regress_importer;
 GRANT EXECUTE ON FUNCTION shorturl.import_links(regclass),
-    shorturl._import_link(text, text, timestamptz, bigint, timestamptz, text, text, text[], text)
+    shorturl._import_link(text, text, timestamptz, bigint, timestamptz, text, text, text[], text, bigint, boolean)
     TO regress_importer;
 SET ROLE regress_importer;
 \set VERBOSITY terse

@@ -647,10 +647,13 @@ REVOKE ALL ON FUNCTION shorturl._check_alias(text, text) FROM PUBLIC;
 -- it went: imported; unchanged (the code is there with this URL: an
 -- earlier import); or rejected, with the reason.  A rejection is an
 -- answer, not an error, so one bad row does not abort the batch; the
--- checks run in a subtransaction that writes nothing.
+-- checks run in a subtransaction that writes nothing.  A coordinator
+-- passes the link's id, from the cluster's sequence, and whether the code
+-- is one the cluster handed out.
 CREATE FUNCTION shorturl._import_link(code text, url text, created_at timestamptz, visits bigint,
                                       expires_at timestamptz, owner text, title text, tags text[],
-                                      domain text, OUT outcome text, OUT detail text)
+                                      domain text, OUT outcome text, OUT detail text,
+                                      link_id bigint DEFAULT NULL, issued boolean DEFAULT false)
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
@@ -688,6 +691,11 @@ BEGIN
         END IF;
         RETURN;
     END IF;
+    -- (the coordinator knows whether the code is one it handed out)
+    IF issued THEN
+        detail := format('alias "%s" is already taken: it is a generated code that was handed out before', code);
+        RETURN;
+    END IF;
     BEGIN
         PERFORM shorturl._check_alias(code, d);
     EXCEPTION WHEN others THEN
@@ -695,7 +703,8 @@ BEGIN
         RETURN;
     END;
     INSERT INTO shorturl.links AS l (id, code, domain, url, created_at, expires_at, is_alias, owner, title, tags)
-    VALUES (nextval('shorturl.link_id_seq'), code, d, stored_url, coalesce(created_at, now()), expires_at,
+    VALUES (coalesce(link_id, nextval('shorturl.link_id_seq')), code, d, stored_url,
+            coalesce(created_at, now()), expires_at,
             true, owner, title, checked_tags)
     ON CONFLICT DO NOTHING
     RETURNING l.id INTO new_id;
@@ -711,16 +720,16 @@ BEGIN
 END
 $$;
 
-COMMENT ON FUNCTION shorturl._import_link(text, text, timestamptz, bigint, timestamptz, text, text, text[], text) IS
+COMMENT ON FUNCTION shorturl._import_link(text, text, timestamptz, bigint, timestamptz, text, text, text[], text, bigint, boolean) IS
 'imports one link as an alias with its visit count: imported, unchanged (there already, with this URL) or rejected with the reason (for import_links)';
 
-REVOKE ALL ON FUNCTION shorturl._import_link(text, text, timestamptz, bigint, timestamptz, text, text, text[], text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION shorturl._import_link(text, text, timestamptz, bigint, timestamptz, text, text, text[], text, bigint, boolean) FROM PUBLIC;
 
 -- import_links reads the source with the caller's rights (it is not
 -- SECURITY DEFINER: nobody imports a table they may not read), oldest row
 -- first, and imports each through _import_link().
 CREATE FUNCTION shorturl.import_links(source regclass)
-RETURNS TABLE (code text, outcome text, detail text)
+RETURNS TABLE (code text, domain text, outcome text, detail text)
 LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -738,10 +747,11 @@ BEGIN
         END IF;
     END LOOP;
     RETURN QUERY EXECUTE format(
-        'SELECT s.code::text, i.outcome, i.detail'
+        'SELECT s.code::text, nullif(lower(%s), ''''), i.outcome, i.detail'
         '  FROM (SELECT * FROM %s ORDER BY created_at, code) s,'
         '       LATERAL shorturl._import_link(s.code::text, s.url::text, s.created_at::timestamptz,'
         '                                     s.visits::bigint, %s, %s, %s, %s, %s) i',
+        CASE WHEN 'domain' = ANY (cols) THEN 's.domain::text' ELSE 'NULL::text' END,
         source,
         CASE WHEN 'expires_at' = ANY (cols) THEN 's.expires_at::timestamptz' ELSE 'NULL' END,
         CASE WHEN 'owner' = ANY (cols) THEN 's.owner::text' ELSE 'NULL' END,
@@ -752,9 +762,53 @@ END
 $$;
 
 COMMENT ON FUNCTION shorturl.import_links(regclass) IS
-'imports the links of a table (code, url, created_at, visits; optionally expires_at, owner, title, tags, domain) as aliases with their counts; one row per source row: imported, unchanged or rejected with the reason; running it again imports nothing twice';
+'imports the links of a table (code, url, created_at, visits; optionally expires_at, owner, title, tags, domain) as aliases with their counts; one row per source row (its code and domain, NULL for the default one): imported, unchanged or rejected with the reason; running it again imports nothing twice';
 
 REVOKE ALL ON FUNCTION shorturl.import_links(regclass) FROM PUBLIC;
+
+-------------------------------------------------------------------------
+-- Keys and the shard side of a 0.7 coordinator
+-------------------------------------------------------------------------
+
+-- The routing key of a link: its code on the default domain, and
+-- "domain/code" on another, since an alias is unique per domain only.  A
+-- coordinator routes by it; postgres_fdw ships it to the shards when a
+-- rebalance plans its moves, so it is defined on both sides.
+CREATE FUNCTION shorturl.link_key(code text, domain text DEFAULT NULL)
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE WHEN coalesce(domain, '') = '' THEN code ELSE lower(domain) || '/' || code END
+$$;
+
+COMMENT ON FUNCTION shorturl.link_key(text, text) IS
+'the routing key of a link: its code on the default domain (NULL or ''''), lower(domain) || ''/'' || code on another';
+
+CREATE FUNCTION shorturl.store_link(id bigint, code text, url text,
+                                    expires_at timestamptz, max_visits bigint,
+                                    is_alias boolean, domain text,
+                                    owner text, title text, tags text[])
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'shorturl_store_link'
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+
+COMMENT ON FUNCTION shorturl.store_link(bigint, text, text, timestamptz, bigint, boolean, text, text, text, text[]) IS
+'shard side: stores a link whose id and code a coordinator chose, with its owner, title and tags; false if the code is taken';
+
+CREATE FUNCTION shorturl.reusable_code(url text, expires_at timestamptz, max_visits bigint,
+                                       alias text, domain text, owner text)
+RETURNS text
+AS 'MODULE_PATHNAME', 'shorturl_reusable_code'
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+
+COMMENT ON FUNCTION shorturl.reusable_code(text, timestamptz, bigint, text, text, text) IS
+'shard side: the code shorten(reuse => true, owner => ...) would hand out again on this shard, or NULL';
+
+REVOKE ALL ON FUNCTION shorturl.store_link(bigint, text, text, timestamptz, bigint, boolean, text, text, text, text[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION shorturl.reusable_code(text, timestamptz, bigint, text, text, text) FROM PUBLIC;
 
 -------------------------------------------------------------------------
 -- QR codes

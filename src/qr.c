@@ -99,8 +99,8 @@ qr_encode(text *content, QrMatrix *m)
 			ereport(ERROR,
 					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 					 errmsg("text is too long for a QR code"),
-					 errdetail("The text is %zu bytes long in UTF-8; a QR code at error correction level M holds at most %d bytes of text.",
-							   len, QR_MAX_BYTES_M),
+					 errdetail("The text is %zu bytes long in UTF-8; a QR code at error correction level M holds %d bytes of any text, and up to %d when it is all digits.",
+							   len, QR_MAX_BYTES_M, QR_MAX_DIGITS_M),
 					 errhint("Encode the short URL, not the URL it stands for.")));
 		if (errno == ENOMEM)
 			ereport(ERROR,

@@ -495,11 +495,13 @@ text_arg(FunctionCallInfo fcinfo, int i, const char *def)
 
 /*
  * shorturl_store_link implements store_link(id, code, url, expires_at,
- * max_visits, is_alias, domain) RETURNS boolean: a coordinator, which
- * hands out ids and codes, stores a link on the shard its code routes to.
- * The shard checks what it can (the URL, the limits, a reserved or retired
- * alias, a code taken on any domain); the coordinator has checked that an
- * alias is no code it issued.  False if the code is taken.
+ * max_visits, is_alias, domain [, owner, title, tags]) RETURNS boolean: a
+ * coordinator, which hands out ids and codes, stores a link on the shard
+ * its key routes to.  The shard checks what it can (the URL, the limits,
+ * the owner, title and tags, a reserved or retired alias, a code taken on
+ * any domain); the coordinator has checked the domain, and that an alias
+ * is no code it issued.  False if the code is taken.  (The seven-argument
+ * form is a 0.6 coordinator's.)
  */
 Datum
 shorturl_store_link(PG_FUNCTION_ARGS)
@@ -510,6 +512,7 @@ shorturl_store_link(PG_FUNCTION_ARGS)
 	bool		is_alias;
 	text	   *domain = text_arg(fcinfo, 6, "");
 	link_limits limits;
+	link_meta	meta = no_meta;
 	bool		stored;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2) || PG_ARGISNULL(5))
@@ -522,19 +525,27 @@ shorturl_store_link(PG_FUNCTION_ARGS)
 	is_alias = PG_GETARG_BOOL(5);
 	url = url_check(PG_GETARG_TEXT_PP(2), shorturl_max_url_length, shorturl_allow_userinfo);
 	limits = check_limits(fcinfo, 3);
+	if (PG_NARGS() >= 10)
+	{
+		meta.owner = PG_ARGISNULL(7) ? NULL : PG_GETARG_TEXT_PP(7);
+		meta.title = PG_ARGISNULL(8) ? NULL : PG_GETARG_TEXT_PP(8);
+		meta.tags = meta_check(meta.owner, meta.title,
+							   PG_ARGISNULL(9) ? NULL : PG_GETARG_ARRAYTYPE_P(9));
+	}
 	spi_begin();
 	if (is_alias)
 		check_alias(code, domain, false);
-	stored = insert_link(id, code, domain, url, &limits, is_alias, &no_meta);
+	stored = insert_link(id, code, domain, url, &limits, is_alias, &meta);
 	SPI_finish();
 	PG_RETURN_BOOL(stored);
 }
 
 /*
  * shorturl_reusable_code implements reusable_code(url, expires_at,
- * max_visits, alias, domain) RETURNS text: the code shorten(reuse => true)
- * would hand out again on this shard, or NULL.  A coordinator asks every
- * shard, since links live where their codes route, not their URLs.
+ * max_visits, alias, domain [, owner]) RETURNS text: the code
+ * shorten(reuse => true) would hand out again on this shard, or NULL.  A
+ * coordinator asks every shard, since links live where their codes route,
+ * not their URLs.
  */
 Datum
 shorturl_reusable_code(PG_FUNCTION_ARGS)
@@ -560,7 +571,8 @@ shorturl_reusable_code(PG_FUNCTION_ARGS)
 		limits.max_null = ' ';
 	}
 	url_hash = route_hash64(VARDATA_ANY(url), VARSIZE_ANY_EXHDR(url));
-	code = find_reusable(url, url_hash, domain, &limits, alias, NULL);
+	code = find_reusable(url, url_hash, domain, &limits, alias,
+						 PG_NARGS() >= 6 && !PG_ARGISNULL(5) ? PG_GETARG_TEXT_PP(5) : NULL);
 	if (code == NULL)
 		PG_RETURN_NULL();
 	PG_RETURN_TEXT_P(code);

@@ -40,7 +40,9 @@ GROUP BY 1 ORDER BY 1;
 -- SECURITY DEFINER with a pinned path (the calls use the owner's mappings)
 SELECT p.oid::regprocedure, p.provolatile, p.proparallel, p.prosecdef, p.proconfig
 FROM pg_proc p WHERE p.pronamespace = 'shorturl'::regnamespace
-  AND p.proname IN ('shorten', 'resolve', 'link_status', 'visits') ORDER BY 1;
+  AND p.proname IN ('shorten', 'resolve', 'link_status', 'visits', 'get_link', 'list_links',
+                    'update_link', 'disable_link', 'enable_link', 'delete_link', 'reset_visits')
+ORDER BY 1;
 
 -- add_shard checks its arguments.
 SELECT shorturl.add_shard('bad name', 'dbname=regress_shard_a');
@@ -227,7 +229,7 @@ ALTER DATABASE regress_shard_d ALLOW_CONNECTIONS true;
 
 -- An application role needs EXECUTE on the API, nothing else.
 CREATE ROLE regress_coord_app;
-GRANT EXECUTE ON FUNCTION shorturl.shorten(text, timestamptz, bigint, text, boolean),
+GRANT EXECUTE ON FUNCTION shorturl.shorten(text, timestamptz, bigint, text, boolean, text, text, text[], text),
                           shorturl.resolve(text), shorturl.link_status(text), shorturl.visits(text)
       TO regress_coord_app;
 SET ROLE regress_coord_app;
