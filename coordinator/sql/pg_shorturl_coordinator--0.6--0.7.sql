@@ -25,6 +25,27 @@ COMMENT ON FUNCTION shorturl.link_key(text, text) IS
 'the routing key of a link: its code on the default domain (NULL or ''''), lower(domain) || ''/'' || code on another';
 
 -------------------------------------------------------------------------
+-- QR codes, as on a single server: pure functions of pg_shorturl's
+-- library, which every role may call.
+-------------------------------------------------------------------------
+
+CREATE FUNCTION shorturl.qr_svg(content text)
+RETURNS text
+AS '$libdir/pg_shorturl', 'shorturl_qr_svg'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+COMMENT ON FUNCTION shorturl.qr_svg(text) IS
+'SVG document of a QR code of the text (as UTF-8, error correction level M), black on white with a 4-module quiet zone; its viewBox is one unit per module, so it scales to any size';
+
+CREATE FUNCTION shorturl.qr_png(content text, scale integer DEFAULT 4)
+RETURNS bytea
+AS '$libdir/pg_shorturl', 'shorturl_qr_png'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+COMMENT ON FUNCTION shorturl.qr_png(text, integer) IS
+'1-bit grayscale PNG of a QR code of the text (as UTF-8, error correction level M) with a 4-module quiet zone, scale (1..32) pixels per module: (modules + 8) * scale pixels square';
+
+-------------------------------------------------------------------------
 -- Short domains.  The coordinator's shorturl.domains is the list; each
 -- change is made on every shard too (their foreign tables <shard>_domains,
 -- in the same transaction), so a shard checks what it stores as a single
@@ -1159,6 +1180,7 @@ DECLARE
     n_planned bigint;
     n_moved bigint := 0;
     n_stranded bigint := 0;
+    n_dropped integer := 0;
     arrived bigint[];
     other_pid integer;
 BEGIN
@@ -1302,9 +1324,24 @@ BEGIN
         EXECUTE pg_catalog.format('SELECT count(*) FROM shorturl_remote.%I', shard || '_links') INTO n_planned;
         IF n_planned = 0 THEN
             PERFORM shorturl._drop_shard(shard);
+            n_dropped := n_dropped + 1;
             RAISE NOTICE 'rebalance: shard "%" is empty and has left the cluster', shard;
         END IF;
     END LOOP;
+    -- A drop renumbers the PL/Proxy partitions.  A call that straddles its
+    -- commit may route with the new map through the old cluster (PL/Proxy
+    -- reads its cluster before route_position() reads the map), reach the
+    -- wrong shard and get NULL; it then looks elsewhere only while a
+    -- rebalance is due.  So the drop commits with pending still set, and
+    -- pending is cleared only once every call begun before the drop has
+    -- passed that check: API calls end within shorturl.remote_timeout (and
+    -- a second, PL/Proxy's interrupt check), here taken as at most a minute.
+    IF n_dropped > 0 THEN
+        COMMIT;
+        PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+        PERFORM pg_catalog.pg_sleep(2 + least(60, coalesce(extract(epoch FROM
+            pg_catalog.current_setting('shorturl.remote_timeout', true)::interval), 5)));
+    END IF;
     -- a map changed while we ran leaves links to move: say so, stay pending
     IF (shorturl._active_map()).names IS DISTINCT FROM m.names
        OR (shorturl._active_map()).weights IS DISTINCT FROM m.weights THEN
@@ -1342,7 +1379,8 @@ COMMENT ON FUNCTION shorturl._proxy_delete_link(integer, text, text, text) IS 'P
 COMMENT ON FUNCTION shorturl._proxy_reset_visits(integer, text, text, text) IS 'PL/Proxy: reset_visits() on the shard at a partition';
 COMMENT ON FUNCTION shorturl._proxy_import_link(integer, text, text, timestamptz, bigint, timestamptz, text, text, text[], text, bigint, boolean) IS 'PL/Proxy: _import_link() on the shard at a partition';
 
--- as in 0.6: all but the pure functions are the owner's until granted
+-- as in 0.6: all but the pure functions (routes, keys, QR codes) are the
+-- owner's until granted
 DO $$
 DECLARE
     f regprocedure;
@@ -1351,7 +1389,8 @@ BEGIN
               JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass
                                           AND d.objid = p.oid AND d.deptype = 'e'
               JOIN pg_catalog.pg_extension e ON e.oid = d.refobjid AND e.extname = 'pg_shorturl_coordinator'
-             WHERE p.proname NOT IN ('route', 'route_position', 'conninfo_options', 'link_key')
+             WHERE p.proname NOT IN ('route', 'route_position', 'conninfo_options', 'link_key',
+                                     'qr_svg', 'qr_png')
                AND p.proacl IS NULL
     LOOP
         EXECUTE pg_catalog.format('REVOKE ALL ON ROUTINE %s FROM PUBLIC', f);

@@ -97,6 +97,13 @@ my $objects = q{SELECT string_agg(pg_describe_object(classid, objid, 0), E'\n' O
 is(co($objects), $fresh->safe_psql('postgres', $objects), 'an updated coordinator has the objects of a fresh one');
 $fresh->stop;
 
+# the QR functions are a single server's, and PUBLIC
+is(co(q{SELECT md5(shorturl.qr_svg('https://sho.rt/promo')) || md5(shorturl.qr_png('https://sho.rt/promo', 3))}),
+	on('alpha', q{SELECT md5(shorturl.qr_svg('https://sho.rt/promo')) || md5(shorturl.qr_png('https://sho.rt/promo', 3))}),
+	'qr_svg and qr_png on the coordinator draw what they draw on a shard');
+is(co(q{SELECT has_function_privilege('app', 'shorturl.qr_png(text, integer)', 'EXECUTE')}), 't',
+	'... and every role may call them');
+
 # ---------------------------------------------------------------------
 # 2. Domains
 # ---------------------------------------------------------------------
