@@ -220,14 +220,20 @@ mark_applied(void)
 
 /*
  * apply_batch adds items[from..to) to shorturl.visit_counts and marks those
- * whose link still exists.  Most links clicked in a flush interval already
- * have their row, so an UPDATE adds to those first: it writes one row
- * version each and nothing else, where INSERT ... ON CONFLICT DO UPDATE
- * would also log a row lock per link.  The table's fillfactor leaves room
- * for the new version on the same page (a HOT update: no index entry).
- * The links left, clicked for the first time (or whose row a concurrent
- * reset_visits() removed), are inserted; ON CONFLICT covers a row made
- * meanwhile by a synchronous click's compaction.
+ * it wrote.  Most links clicked in a flush interval already have their
+ * row, so an UPDATE adds to those first: it writes one row version each
+ * and nothing else, where INSERT ... ON CONFLICT DO UPDATE would also log
+ * a row lock per link.  The table's fillfactor leaves room for the new
+ * version on the same page (a HOT update: no index entry).  The UPDATE
+ * does not look the links up: a deleted link's row goes with it (the
+ * links_deleted trigger, in the deleting transaction; an UPDATE that
+ * waited for it then skips the row), so a row found is a live link's, or
+ * an orphan the worker's sweep deletes.  That saves a probe of
+ * links_pkey per link, a third of the statement's time (3 of 8.5 us a
+ * link on 10,000 scattered rows).  The links left, clicked for the first
+ * time (or whose row a concurrent reset_visits() removed), are inserted
+ * if their link still exists; ON CONFLICT covers a row made meanwhile by a
+ * synchronous click's compaction.
  */
 static void
 apply_batch(int from, int to)
@@ -266,7 +272,6 @@ apply_batch(int from, int to)
 					 "  FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
 					 "                  pg_catalog.unnest($3)) AS d(link_id, delta, visited)"
 					 " WHERE c.link_id = d.link_id"
-					 "   AND EXISTS (SELECT FROM shorturl.links l WHERE l.id = d.link_id)"
 					 " RETURNING c.link_id",
 					 3, argtypes),
 			values, NULL, false, SPI_OK_UPDATE_RETURNING);

@@ -23,6 +23,8 @@
 #   BENCH_OUT      the report, also written here (default
 #                  test/bench/results/huge_pages-<date>.txt)
 #   BENCH_NO_BUILD set: use the installed extension as it is
+#   BENCH_CASES    the configurations, huge_pages:max_pending_links:flush_interval
+#                  separated by spaces (default: the five above)
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 seconds=${BENCH_SECONDS:-8}
@@ -76,7 +78,7 @@ median() { sort -n | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
 
 load_before=$(bench_load)
 table=$(printf '%-10s %-17s %-14s %10s %11s %8s %20s\n' huge_pages max_pending_links flush_interval 'SELECT TPS' 'resolve TPS' 'x plain' 'page faults/s, resolve'
-for cfg in off:100000:1s off:1100000:1s on:100000:1s on:1100000:1s on:1100000:1h; do
+for cfg in ${BENCH_CASES:-off:100000:1s off:1100000:1s on:100000:1s on:1100000:1s on:1100000:1h}; do
 	IFS=: read -r hp slots interval <<<"$cfg"
 	printf 'huge_pages = %s\nshorturl.max_pending_links = %s\nshorturl.flush_interval = %s\n' \
 		"$hp" "$slots" "$interval" >"$work/case.conf"
