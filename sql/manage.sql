@@ -360,8 +360,9 @@ INSERT INTO import_src VALUES
     ('admin', 'https://example.com/admin', '2020-01-07', 1, NULL, NULL, NULL),
     ('acme-b', 'https://example.com/was-deleted', '2020-01-08', 1, NULL, NULL, NULL),
     ('neg', 'https://example.com/neg', '2020-01-09', -1, NULL, NULL, NULL),
+    ('huge', 'https://example.com/huge', '2020-01-09', 9223372036854775807, NULL, NULL, NULL),
     ('dom', 'https://example.com/dom', '2020-01-10', 1, NULL, NULL, 'Go.Example'),
-    ('dom', 'https://example.com/dom', '2020-01-10', 1, NULL, NULL, 'nowhere.example'),
+    ('dom', 'https://example.com/dom', '2020-01-10 12:00', 1, NULL, NULL, 'nowhere.example'),
     ('bad-tag', 'https://example.com/t', '2020-01-11', 1, NULL, ARRAY[''], NULL),
     (NULL, 'https://example.com/null', '2020-01-12', 1, NULL, NULL, NULL),
     (:'gen', 'https://example.com/issued', '2020-01-13', 1, NULL, NULL, NULL);

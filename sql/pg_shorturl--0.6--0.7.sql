@@ -673,6 +673,10 @@ BEGIN
     ELSIF visits < 0 THEN
         detail := format('visits must not be negative, not %s', visits);
         RETURN;
+    ELSIF visits > 1000000000000000 THEN
+        -- counting on from near 2^63 would overflow at a flush
+        detail := format('visits must be at most 1000000000000000, not %s', visits);
+        RETURN;
     END IF;
     BEGIN
         stored_url := shorturl._check_url(url);

@@ -8,6 +8,48 @@
 \echo Use "ALTER EXTENSION pg_shorturl_coordinator UPDATE TO '0.7'" to load this file. \quit
 
 -------------------------------------------------------------------------
+-- The shards first.  A 0.7 coordinator calls functions pg_shorturl 0.7
+-- defines (store_link with owners, the (code, domain) forms, link_key):
+-- the update refuses while a shard it can reach runs an older
+-- pg_shorturl, and warns of one it cannot reach.
+-------------------------------------------------------------------------
+
+CREATE FUNCTION shorturl._proxy_core_version(shard integer)
+RETURNS text
+LANGUAGE plproxy AS $$
+    CLUSTER 'shorturl_cluster';
+    RUN ON shard;
+    SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'pg_shorturl';
+$$;
+
+COMMENT ON FUNCTION shorturl._proxy_core_version(integer) IS
+'PL/Proxy: the version of pg_shorturl on the shard at a partition';
+
+DO $$
+DECLARE
+    shard text;
+    v text;
+BEGIN
+    FOR shard IN SELECT s.name FROM shorturl.shards s ORDER BY s.name COLLATE "C" LOOP
+        BEGIN
+            PERFORM shorturl._deadline_start();
+            v := shorturl._proxy_core_version(shorturl._position(shard));
+            PERFORM shorturl._deadline_stop();
+        EXCEPTION WHEN OTHERS THEN
+            RAISE WARNING 'could not ask shard "%" for its version of pg_shorturl: %', shard, SQLERRM
+                USING HINT = 'Run ALTER EXTENSION pg_shorturl UPDATE on it before it serves this coordinator.';
+            CONTINUE;
+        END;
+        IF v IS NULL OR pg_catalog.string_to_array(v, '.')::integer[] < '{0,7}' THEN
+            RAISE EXCEPTION 'shard "%" runs pg_shorturl %, and this update needs 0.7', shard, coalesce(v, '(none)')
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      HINT = 'Run ALTER EXTENSION pg_shorturl UPDATE on every shard first.';
+        END IF;
+    END LOOP;
+END
+$$;
+
+-------------------------------------------------------------------------
 -- Keys.  A link's routing key is its code on the default domain, and
 -- "domain/code" on another (an alias is unique per domain only): the
 -- links of 0.6, all on the default domain, stay where they are.
@@ -84,6 +126,12 @@ BEGIN
                   HINT = 'Delete the rows: each delete is made on every shard.';
     END IF;
     FOR shard IN SELECT s.name FROM shorturl.shards s ORDER BY s.name COLLATE "C" LOOP
+        IF TG_OP = 'UPDATE' AND OLD.domain = NEW.domain THEN
+            EXECUTE pg_catalog.format('UPDATE shorturl_remote.%I SET added_at = $2 WHERE domain = $1',
+                                      shard || '_domains')
+                USING NEW.domain, NEW.added_at;
+            CONTINUE;
+        END IF;
         IF TG_OP IN ('DELETE', 'UPDATE') THEN
             EXECUTE pg_catalog.format('DELETE FROM shorturl_remote.%I WHERE domain = $1', shard || '_domains')
                 USING OLD.domain;
@@ -721,10 +769,13 @@ AS $$
 DECLARE
     pos integer := shorturl.route_position(shorturl.link_key(code, domain));
     other integer;
+    armed boolean;
     d text;
 BEGIN
     IF shorturl._rebalance_pending() THEN
+        -- (waiting for a batch is no shard failing to answer: no deadline yet)
         PERFORM pg_catalog.pg_advisory_xact_lock_shared(21250, 0);
+        armed := shorturl._deadline_start();
         BEGIN
             IF shorturl._proxy_link_status_on(pos, code, domain) = 'unknown' THEN
                 other := shorturl._elsewhere(code, domain);
@@ -736,6 +787,7 @@ BEGIN
             GET STACKED DIAGNOSTICS d = PG_EXCEPTION_DETAIL;
             PERFORM shorturl._reraise(SQLSTATE, SQLERRM, d, shorturl._shard_at(pos));
         END;
+        armed := shorturl._deadline_stop();
     END IF;
     RETURN pos;
 END
@@ -743,6 +795,24 @@ $$;
 
 COMMENT ON FUNCTION shorturl._locate(text, text) IS
 'the PL/Proxy partition of the shard that has a link now (its key''s owner, or during a rebalance the shard it has not left yet); holds moves off until the transaction ends';
+
+-- _check_writable refuses a change in a read-only transaction, as a
+-- single server does (25006): the call would commit on the shard at once
+CREATE FUNCTION shorturl._check_writable(fn text)
+RETURNS void
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF pg_catalog.current_setting('transaction_read_only')::boolean THEN
+        RAISE EXCEPTION 'cannot execute %() in a read-only transaction', fn
+            USING ERRCODE = 'read_only_sql_transaction';
+    END IF;
+END
+$$;
+
+COMMENT ON FUNCTION shorturl._check_writable(text) IS
+'raises 25006 in a read-only transaction (before a management call that changes a link on a shard)';
 
 CREATE FUNCTION shorturl.get_link(code text, owner text DEFAULT NULL, domain text DEFAULT NULL)
 RETURNS SETOF shorturl.link_info
@@ -752,17 +822,20 @@ AS $$
 DECLARE
     pos integer;
     d text;
+    armed boolean;
 BEGIN
     IF code IS NULL THEN
         RETURN;
     END IF;
     pos := shorturl._locate(code, domain);
+    armed := shorturl._deadline_start();
     BEGIN
         RETURN QUERY SELECT * FROM shorturl._proxy_get_link(pos, code, owner, domain);
     EXCEPTION WHEN OTHERS THEN
         GET STACKED DIAGNOSTICS d = PG_EXCEPTION_DETAIL;
         PERFORM shorturl._reraise(SQLSTATE, SQLERRM, d, shorturl._shard_at(pos));
     END;
+    armed := shorturl._deadline_stop();
 END
 $$;
 
@@ -781,6 +854,7 @@ SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     d text;
+    armed boolean;
 BEGIN
     IF lim IS NULL OR lim < 1 OR lim > 1000 THEN
         RAISE EXCEPTION 'lim must be between 1 and 1000, not %', coalesce(lim::text, 'NULL')
@@ -788,6 +862,7 @@ BEGIN
     END IF;
     -- each shard's first lim in code order; the first lim of all of them
     -- are the page (a link half moved is on two shards: the first copy wins)
+    armed := shorturl._deadline_start();
     BEGIN
         RETURN QUERY
             SELECT (i).* FROM (
@@ -799,6 +874,7 @@ BEGIN
         GET STACKED DIAGNOSTICS d = PG_EXCEPTION_DETAIL;
         PERFORM shorturl._reraise(SQLSTATE, SQLERRM, d, NULL);
     END;
+    armed := shorturl._deadline_stop();
 END
 $$;
 
@@ -814,17 +890,26 @@ AS $$
 DECLARE
     pos integer;
     d text;
+    armed boolean;
 BEGIN
     IF code IS NULL OR patch IS NULL THEN
         RAISE EXCEPTION 'code and patch must not be null' USING ERRCODE = 'null_value_not_allowed';
     END IF;
+    PERFORM shorturl._check_writable('update_link');
+    -- a time read here, in this session's time zone and DateStyle, not the
+    -- shard connection's: sent with its offset
+    IF jsonb_typeof(patch) = 'object' AND jsonb_typeof(patch -> 'expires_at') = 'string' THEN
+        patch := jsonb_set(patch, '{expires_at}', to_jsonb((patch ->> 'expires_at')::timestamptz));
+    END IF;
     pos := shorturl._locate(code, domain);
+    armed := shorturl._deadline_start();
     BEGIN
         RETURN QUERY SELECT * FROM shorturl._proxy_update_link(pos, code, patch, owner, domain);
     EXCEPTION WHEN OTHERS THEN
         GET STACKED DIAGNOSTICS d = PG_EXCEPTION_DETAIL;
         PERFORM shorturl._reraise(SQLSTATE, SQLERRM, d, shorturl._shard_at(pos));
     END;
+    armed := shorturl._deadline_stop();
 END
 $$;
 
@@ -840,17 +925,23 @@ AS $$
 DECLARE
     pos integer;
     d text;
+    armed boolean;
+    ok boolean;
 BEGIN
     IF code IS NULL THEN
         RETURN false;
     END IF;
+    PERFORM shorturl._check_writable('disable_link');
     pos := shorturl._locate(code, domain);
+    armed := shorturl._deadline_start();
     BEGIN
-        RETURN shorturl._proxy_disable_link(pos, code, reason, owner, domain);
+        ok := shorturl._proxy_disable_link(pos, code, reason, owner, domain);
     EXCEPTION WHEN OTHERS THEN
         GET STACKED DIAGNOSTICS d = PG_EXCEPTION_DETAIL;
         PERFORM shorturl._reraise(SQLSTATE, SQLERRM, d, shorturl._shard_at(pos));
     END;
+    armed := shorturl._deadline_stop();
+    RETURN ok;
 END
 $$;
 
@@ -865,17 +956,23 @@ AS $$
 DECLARE
     pos integer;
     d text;
+    armed boolean;
+    ok boolean;
 BEGIN
     IF code IS NULL THEN
         RETURN false;
     END IF;
+    PERFORM shorturl._check_writable('enable_link');
     pos := shorturl._locate(code, domain);
+    armed := shorturl._deadline_start();
     BEGIN
-        RETURN shorturl._proxy_enable_link(pos, code, owner, domain);
+        ok := shorturl._proxy_enable_link(pos, code, owner, domain);
     EXCEPTION WHEN OTHERS THEN
         GET STACKED DIAGNOSTICS d = PG_EXCEPTION_DETAIL;
         PERFORM shorturl._reraise(SQLSTATE, SQLERRM, d, shorturl._shard_at(pos));
     END;
+    armed := shorturl._deadline_stop();
+    RETURN ok;
 END
 $$;
 
@@ -890,17 +987,23 @@ AS $$
 DECLARE
     pos integer;
     d text;
+    armed boolean;
+    ok boolean;
 BEGIN
     IF code IS NULL THEN
         RETURN false;
     END IF;
+    PERFORM shorturl._check_writable('delete_link');
     pos := shorturl._locate(code, domain);
+    armed := shorturl._deadline_start();
     BEGIN
-        RETURN shorturl._proxy_delete_link(pos, code, owner, domain);
+        ok := shorturl._proxy_delete_link(pos, code, owner, domain);
     EXCEPTION WHEN OTHERS THEN
         GET STACKED DIAGNOSTICS d = PG_EXCEPTION_DETAIL;
         PERFORM shorturl._reraise(SQLSTATE, SQLERRM, d, shorturl._shard_at(pos));
     END;
+    armed := shorturl._deadline_stop();
+    RETURN ok;
 END
 $$;
 
@@ -915,17 +1018,23 @@ AS $$
 DECLARE
     pos integer;
     d text;
+    armed boolean;
+    n bigint;
 BEGIN
     IF code IS NULL THEN
         RETURN NULL;
     END IF;
+    PERFORM shorturl._check_writable('reset_visits');
     pos := shorturl._locate(code, domain);
+    armed := shorturl._deadline_start();
     BEGIN
-        RETURN shorturl._proxy_reset_visits(pos, code, owner, domain);
+        n := shorturl._proxy_reset_visits(pos, code, owner, domain);
     EXCEPTION WHEN OTHERS THEN
         GET STACKED DIAGNOSTICS d = PG_EXCEPTION_DETAIL;
         PERFORM shorturl._reraise(SQLSTATE, SQLERRM, d, shorturl._shard_at(pos));
     END;
+    armed := shorturl._deadline_stop();
+    RETURN n;
 END
 $$;
 
@@ -947,8 +1056,10 @@ DECLARE
     dom text;
     pos integer;
     issued boolean;
+    armed boolean;
     e text;
 BEGIN
+    PERFORM shorturl._check_writable('import_links');
     SELECT array_agg(a.attname::text) INTO cols
     FROM pg_attribute a WHERE a.attrelid = source AND a.attnum > 0 AND NOT a.attisdropped;
     FOREACH col IN ARRAY ARRAY['code', 'url', 'created_at', 'visits'] LOOP
@@ -985,18 +1096,28 @@ BEGIN
             CONTINUE;
         END IF;
         -- during a rebalance an earlier import may still be on the shard
-        -- it leaves: found there, it is unchanged
+        -- it leaves (found there, it is unchanged), and the code may be
+        -- retired on the shard its key leaves
         pos := shorturl._locate(r.code, dom);
         issued := coalesce(shorturl.decode_id(r.code) <= shorturl.last_link_id(), false);
+        armed := shorturl._deadline_start();
         BEGIN
-            SELECT i.outcome, i.detail INTO outcome, detail
-            FROM shorturl._proxy_import_link(pos, r.code, r.url, r.created_at, r.visits, r.expires_at,
-                                             r.owner, r.title, r.tags, dom, shorturl.next_link_id(),
-                                             issued) i;
+            IF shorturl._rebalance_pending() AND NOT EXISTS (
+                   SELECT FROM shorturl._proxy_code_state_everywhere(r.code, dom) st WHERE st = 'taken')
+               AND EXISTS (
+                   SELECT FROM shorturl._proxy_code_state_everywhere(r.code, dom) st WHERE st = 'retired') THEN
+                detail := format('alias "%s" is retired', r.code);
+            ELSE
+                SELECT i.outcome, i.detail INTO outcome, detail
+                FROM shorturl._proxy_import_link(pos, r.code, r.url, r.created_at, r.visits, r.expires_at,
+                                                 r.owner, r.title, r.tags, dom, shorturl.next_link_id(),
+                                                 issued) i;
+            END IF;
         EXCEPTION WHEN OTHERS THEN
             GET STACKED DIAGNOSTICS e = PG_EXCEPTION_DETAIL;
             PERFORM shorturl._reraise(SQLSTATE, SQLERRM, e, shorturl._shard_at(pos));
         END;
+        armed := shorturl._deadline_stop();
         RETURN NEXT;
     END LOOP;
 END

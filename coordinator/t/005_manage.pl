@@ -17,7 +17,8 @@
 #    that does not exist;
 # 5. update_link (PATCH), disable_link / enable_link, reset_visits with
 #    clicks pending in the shard's shared memory, delete_link (the alias
-#    is retired: refused again through the coordinator);
+#    is retired: refused again through the coordinator); none of them in
+#    a read-only transaction (25006); a patch's time in the caller's zone;
 # 6. list_links merges the shards: 250 links of an owner paged 100 at a
 #    time with after => are each seen once, in code order, and tag,
 #    search and domain filters give exactly the matching links;
@@ -68,6 +69,9 @@ my $old_visits = co(q{SELECT sum(shorturl.visits(code)) FROM old_links});
 is($old_visits, co('SELECT sum(g % 4) FROM old_links'), "0.6: 300 links made and clicked ($old_visits clicks)");
 
 # the shards first: a 0.7 coordinator calls their 0.7 functions
+like(co_error('ALTER EXTENSION pg_shorturl_coordinator UPDATE'),
+	qr/^55000: shard "alpha" runs pg_shorturl 0\.6, and this update needs 0\.7/,
+	'the coordinator\'s update refuses while the shards run 0.6 (55000)');
 on($_, 'ALTER EXTENSION pg_shorturl UPDATE') for sort keys %shard;
 is(co('SELECT count(*) FROM old_links WHERE shorturl.resolve(code) IS NULL'), 0,
 	'shards at 0.7, coordinator at 0.6: every old link resolves');
@@ -162,6 +166,9 @@ like(co_error(q{DELETE FROM shorturl.domains WHERE domain = 'acme.link'}), qr/^2
 is(join(' ', map { on($_, q{SELECT count(*) FROM shorturl.domains}) } sort keys %shard), '2 2 2',
 	'... and every shard still has it');
 like(co_error(q{TRUNCATE shorturl.domains}), qr/^0A000: /, 'TRUNCATE of the domains is refused (0A000)');
+co(q{UPDATE shorturl.domains SET added_at = '2026-01-02 03:04:05+00' WHERE domain = 'acme.link'});
+is(join(' ', map { on($_, q{SELECT added_at = '2026-01-02 03:04:05+00' FROM shorturl.domains WHERE domain = 'acme.link'}) } sort keys %shard),
+	't t t', 'an UPDATE that keeps the name of a domain with links is made on every shard');
 
 # ---------------------------------------------------------------------
 # 4. Owners
@@ -203,6 +210,19 @@ is(on($link_shard, qq{SELECT url FROM shorturl.links WHERE code = '$link'}), 'ht
 like(co_error(qq{SELECT * FROM shorturl.update_link('$link', '{"url": "javascript:alert(1)"}')}), qr/^22023: /,
 	'a bad URL in a patch is the shard\'s 22023');
 co(qq{SELECT * FROM shorturl.update_link('$link', '{"max_visits": null}')});
+# a time without an offset is read in the caller's time zone, not the shard's
+is(co(qq{SET timezone = 'Asia/Tokyo'; SELECT expires_at AT TIME ZONE 'UTC'
+	FROM shorturl.update_link('$link', '{"expires_at": "2030-01-01 00:00"}')}), '2029-12-31 15:00:00',
+	'update_link reads expires_at in the caller\'s time zone');
+co(qq{SELECT * FROM shorturl.update_link('$link', '{"expires_at": null}')});
+# no change in a read-only transaction: it would commit on the shard at once
+for my $call (qq{SELECT shorturl.disable_link('$link')}, qq{SELECT * FROM shorturl.update_link('$link', '{"title": "ro"}')},
+	qq{SELECT shorturl.enable_link('$link')}, qq{SELECT shorturl.delete_link('$link')}, qq{SELECT shorturl.reset_visits('$link')})
+{
+	like(co_error("BEGIN READ ONLY; $call"), qr/^25006: cannot execute \w+\(\) in a read-only transaction/,
+		"read-only: $call is refused (25006)");
+}
+is(co(qq{SELECT title || '|' || status FROM shorturl.get_link('$link')}), 'First|active', '... and the link is as it was');
 ok(co(qq{SELECT shorturl.disable_link('$link', 'phishing report')}) eq 't'
 	  && co(qq{SELECT coalesce(shorturl.resolve('$link'), 'null') || '|' || shorturl.link_status('$link')}) eq 'null|disabled',
 	'disable_link: it resolves to NULL and link_status() says disabled');
@@ -307,6 +327,14 @@ is(co(qq{SELECT title FROM shorturl.update_link('$movers[0]', '{"title": "before
 	'a link due to move is edited on the shard that still has it');
 is(scalar(grep { on($_, qq{SELECT count(*) FROM shorturl.links WHERE code = '$movers[0]' AND title = 'before'}) } qw(alpha bravo charlie)),
 	1, '... which is one of the three old shards');
+# an alias retired on the shard it leaves cannot be imported onto its new owner
+my $retired = co(q{SELECT 'promo' || g FROM generate_series(1, 100) g
+	WHERE shorturl.route('promo' || g) = 'delta' AND g <> 7 ORDER BY g LIMIT 1});
+is(co(qq{SELECT shorturl.delete_link('$retired')}), 't', "a rebalance due: $retired, which will move to delta, is deleted");
+co(qq{CREATE TABLE legacy3 AS SELECT '$retired'::text AS code, 'https://legacy.example/back'::text AS url,
+	now() AS created_at, 0 AS visits});
+is(co(q{SELECT outcome || ': ' || detail FROM shorturl.import_links('legacy3')}), qq{rejected: alias "$retired" is retired},
+	'... and importing its alias is refused while the rebalance is due');
 my $run = ShortURL::Test::session($coord, 'postgres');
 ShortURL::Test::send_sql($run, 'SET client_min_messages = warning; CALL shorturl.rebalance(1)');
 my ($round, %last, @errors, @on_delta) = (0);
