@@ -76,6 +76,16 @@ def route(key, names, weights):
     return max(shards, key=lambda s: score(key_hash, s[0], s[1]))[0]
 
 
+def link_key(code, domain=None):
+    """The routing key of a link (shorturl.link_key): its code on the
+    default domain (None or ''), lower(domain) + '/' + code on another.
+    PostgreSQL's lower() under the C locale folds ASCII letters only."""
+    if not domain:
+        return code
+    return domain.translate(str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ",
+                                          "abcdefghijklmnopqrstuvwxyz")) + "/" + code
+
+
 def main():
     """Batch mode for the TAP test.  The arguments are a JSON file
     {"mod": [counts], "jump": [counts], "maps": [[names, weights], ...]};

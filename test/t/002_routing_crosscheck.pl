@@ -2,7 +2,8 @@
 # with the independent Python reference (test/route_reference.py, over
 # python3-xxhash) on thousands of generated keys: hash64, shard_mod and
 # jump_hash for several counts, route(key, names, weights) over several maps,
-# and route(key) over the same maps loaded into shorturl.shards.
+# and route(key) over the same maps loaded into shorturl.shards; and
+# link_key(code, domain), a coordinator's key of a link, on a few codes.
 #
 # Keys: text (ASCII, 2-, 3- and 4-byte UTF-8, empty, long), bytea (NUL and
 # high bytes, every length around XXH64's 32-byte stripe) and bigint
@@ -258,6 +259,24 @@ for my $m (0 .. $#maps)
 		[ split /\n/, $node->safe_psql('postgres', $sql) ],
 		[ map { $_->[ $route_col + $m ] } @want ]);
 }
+
+# link_key(code, domain), the key a coordinator routes a link by, agrees
+# with the reference's, and route() of it with the reference's route
+my @links = ([ 'promo', undef ], [ 'promo', '' ], [ 'promo', 'ACME.link' ], [ 'Ab3-x_9', 'go.acme.com' ],
+	[ 'x', 'xn--bcher-kva.example' ]);
+my $lk_py = join "\n", map {
+	my ($c, $d) = @$_;
+	my ($out, $err);
+	IPC::Run::run([ $python, '-c', 'import sys; sys.path.insert(0, sys.argv[1]); import route_reference as r; '
+		  . 'print(r.link_key(sys.argv[2], None if sys.argv[3] == "-" else sys.argv[3]))',
+		dirname($reference), $c, $d // '-' ], '>', \$out, '2>', \$err)
+	  or die "route_reference.py failed: $err";
+	chomp $out;
+	$out;
+} @links;
+my $lk_sql = $node->safe_psql('postgres', join "\n",
+	map { my ($c, $d) = @$_; 'SELECT shorturl.link_key(' . sql_text($c) . ', ' . (defined $d ? sql_text($d) : 'NULL') . ');' } @links);
+is($lk_sql, $lk_py, 'link_key() agrees with the reference (code, or lower(domain)/code)');
 
 $node->stop;
 done_testing();
