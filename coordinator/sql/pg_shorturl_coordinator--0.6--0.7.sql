@@ -1056,6 +1056,7 @@ DECLARE
     dom text;
     pos integer;
     issued boolean;
+    states text[];
     armed boolean;
     e text;
 BEGIN
@@ -1102,10 +1103,11 @@ BEGIN
         issued := coalesce(shorturl.decode_id(r.code) <= shorturl.last_link_id(), false);
         armed := shorturl._deadline_start();
         BEGIN
-            IF shorturl._rebalance_pending() AND NOT EXISTS (
-                   SELECT FROM shorturl._proxy_code_state_everywhere(r.code, dom) st WHERE st = 'taken')
-               AND EXISTS (
-                   SELECT FROM shorturl._proxy_code_state_everywhere(r.code, dom) st WHERE st = 'retired') THEN
+            states := NULL;
+            IF shorturl._rebalance_pending() THEN
+                states := ARRAY(SELECT st FROM shorturl._proxy_code_state_everywhere(r.code, dom) st);
+            END IF;
+            IF 'retired' = ANY (states) AND NOT 'taken' = ANY (states) THEN
                 detail := format('alias "%s" is retired', r.code);
             ELSE
                 SELECT i.outcome, i.detail INTO outcome, detail
