@@ -23,6 +23,8 @@ OBJS = \
 	src/codespace.o \
 	src/validate.o \
 	src/idn.o \
+	src/hll.o \
+	src/visitdims.o \
 	src/spi_util.o \
 	src/catalog.o \
 	src/config_cache.o \
@@ -35,6 +37,7 @@ OBJS = \
 	src/counters_file.o \
 	src/dbstate.o \
 	src/clicks.o \
+	src/analytics.o \
 	src/flush.o \
 	src/purge.o \
 	src/stats.o \
@@ -43,6 +46,7 @@ OBJS = \
 	src/shorten.o \
 	src/resolve.o \
 	src/manage.o \
+	src/series.o \
 	src/qr.o \
 	src/legacy.o \
 	src/pg_shorturl.o
@@ -50,12 +54,12 @@ OBJS = \
 DATA = $(wildcard sql/pg_shorturl--*.sql)
 
 # One pg_regress file per feature: sql/<name>.sql against expected/<name>.out.
-REGRESS = base62 routing store counters manage rls upgrade
+REGRESS = base62 routing store counters manage rls analytics upgrade
 REGRESS_OPTS = --temp-instance=tmp_check_regress --temp-config=test/pg_shorturl.conf
 
 # Isolation specs live in test/isolation/specs, expected output beside them.
 ISOLATION = routing_cache routing_cache_rr max_visits resolve_flush resolve_purge manage \
-	link_in_transaction
+	link_in_transaction analytics_series
 ISOLATION_OPTS = --inputdir=test/isolation --temp-instance=tmp_check_iso \
 	--temp-config=test/pg_shorturl.conf
 
@@ -70,8 +74,9 @@ PG_CFLAGS = -Wall -Wextra $(if $(WERROR),-Werror)
 PG_CPPFLAGS = -isystem $(shell $(PG_CONFIG) --includedir-server)
 # libsodium: SipHash of the code permutation; ICU: internationalised host
 # names and confusable detection in URL validation; libqrencode and libpng:
-# the QR codes of qr_svg() and qr_png()
-SHLIB_LINK = -lm -lsodium -licui18n -licuuc -lqrencode -lpng
+# the QR codes of qr_svg() and qr_png(); xxHash: the visitor hashes of the
+# unique-visitor sketches
+SHLIB_LINK = -lm -lsodium -licui18n -licuuc -lqrencode -lpng -lxxhash
 
 EXTRA_CLEAN = test/fuzz/build test/unit/build tmp_check_regress tmp_check_iso
 

@@ -98,6 +98,26 @@ SELECT length(shorturl.qr_png('https://sho.rt/' || :'team')) AS qr_png_bytes,
        substr(shorturl.qr_svg('https://sho.rt/' || :'team'), 40, 60) AS qr_svg_starts;
 
 \echo
+\echo '--- visit analytics: 1,000 clicks with referrer, country, device and visitor, still no WAL ---'
+SELECT shorturl.shorten('https://example.com/launch', owner => 'acme') AS launch \gset
+SELECT pg_current_wal_lsn() AS lsn_before \gset
+SELECT count(shorturl.resolve(:'launch', NULL,
+           referrer => (ARRAY['https://news.ycombinator.com/item?id=1', 'https://t.co/abc', ''])[1 + g % 3],
+           country => (ARRAY['DE', 'US', 'FR', 'JP'])[1 + g % 4],
+           user_agent => (ARRAY['Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) Mobile/15E148',
+                                'Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/120.0',
+                                'Googlebot/2.1 (+http://www.google.com/bot.html)'])[1 + g % 7 % 3],
+           visitor => 'visitor-' || g % 250)) AS clicks
+FROM generate_series(1, 1000) g;
+SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), :'lsn_before') AS wal_bytes_for_1000_clicks;
+\echo 'the hourly series includes unflushed clicks; bots are left out unless shorturl.count_bots is on:'
+SELECT * FROM shorturl.visit_series(:'launch', now() - interval '2 hours', now(), 'hour', owner => 'acme');
+SELECT shorturl.flush() AS flushed;
+SELECT * FROM shorturl.visit_breakdown(:'launch', 'referrer', owner => 'acme');
+SELECT * FROM shorturl.visit_breakdown(:'launch', 'device', owner => 'acme');
+SELECT shorturl.unique_visitors(:'launch', owner => 'acme') AS unique_visitors;
+
+\echo
 \echo '--- capacity estimate: 10M daily users, 0.1 links each a day, 100 reads per write, 500 B, 5 years ---'
 SELECT round(write_qps::numeric, 2) AS write_qps, round(read_qps::numeric, 2) AS read_qps,
        round(peak_read_qps::numeric, 2) AS peak_read_qps, total_urls,

@@ -225,3 +225,44 @@ SELECT count(*) AS helpers FROM pg_proc
 WHERE pronamespace = 'shorturl'::regnamespace AND proname IN ('_acl_of', '_carry_grants');
 DROP EXTENSION pg_shorturl;
 DROP ROLE regress_upgrade_app, regress_upgrade_lead, regress_upgrade_member;
+
+-- 0.7, the last version that landed, reaches 0.8 with ALTER EXTENSION
+-- UPDATE: counts carry over, each link's earlier visits become one hour
+-- of its series (the hour of its latest visit), clicks still in shared
+-- memory are flushed into the series too, and the grants on
+-- resolve(code, domain), whose signature grew, carry over.
+CREATE ROLE regress_upgrade_app;
+CREATE EXTENSION pg_shorturl VERSION '0.7';
+SELECT shorturl.shorten('https://example.com/seven', alias => 'seven') AS code;
+SELECT shorturl.shorten('https://example.com/never', alias => 'never') AS code;
+SELECT count(shorturl.resolve('seven', NULL)) AS clicks FROM generate_series(1, 4);
+SELECT shorturl.flush() >= 0 AS flushed;
+-- clicks the update finds in shared memory
+SELECT count(shorturl.resolve('seven')) AS clicks FROM generate_series(1, 3);
+GRANT EXECUTE ON FUNCTION shorturl.resolve(text, text) TO regress_upgrade_app WITH GRANT OPTION;
+-- the new library counts on the 0.7 tables until the update
+SELECT shorturl.resolve('seven', NULL) IS NOT NULL AS before_update;
+SELECT shorturl.flush() >= 0 AS flushed;
+SELECT count(shorturl.resolve('seven')) AS clicks FROM generate_series(1, 2);
+ALTER EXTENSION pg_shorturl UPDATE;
+SELECT extversion FROM pg_extension WHERE extname = 'pg_shorturl';
+SET shorturl.count_bots = on;
+SELECT code, shorturl.visits(code) AS visits,
+       (SELECT sum(visits) FROM shorturl.visit_series(code, NULL, NULL, 'hour')) AS series
+FROM shorturl.links ORDER BY id;
+SELECT shorturl.flush() >= 0 AS flushed;
+SELECT code, shorturl.visits(code) AS visits,
+       (SELECT sum(visits) FROM shorturl.visit_series(code, NULL, NULL, 'hour')) AS series
+FROM shorturl.links ORDER BY id;
+RESET shorturl.count_bots;
+SELECT has_function_privilege('regress_upgrade_app', 'shorturl.resolve(text, text, text, text, text, text)',
+                              'EXECUTE WITH GRANT OPTION') AS carried,
+       has_function_privilege('public', 'shorturl.resolve(text, text, text, text, text, text)', 'EXECUTE') AS public_exec;
+SET ROLE regress_upgrade_app;
+SELECT shorturl.resolve('seven', NULL, referrer => 'https://news.example/', country => 'NL') AS url;
+RESET ROLE;
+SELECT shorturl.flush() >= 0 AS flushed;
+SELECT * FROM shorturl.visit_breakdown('seven', 'country');
+SELECT pending_dimension_values, max_pending_dimensions > 0 AS sized FROM shorturl.stats;
+DROP EXTENSION pg_shorturl;
+DROP ROLE regress_upgrade_app;

@@ -217,6 +217,8 @@ lookup_tables(void)
 	keys[0] = t.pending_att[COUNTS_LINK_ID];
 	t.pending_idx = find_index(nsp, "pending_visits", "pending_visits_link_id_idx", keys, 1);
 	t.owner = rel_owner(t.links);
+	/* a library newer than the schema (before ALTER EXTENSION UPDATE) */
+	t.analytics = OidIsValid(get_relname_relid("link_visits_hourly", nsp));
 
 	tables = t;
 	tables_valid = true;

@@ -53,6 +53,8 @@ typedef struct shorturl_tables
 	Oid			pending;		/* shorturl.pending_visits */
 	Oid			pending_idx;	/* on (link_id) */
 	AttrNumber	pending_att[COUNTS_NCOLUMNS];
+	/* since 0.8: visit analytics (shorturl.link_visits_hourly and friends) */
+	bool		analytics;
 } shorturl_tables;
 
 extern void catalog_init(void);

@@ -161,12 +161,56 @@ typedef enum shared_result
 } shared_result;
 
 /*
+ * clicks_hour is the hour of a time, as first_hour keeps it: hours since
+ * 2000-01-01 UTC, within the 24 bits it has (until the year 3913).
+ */
+uint64
+clicks_hour(TimestampTz t)
+{
+	if (t <= 0)
+		return 0;
+	return Min((uint64) (t / USECS_PER_HOUR), COUNTER_HOUR_MAX);
+}
+
+/*
+ * note_hour counts a click in the entry's first pending hour, if that is
+ * its hour or none is set (see first_hour in counters.h).  A click of any
+ * other hour is left to the flush, which gives the pending clicks beyond
+ * the first hour's to the hour of the latest click: with a flush every
+ * second, that is exact unless a flush is more than an hour late or a
+ * click races the turn of the hour.  The caller counts the click in
+ * pending after this, and a flush takes pending before first_hour, so a
+ * flush never takes a first-hour count whose click it leaves pending.
+ */
+static void
+note_hour(counter_entry *e, TimestampTz now)
+{
+	uint64		hour = clicks_hour(now);
+	uint64		old = pg_atomic_read_u64(&e->first_hour);
+
+	for (;;)
+	{
+		uint64		count = old & COUNTER_HOUR_COUNT_MASK;
+		uint64		new;
+
+		if (count == 0)
+			new = (hour << COUNTER_HOUR_SHIFT) | 1;
+		else if ((old >> COUNTER_HOUR_SHIFT) == hour && count < COUNTER_HOUR_COUNT_MASK)
+			new = old + 1;
+		else
+			return;
+		if (pg_atomic_compare_exchange_u64(&e->first_hour, &old, new))
+			return;
+	}
+}
+
+/*
  * bump counts one click in an entry, unless the link is used up.  The
  * partition lock is held (shared is enough: limited only changes under the
  * exclusive lock).
  */
 static shared_result
-bump(counter_entry *e, bool has_max, int64 max_visits, TimestampTz now)
+bump(counter_entry *e, bool has_max, int64 max_visits, TimestampTz now, bool bot)
 {
 	/*
 	 * A rebalance moved the link away (move_out() took its clicks): a click
@@ -193,6 +237,9 @@ bump(counter_entry *e, bool has_max, int64 max_visits, TimestampTz now)
 		if (exhausted)
 			return SHARED_EXHAUSTED;
 	}
+	note_hour(e, now);
+	if (bot)
+		pg_atomic_fetch_add_u64(&e->pending_bots, 1);
 	pg_atomic_fetch_add_u64(&e->pending, 1);
 	pg_atomic_write_u64(&e->last_visit, (uint64) now);
 	if (e->usage < COUNTER_MAX_USAGE)
@@ -200,12 +247,19 @@ bump(counter_entry *e, bool has_max, int64 max_visits, TimestampTz now)
 	return SHARED_COUNTED;
 }
 
-/* xid_visible tells whether a transaction's commit is visible to a snapshot */
+/*
+ * xid_visible tells whether what a flushing transaction wrote is visible
+ * to a snapshot: its commit is, or it is our own transaction (a read after
+ * shorturl.flush() in the same transaction sees its rows).
+ */
 static bool
 xid_visible(TransactionId xid, Snapshot snapshot)
 {
-	return TransactionIdIsValid(xid) && !XidInMVCCSnapshot(xid, snapshot) &&
-		TransactionIdDidCommit(xid);
+	if (!TransactionIdIsValid(xid))
+		return false;
+	if (TransactionIdIsCurrentTransactionId(xid))
+		return true;
+	return !XidInMVCCSnapshot(xid, snapshot) && TransactionIdDidCommit(xid);
 }
 
 /*
@@ -228,7 +282,7 @@ lock_link(int64 link_id, LOCKTAG *tag)
  */
 static shared_result
 make_limited(db_state *db, const counter_key *key, uint32 hash, int64 max_visits,
-			 TimestampTz now)
+			 TimestampTz now, bool bot)
 {
 	LWLock	   *lock = counters_lock_for(hash);
 	LOCKTAG		tag;
@@ -251,7 +305,7 @@ make_limited(db_state *db, const counter_key *key, uint32 hash, int64 max_visits
 		e = counters_lookup(key, hash);
 		if (e != NULL && e->limited)
 		{
-			r = bump(e, true, max_visits, now);
+			r = bump(e, true, max_visits, now, bot);
 			LWLockRelease(lock);
 			break;
 		}
@@ -289,7 +343,7 @@ make_limited(db_state *db, const counter_key *key, uint32 hash, int64 max_visits
 		if (found && e->limited)
 		{
 			/* another backend made it meanwhile */
-			r = bump(e, true, max_visits, now);
+			r = bump(e, true, max_visits, now, bot);
 			LWLockRelease(lock);
 			UnregisterSnapshot(snapshot);
 			break;
@@ -307,7 +361,7 @@ make_limited(db_state *db, const counter_key *key, uint32 hash, int64 max_visits
 		e->limited = true;
 		e->total = stored;
 		SpinLockRelease(&e->mutex);
-		r = bump(e, true, max_visits, now);
+		r = bump(e, true, max_visits, now, bot);
 		LWLockRelease(lock);
 		UnregisterSnapshot(snapshot);
 		break;
@@ -325,7 +379,7 @@ make_limited(db_state *db, const counter_key *key, uint32 hash, int64 max_visits
  * link's partition is full of entries with unflushed clicks.
  */
 static shared_result
-count_shared(db_state *db, int64 link_id, bool has_max, int64 max_visits)
+count_shared(db_state *db, int64 link_id, bool has_max, int64 max_visits, bool bot)
 {
 	TimestampTz now = GetCurrentStatementStartTimestamp();
 	counter_key key;
@@ -344,19 +398,19 @@ count_shared(db_state *db, int64 link_id, bool has_max, int64 max_visits)
 	e = counters_lookup(&key, hash);
 	if (e != NULL && (!has_max || e->limited))
 	{
-		r = bump(e, has_max, max_visits, now);
+		r = bump(e, has_max, max_visits, now, bot);
 		LWLockRelease(lock);
 		return r;
 	}
 	LWLockRelease(lock);
 
 	if (has_max)
-		return make_limited(db, &key, hash, max_visits, now);
+		return make_limited(db, &key, hash, max_visits, now, bot);
 
 	/* an unlimited link needs no count to start from: just an entry */
 	LWLockAcquire(lock, LW_EXCLUSIVE);
 	e = counters_enter(&key, hash, &found);
-	r = e ? bump(e, false, 0, now) : SHARED_NO_ROOM;
+	r = e ? bump(e, false, 0, now, bot) : SHARED_NO_ROOM;
 	LWLockRelease(lock);
 	if (r == SHARED_COUNTED && !found && db->worker_pid == 0)
 		dbstate_request_flush(db);
@@ -373,11 +427,12 @@ count_shared(db_state *db, int64 link_id, bool has_max, int64 max_visits)
  * rules in the file header).
  */
 static click_result
-count_in_tables(int64 link_id, bool has_max)
+count_in_tables(int64 link_id, bool has_max, bool bot)
 {
 	static SPIPlanPtr plan_pending_insert;
-	Datum		values[1];
-	Oid			argtypes[1] = {INT8OID};
+	static SPIPlanPtr plan_pending_insert_07;	/* before ALTER EXTENSION UPDATE */
+	Datum		values[2];
+	Oid			argtypes[2] = {INT8OID, INT8OID};
 	as_owner	saved;
 
 	/* a limited link's click here could be rolled back after it was served */
@@ -387,13 +442,21 @@ count_in_tables(int64 link_id, bool has_max)
 		return CLICK_COUNTED;	/* served, not counted */
 
 	values[0] = Int64GetDatum(link_id);
+	values[1] = Int64GetDatum(bot ? 1 : 0);
 	saved = catalog_become_owner();
 	spi_begin();
-	spi_run(spi_plan(&plan_pending_insert,
-					 "INSERT INTO shorturl.pending_visits (link_id, visits, visited_at)"
-					 " VALUES ($1, 1, pg_catalog.statement_timestamp())",
-					 1, argtypes),
-			values, NULL, false, SPI_OK_INSERT);
+	if (catalog_tables()->analytics)
+		spi_run(spi_plan(&plan_pending_insert,
+						 "INSERT INTO shorturl.pending_visits (link_id, visits, bots, visited_at)"
+						 " VALUES ($1, 1, $2, pg_catalog.statement_timestamp())",
+						 2, argtypes),
+				values, NULL, false, SPI_OK_INSERT);
+	else
+		spi_run(spi_plan(&plan_pending_insert_07,
+						 "INSERT INTO shorturl.pending_visits (link_id, visits, visited_at)"
+						 " VALUES ($1, 1, pg_catalog.statement_timestamp())",
+						 1, argtypes),
+				values, NULL, false, SPI_OK_INSERT);
 	SPI_finish();
 	catalog_back_from_owner(saved);
 	return CLICK_COUNTED;
@@ -407,10 +470,11 @@ count_in_tables(int64 link_id, bool has_max)
 /*
  * clicks_count counts one click of an active link (the caller checked that
  * it exists, is enabled and has not expired), unless it has reached
- * max_visits.
+ * max_visits.  A bot's click counts like any other; the link's series
+ * keeps how many were bots'.
  */
 click_result
-clicks_count(int64 link_id, bool has_max, int64 max_visits)
+clicks_count(int64 link_id, bool has_max, int64 max_visits, bool bot)
 {
 	db_state   *db;
 
@@ -420,13 +484,13 @@ clicks_count(int64 link_id, bool has_max, int64 max_visits)
 			/* a standby serves unlimited links uncounted, and no others */
 			return has_max ? CLICK_REFUSED : CLICK_COUNTED;
 		case CLICKS_TABLE:
-			return count_in_tables(link_id, has_max);
+			return count_in_tables(link_id, has_max, bot);
 		case CLICKS_SHARED:
 			break;
 	}
 
 	db = dbstate_mine();
-	switch (count_shared(db, link_id, has_max, max_visits))
+	switch (count_shared(db, link_id, has_max, max_visits, bot))
 	{
 		case SHARED_COUNTED:
 			return CLICK_COUNTED;
@@ -455,7 +519,7 @@ clicks_count(int64 link_id, bool has_max, int64 max_visits)
 		{
 			long		left;
 
-			r = count_shared(db, link_id, has_max, max_visits);
+			r = count_shared(db, link_id, has_max, max_visits, bot);
 			if (r != SHARED_NO_ROOM)
 				break;
 			dbstate_request_flush(db);
@@ -476,7 +540,7 @@ clicks_count(int64 link_id, bool has_max, int64 max_visits)
 	}
 	pg_atomic_fetch_add_u64(&db->sync_fallbacks, 1);
 	{
-		click_result r = count_in_tables(link_id, has_max);
+		click_result r = count_in_tables(link_id, has_max, bot);
 
 		if (r == CLICK_REFUSED)
 			pg_atomic_fetch_add_u64(&db->refused_clicks, 1);
@@ -587,6 +651,98 @@ clicks_live_visits(int64 link_id)
 	if (flushes_held)
 		LockRelease(&tag, ShareLock, false);
 	return visits;
+}
+
+/*
+ * clicks_live_read reads a link's stored analytics with read(snapshot, arg)
+ * and returns in *out what shared memory holds beyond them, for the same
+ * moment: the reader and the parts together count every click once, as
+ * clicks_live_visits() does (the same generation protocol).  read() may
+ * run more than once (a flush moved meanwhile): it must start afresh each
+ * time.
+ */
+void
+clicks_live_read(int64 link_id, clicks_stored_reader read, void *arg, clicks_live_parts *out)
+{
+	counter_key key;
+	uint32		hash;
+	LWLock	   *lock;
+	LOCKTAG		tag;
+	bool		flushes_held = false;
+
+	memset(out, 0, sizeof(*out));
+	if (RecoveryInProgress() || !counters_available())
+	{
+		Snapshot	snapshot = RegisterSnapshot(GetLatestSnapshot());
+
+		read(snapshot, arg);
+		UnregisterSnapshot(snapshot);
+		return;
+	}
+	counters_make_key(&key, MyDatabaseId, catalog_tables()->links, link_id);
+	hash = counters_hash(&key);
+	lock = counters_lock_for(hash);
+	for (int attempt = 0;; attempt++)
+	{
+		counter_entry *e;
+		uint32		gen = 0;
+		TransactionId xid = InvalidTransactionId;
+		uint64		evictions;
+		Snapshot	snapshot;
+		bool		stable;
+		clicks_live_parts parts;
+
+		if (attempt == MAX_READ_ATTEMPTS && !flushes_held)
+		{
+			SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, 0, 0, SHORTURL_LOCK_FLUSH);
+			(void) LockAcquire(&tag, ShareLock, false, false);
+			flushes_held = true;
+		}
+
+		memset(&parts, 0, sizeof(parts));
+		LWLockAcquire(lock, LW_SHARED);
+		e = counters_lookup(&key, hash);
+		if (e != NULL)
+		{
+			SpinLockAcquire(&e->mutex);
+			gen = pg_atomic_read_u32(&e->gen);
+			parts.inflight = e->inflight;
+			parts.inflight_bots = e->inflight_bots;
+			xid = e->flush_xid;
+			SpinLockRelease(&e->mutex);
+			/* first_hour before pending: see note_hour() */
+			parts.first_hour = pg_atomic_read_u64(&e->first_hour);
+			parts.pending_bots = (int64) pg_atomic_read_u64(&e->pending_bots);
+			parts.pending = (int64) pg_atomic_read_u64(&e->pending);
+			parts.last_visit = (TimestampTz) pg_atomic_read_u64(&e->last_visit);
+		}
+		evictions = counters_evictions(hash);
+		LWLockRelease(lock);
+
+		snapshot = RegisterSnapshot(GetLatestSnapshot());
+		read(snapshot, arg);
+		if (e == NULL)
+		{
+			UnregisterSnapshot(snapshot);
+			break;
+		}
+		if (xid_visible(xid, snapshot))
+			parts.inflight = parts.inflight_bots = 0;
+
+		LWLockAcquire(lock, LW_SHARED);
+		e = counters_lookup(&key, hash);
+		stable = e != NULL && counters_evictions(hash) == evictions &&
+			pg_atomic_read_u32(&e->gen) == gen;
+		LWLockRelease(lock);
+		UnregisterSnapshot(snapshot);
+		if (stable)
+		{
+			*out = parts;
+			break;
+		}
+	}
+	if (flushes_held)
+		LockRelease(&tag, ShareLock, false);
 }
 
 /*

@@ -9,6 +9,7 @@
 #define SHORTURL_CLICKS_H
 
 #include "datatype/timestamp.h"
+#include "utils/snapshot.h"
 
 #include "dbstate.h"
 
@@ -28,8 +29,28 @@ typedef enum click_mode
 	CLICKS_NONE					/* on a hot standby: not counted */
 } click_mode;
 
+/*
+ * What shared memory holds of a link's clicks beyond its stored rows, at
+ * one moment (clicks_live_read()): pending clicks, first_hour's share of
+ * them, and the in-flight clicks of a flush not yet visible.
+ */
+typedef struct clicks_live_parts
+{
+	int64		pending;
+	int64		pending_bots;
+	uint64		first_hour;		/* as counter_entry keeps it */
+	TimestampTz last_visit;
+	int64		inflight;
+	int64		inflight_bots;
+} clicks_live_parts;
+
+typedef void (*clicks_stored_reader) (Snapshot snapshot, void *arg);
+
 extern click_mode clicks_mode(void);
-extern click_result clicks_count(int64 link_id, bool has_max, int64 max_visits);
+extern uint64 clicks_hour(TimestampTz t);
+extern click_result clicks_count(int64 link_id, bool has_max, int64 max_visits, bool bot);
+extern void clicks_live_read(int64 link_id, clicks_stored_reader read, void *arg,
+							 clicks_live_parts *out);
 extern int64 clicks_live_visits(int64 link_id);
 extern int64 clicks_pending(int64 link_id);
 extern void clicks_forget(int64 link_id);

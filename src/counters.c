@@ -141,6 +141,8 @@ counters_init_shmem(void)
 			memset(&slots[i], 0, sizeof(counter_entry));
 			SpinLockInit(&slots[i].mutex);
 			pg_atomic_init_u64(&slots[i].pending, 0);
+			pg_atomic_init_u64(&slots[i].pending_bots, 0);
+			pg_atomic_init_u64(&slots[i].first_hour, 0);
 			pg_atomic_init_u32(&slots[i].gen, 0);
 			pg_atomic_init_u64(&slots[i].last_visit, 0);
 		}
@@ -281,6 +283,11 @@ remove_slot(int p, uint32 i)
 			h->usage = e->usage;
 			h->limited = e->limited;
 			pg_atomic_write_u64(&h->pending, pg_atomic_read_u64(&e->pending));
+			pg_atomic_write_u64(&h->pending_bots, pg_atomic_read_u64(&e->pending_bots));
+			pg_atomic_write_u64(&h->first_hour, pg_atomic_read_u64(&e->first_hour));
+			h->inflight_bots = e->inflight_bots;
+			h->moving = e->moving;
+			h->moved_at = e->moved_at;
 			pg_atomic_write_u32(&h->gen, pg_atomic_read_u32(&e->gen));
 			h->flush_xid = e->flush_xid;
 			h->inflight = e->inflight;
@@ -369,8 +376,11 @@ counters_enter(const counter_key *key, uint32 hash, bool *found)
 	e->usage = 1;
 	e->limited = false;
 	pg_atomic_write_u64(&e->pending, 0);
+	pg_atomic_write_u64(&e->pending_bots, 0);
+	pg_atomic_write_u64(&e->first_hour, 0);
 	e->flush_xid = InvalidTransactionId;
 	e->inflight = 0;
+	e->inflight_bots = 0;
 	e->total = 0;
 	pg_atomic_write_u64(&e->last_visit, 0);
 	e->exhausted_at = 0;

@@ -35,22 +35,37 @@ typedef struct counter_entry
 	slock_t		mutex;			/* guards the plain fields below */
 	uint8		usage;			/* CLOCK reference count, 0..COUNTER_MAX_USAGE */
 	bool		limited;		/* total is kept: the link has max_visits */
+	bool		moving;			/* under the exclusive partition lock: a
+								 * rebalance took the link away at moved_at
+								 * (see clicks.c) */
 	pg_atomic_uint64 pending;	/* clicks no flush has taken yet */
+	pg_atomic_uint64 pending_bots;	/* of those, clicks by bots */
+	pg_atomic_uint64 first_hour;	/* the hour of the oldest pending clicks
+									 * and how many of them: COUNTER_HOUR_* */
 	pg_atomic_uint32 gen;		/* changes whenever a flush takes or settles */
 	TransactionId flush_xid;	/* the flush holding inflight */
 	int64		inflight;		/* clicks taken by that flush, not settled */
+	int64		inflight_bots;	/* of those, clicks by bots */
 	int64		total;			/* limited links: visits so far, all told */
 	pg_atomic_uint64 last_visit;	/* TimestampTz of the latest click */
 	TimestampTz exhausted_at;	/* limited links: when total reached the max */
-	/* under the exclusive partition lock: */
-	bool		moving;			/* a rebalance took the link away ... */
-	TimestampTz moved_at;		/* ... at this time (see clicks.c) */
+	TimestampTz moved_at;		/* see moving */
 } counter_entry;
 
 /* How long a moved link's entry refuses clicks (see clicks.c) */
 #define COUNTER_MOVE_FENCE_MS	10000
 
 #define COUNTER_MAX_USAGE	3
+
+/*
+ * first_hour packs an hour (since 2000-01-01 UTC) in its top 24 bits and a
+ * count of clicks in that hour in the other 40; 0 when no click is pending.
+ * The flush writes those clicks to that hour of a link's series and the
+ * rest of its pending clicks to the hour of the latest (clicks.c).
+ */
+#define COUNTER_HOUR_SHIFT	40
+#define COUNTER_HOUR_COUNT_MASK ((UINT64CONST(1) << COUNTER_HOUR_SHIFT) - 1)
+#define COUNTER_HOUR_MAX	((UINT64CONST(1) << (64 - COUNTER_HOUR_SHIFT)) - 1)
 
 extern void counters_request_shmem(void);
 extern bool counters_init_shmem(void);

@@ -33,7 +33,9 @@
 /* Where a clean shutdown leaves the pending clicks for the next start */
 #define DUMP_FILE		"pg_stat/pg_shorturl_counters.stat"
 #define DUMP_MAGIC		0x53555244	/* "SURD" */
-#define DUMP_VERSION	3
+#define DUMP_VERSION	4
+/* 0.7 wrote version 3: the records without the fields from pending_bots on */
+#define DUMP_VERSION_V3 3
 
 /* What the dump file says about itself */
 typedef struct dump_header
@@ -59,7 +61,12 @@ typedef struct dump_record
 	int64		total;
 	TimestampTz last_visit;
 	TimestampTz exhausted_at;
+	/* since version 4 */
+	int64		pending_bots;
+	uint64		first_hour;
 } dump_record;
+
+#define DUMP_RECORD_V3_SIZE offsetof(dump_record, pending_bots)
 
 /* discard_dump removes the dump file; false if it could not */
 static bool
@@ -90,8 +97,9 @@ dump_belongs_here(const dump_header *h, const char **why)
 
 	if (!crc_ok)
 		*why = "the control file is damaged";
-	else if (h->magic != DUMP_MAGIC || h->version != DUMP_VERSION ||
-			 h->record_size != sizeof(dump_record))
+	else if (h->magic != DUMP_MAGIC ||
+			 !((h->version == DUMP_VERSION && h->record_size == sizeof(dump_record)) ||
+			   (h->version == DUMP_VERSION_V3 && h->record_size == DUMP_RECORD_V3_SIZE)))
 		*why = "it was written by another version of pg_shorturl";
 	else if (h->pg_major != PG_VERSION_NUM / 100)
 		*why = "it was written by another major version of PostgreSQL";
@@ -146,9 +154,13 @@ counters_file_load(void)
 	else if (h.count > counters_capacity())
 		why = "it holds more entries than the table";
 
-	records = (why == NULL && h.count > 0) ? palloc(h.count * sizeof(dump_record)) : NULL;
-	if (records != NULL && fread(records, sizeof(dump_record), h.count, file) != h.count)
-		why = "it is truncated";
+	records = (why == NULL && h.count > 0) ? palloc0(h.count * sizeof(dump_record)) : NULL;
+	for (uint64 i = 0; records != NULL && why == NULL && i < h.count; i++)
+	{
+		/* a version 3 record is a prefix of ours */
+		if (fread(&records[i], h.record_size, 1, file) != 1)
+			why = "it is truncated";
+	}
 	FreeFile(file);
 
 	if (!discard_dump())
@@ -180,6 +192,8 @@ counters_file_load(void)
 		e->total = records[i].total;
 		e->exhausted_at = records[i].exhausted_at;
 		pg_atomic_write_u64(&e->pending, (uint64) records[i].pending);
+		pg_atomic_write_u64(&e->pending_bots, (uint64) Max(records[i].pending_bots, 0));
+		pg_atomic_write_u64(&e->first_hour, records[i].first_hour);
 		pg_atomic_write_u64(&e->last_visit, (uint64) records[i].last_visit);
 		loaded += records[i].pending;
 	}
@@ -238,6 +252,8 @@ write_visit(counter_entry *e, void *arg)
 	r.link_id = e->key.link_id;
 	r.limited = e->limited;
 	r.pending = (int64) pg_atomic_read_u64(&e->pending);
+	r.pending_bots = (int64) pg_atomic_read_u64(&e->pending_bots);
+	r.first_hour = pg_atomic_read_u64(&e->first_hour);
 	r.total = e->total;
 	r.last_visit = (TimestampTz) pg_atomic_read_u64(&e->last_visit);
 	r.exhausted_at = e->exhausted_at;

@@ -78,6 +78,9 @@ init_slot(db_state *db)
 	pg_atomic_init_u64(&db->purged, 0);
 	pg_atomic_init_u64(&db->last_purge_at, 0);
 	pg_atomic_init_u64(&db->room_waits, 0);
+	pg_atomic_init_u64(&db->analytics_overflow, 0);
+	pg_atomic_init_u64(&db->analytics_dropped, 0);
+	pg_atomic_init_u64(&db->visitors_dropped, 0);
 	pg_atomic_init_u64(&db->sync_fallbacks, 0);
 	pg_atomic_init_u64(&db->refused_clicks, 0);
 	pg_atomic_init_u64(&db->dropped_deltas, 0);

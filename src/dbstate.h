@@ -53,6 +53,9 @@ typedef struct db_state
 	pg_atomic_uint64 sync_fallbacks;
 	pg_atomic_uint64 refused_clicks;
 	pg_atomic_uint64 dropped_deltas;
+	pg_atomic_uint64 analytics_overflow;	/* values sent to "other": no room */
+	pg_atomic_uint64 analytics_dropped;	/* dimension values lost: no room */
+	pg_atomic_uint64 visitors_dropped;	/* visitors lost: no room */
 
 	/* under dbstate's lock */
 	TimestampTz last_error_at;

@@ -14,7 +14,8 @@
  *	   new to the table), for the links that still exist
  *	   (the deltas of links deleted meanwhile are dropped and counted),
  *	   sets exhausted_at on the links that reached their max_visits, and
- *	   compacts the rows of shorturl.pending_visits to one per link.
+ *	   adds them to the links' hours in shorturl.link_visits_hourly, and
+ *	   compacts the rows of shorturl.pending_visits to one per link and hour.
  *	3. At commit, a transaction callback settles the entries: inflight goes
  *	   back to zero.  At abort (of the transaction, or of the subtransaction
  *	   that ran the flush) the clicks go back to pending, so a flush that
@@ -42,6 +43,7 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
+#include "analytics.h"
 #include "catalog.h"
 #include "clicks.h"
 #include "compat.h"
@@ -60,6 +62,8 @@ typedef struct flush_item
 {
 	int64		link_id;
 	int64		delta;
+	int64		bots;			/* of delta, clicks by bots */
+	uint64		first_hour;		/* the entry's, taken with delta */
 	TimestampTz last_visit;
 	TimestampTz exhausted_at;
 	bool		applied;		/* the link was still there */
@@ -81,6 +85,8 @@ static struct
 	int			cap;
 	Oid			relid;			/* shorturl.links */
 	int64		stale;			/* clicks of an earlier shorturl.links */
+	int64	   *reset_ids;		/* links reset or moved: analytics to forget */
+	int			nreset_ids;
 	int64	   *adjust_ids;		/* limited totals to raise at commit */
 	int64	   *adjust_by;
 	int			nadjust;
@@ -92,6 +98,8 @@ static SPIPlanPtr plan_update;
 static SPIPlanPtr plan_insert;
 static SPIPlanPtr plan_exhausted;
 static SPIPlanPtr plan_compact;
+static SPIPlanPtr plan_compact_07;	/* before ALTER EXTENSION UPDATE to 0.8 */
+static SPIPlanPtr plan_series;
 
 static void flush_xact_callback(XactEvent event, void *arg);
 static void flush_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
@@ -113,6 +121,15 @@ typedef struct collect_arg
 
 static int	by_link_id(const void *a, const void *b);
 
+static int
+by_int64(const void *a, const void *b)
+{
+	int64		x = *(const int64 *) a;
+	int64		y = *(const int64 *) b;
+
+	return (x > y) - (x < y);
+}
+
 /* collect_visit takes one entry's pending clicks (a counters_scan visitor) */
 static bool
 collect_visit(counter_entry *e, void *arg)
@@ -120,6 +137,8 @@ collect_visit(counter_entry *e, void *arg)
 	collect_arg *c = arg;
 	flush_item *item;
 	uint64		delta;
+	uint64		first_hour;
+	uint64		bots;
 
 	if (e->key.dbid != MyDatabaseId || pg_atomic_read_u64(&e->pending) == 0)
 		return true;
@@ -140,6 +159,10 @@ collect_visit(counter_entry *e, void *arg)
 	delta = pg_atomic_exchange_u64(&e->pending, 0);
 	if (delta == 0)
 		return true;
+	/* pending first: see note_hour() in clicks.c */
+	first_hour = pg_atomic_exchange_u64(&e->first_hour, 0);
+	bots = pg_atomic_exchange_u64(&e->pending_bots, 0);
+	bots = Min(bots, delta);
 	if (flush_tx.nitems == flush_tx.cap)
 	{
 		flush_tx.cap *= 2;
@@ -148,6 +171,8 @@ collect_visit(counter_entry *e, void *arg)
 	item = &flush_tx.items[flush_tx.nitems++];
 	item->link_id = e->key.link_id;
 	item->delta = (int64) delta;
+	item->bots = (int64) bots;
+	item->first_hour = first_hour;
 	item->last_visit = (TimestampTz) pg_atomic_read_u64(&e->last_visit);
 	item->applied = false;
 	item->kept = false;
@@ -156,6 +181,7 @@ collect_visit(counter_entry *e, void *arg)
 
 	SpinLockAcquire(&e->mutex);
 	e->inflight += (int64) delta;
+	e->inflight_bots += (int64) bots;
 	e->flush_xid = c->xid;
 	item->exhausted_at = e->exhausted_at;
 	item->limited = e->limited;
@@ -315,6 +341,88 @@ apply_batch(int from, int to)
 }
 
 /*
+ * apply_series adds the applied items' clicks to their links' hours in
+ * shorturl.link_visits_hourly, in the same transaction as their counts, so
+ * a link's series always adds up to its count.  An item's first-hour
+ * clicks go to that hour, the rest to the hour of its latest click (see
+ * note_hour() in clicks.c), and its bots' clicks to the latest hour as far
+ * as it has clicks, then to the first.
+ */
+static void
+apply_series(void)
+{
+	Oid			argtypes[4] = {INT8ARRAYOID, TIMESTAMPTZARRAYOID, INT8ARRAYOID, INT8ARRAYOID};
+	int			cap = 2 * flush_tx.nitems;
+	Datum	   *ids;
+	Datum	   *hours;
+	Datum	   *visits;
+	Datum	   *bots;
+	Datum		values[4];
+	int			n = 0;
+
+	/* a schema older than the library has no series (until ALTER EXTENSION UPDATE) */
+	if (flush_tx.nitems == 0 || !catalog_tables()->analytics)
+		return;
+	ids = palloc(cap * sizeof(Datum));
+	hours = palloc(cap * sizeof(Datum));
+	visits = palloc(cap * sizeof(Datum));
+	bots = palloc(cap * sizeof(Datum));
+	for (int i = 0; i < flush_tx.nitems; i++)
+	{
+		flush_item *item = &flush_tx.items[i];
+		uint64		last_hour = clicks_hour(item->last_visit);
+		uint64		first_hour = item->first_hour >> COUNTER_HOUR_SHIFT;
+		int64		first = Min((int64) (item->first_hour & COUNTER_HOUR_COUNT_MASK), item->delta);
+		int64		rest = item->delta - first;
+		int64		rest_bots = Min(item->bots, rest);
+
+		if (!item->applied || item->reset)
+			continue;
+		if (first > 0 && first_hour == last_hour)
+		{
+			rest += first;
+			rest_bots = item->bots;
+			first = 0;
+		}
+		if (first > 0)
+		{
+			ids[n] = Int64GetDatum(item->link_id);
+			hours[n] = TimestampTzGetDatum((TimestampTz) first_hour * USECS_PER_HOUR);
+			visits[n] = Int64GetDatum(first);
+			bots[n] = Int64GetDatum(item->bots - rest_bots);
+			n++;
+		}
+		if (rest > 0)
+		{
+			ids[n] = Int64GetDatum(item->link_id);
+			hours[n] = TimestampTzGetDatum((TimestampTz) last_hour * USECS_PER_HOUR);
+			visits[n] = Int64GetDatum(rest);
+			bots[n] = Int64GetDatum(rest_bots);
+			n++;
+		}
+	}
+	if (n > 0)
+	{
+		values[0] = int8_array(ids, n);
+		values[1] = ts_array(hours, n);
+		values[2] = int8_array(visits, n);
+		values[3] = int8_array(bots, n);
+		spi_run(spi_plan_generic(&plan_series,
+						 "INSERT INTO shorturl.link_visits_hourly AS h (link_id, hour, visits, bots)"
+						 " SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
+						 "                          pg_catalog.unnest($3), pg_catalog.unnest($4))"
+						 " ON CONFLICT (link_id, hour) DO UPDATE"
+						 "   SET visits = h.visits + excluded.visits, bots = h.bots + excluded.bots",
+						 4, argtypes),
+				values, NULL, false, SPI_OK_INSERT);
+	}
+	pfree(ids);
+	pfree(hours);
+	pfree(visits);
+	pfree(bots);
+}
+
+/*
  * mark_exhausted sets exhausted_at on the links that reached max_visits:
  * those whose last click reached it, and any other limited link whose
  * count now does (update_link() may have lowered the limit under a click
@@ -381,10 +489,12 @@ keep_unseen(void)
 
 /*
  * compact_pending merges the rows of shorturl.pending_visits (clicks
- * counted synchronously) into one row per link.  They stay in that table,
- * part of the stored count: moving them into shorturl.visit_counts would
- * make rows there that a restore in progress may still be about to load.
- * Returns how many rows it merged away.
+ * counted synchronously) into one row per link and hour, so they keep
+ * their place in the link's series (the analytics job merges older ones
+ * into one per day).  They stay in that table, part of the stored count:
+ * moving them into shorturl.visit_counts would make rows there that a
+ * restore in progress may still be about to load.  Returns how many rows
+ * it merged away.
  */
 static int64
 compact_pending(void)
@@ -392,18 +502,36 @@ compact_pending(void)
 	bool		isnull;
 	Datum		d;
 
-	spi_run(spi_plan(&plan_compact,
-					 "WITH many AS (SELECT link_id FROM shorturl.pending_visits"
-					 "               GROUP BY link_id HAVING count(*) > 1),"
-					 "     gone AS (DELETE FROM shorturl.pending_visits p USING many"
-					 "               WHERE p.link_id = many.link_id"
-					 "               RETURNING p.link_id, p.visits, p.visited_at),"
-					 "     kept AS (INSERT INTO shorturl.pending_visits (link_id, visits, visited_at)"
-					 "              SELECT link_id, sum(visits), max(visited_at) FROM gone"
-					 "               GROUP BY link_id RETURNING 1)"
-					 " SELECT (SELECT count(*) FROM gone) - (SELECT count(*) FROM kept)",
-					 0, NULL),
-			NULL, NULL, false, SPI_OK_SELECT);
+	if (catalog_tables()->analytics)
+		spi_run(spi_plan(&plan_compact,
+						 "WITH many AS (SELECT link_id, pg_catalog.date_bin('1 hour', visited_at,"
+						 "                              '2000-01-01 00:00+00') AS hour"
+						 "                FROM shorturl.pending_visits"
+						 "               GROUP BY 1, 2 HAVING count(*) > 1),"
+						 "     gone AS (DELETE FROM shorturl.pending_visits p USING many"
+						 "               WHERE p.link_id = many.link_id"
+						 "                 AND pg_catalog.date_bin('1 hour', p.visited_at,"
+						 "                                         '2000-01-01 00:00+00') = many.hour"
+						 "               RETURNING p.link_id, p.visits, p.bots, p.visited_at, many.hour),"
+						 "     kept AS (INSERT INTO shorturl.pending_visits (link_id, visits, bots, visited_at)"
+						 "              SELECT link_id, sum(visits), sum(bots), max(visited_at) FROM gone"
+						 "               GROUP BY link_id, hour RETURNING 1)"
+						 " SELECT (SELECT count(*) FROM gone) - (SELECT count(*) FROM kept)",
+						 0, NULL),
+				NULL, NULL, false, SPI_OK_SELECT);
+	else
+		spi_run(spi_plan(&plan_compact_07,
+						 "WITH many AS (SELECT link_id FROM shorturl.pending_visits"
+						 "               GROUP BY link_id HAVING count(*) > 1),"
+						 "     gone AS (DELETE FROM shorturl.pending_visits p USING many"
+						 "               WHERE p.link_id = many.link_id"
+						 "               RETURNING p.link_id, p.visits, p.visited_at),"
+						 "     kept AS (INSERT INTO shorturl.pending_visits (link_id, visits, visited_at)"
+						 "              SELECT link_id, sum(visits), max(visited_at) FROM gone"
+						 "               GROUP BY link_id RETURNING 1)"
+						 " SELECT (SELECT count(*) FROM gone) - (SELECT count(*) FROM kept)",
+						 0, NULL),
+				NULL, NULL, false, SPI_OK_SELECT);
 	d = spi_result(0, 1, &isnull);
 	return isnull ? 0 : DatumGetInt64(d);
 }
@@ -453,6 +581,8 @@ begin_flush(void)
 	flush_tx.relid = catalog_tables()->links;
 	flush_tx.stale = 0;
 	flush_tx.nadjust = 0;
+	flush_tx.reset_ids = NULL;
+	flush_tx.nreset_ids = 0;
 	flush_tx.adjust_ids = NULL;
 	flush_tx.adjust_by = NULL;
 	flush_tx.collected = false;
@@ -506,15 +636,37 @@ flush_clicks(int first, int n)
 	spi_begin();
 	for (int from = 0; from < flush_tx.nitems; from += FLUSH_BATCH_SIZE)
 		apply_batch(from, Min(from + FLUSH_BATCH_SIZE, flush_tx.nitems));
+	apply_series();
 	mark_exhausted();
 	keep_unseen();
 	(void) compact_pending();
+	if (first == 0 && catalog_tables()->analytics)
+		analytics_flush(flush_tx.relid);
 	SPI_finish();
 
 	for (int i = 0; i < flush_tx.nitems; i++)
 		if (flush_tx.items[i].applied)
 			applied += flush_tx.items[i].delta;
 	return applied;
+}
+
+/*
+ * give_back returns an item's clicks to its entry's pending clicks (a flush
+ * or reset that rolled back, or a link the flush could not see yet), in
+ * the order a click counts them (note_hour() in clicks.c).  Their first
+ * hour goes back too unless later clicks have set another; then the flush
+ * that takes them gives them to the hour of the latest click.
+ */
+static void
+give_back(counter_entry *e, const flush_item *item)
+{
+	uint64		none = 0;
+
+	if (item->first_hour != 0)
+		(void) pg_atomic_compare_exchange_u64(&e->first_hour, &none, item->first_hour);
+	if (item->bots > 0)
+		pg_atomic_fetch_add_u64(&e->pending_bots, (uint64) item->bots);
+	pg_atomic_fetch_add_u64(&e->pending, (uint64) item->delta);
 }
 
 /*
@@ -534,9 +686,10 @@ settle_reset(flush_item *item, const counter_key *key, uint32 hash, bool committ
 	if (e != NULL)
 	{
 		if (!committed)
-			pg_atomic_fetch_add_u64(&e->pending, (uint64) item->delta);
+			give_back(e, item);
 		SpinLockAcquire(&e->mutex);
 		e->inflight -= item->delta;
+		e->inflight_bots -= item->bots;
 		if (e->inflight == 0)
 			e->flush_xid = InvalidTransactionId;
 		if (committed)
@@ -599,9 +752,10 @@ settle(bool committed)
 			 * again; the other order would let it miss them.
 			 */
 			if (!committed || item->kept)
-				pg_atomic_fetch_add_u64(&e->pending, (uint64) item->delta);
+				give_back(e, item);
 			SpinLockAcquire(&e->mutex);
 			e->inflight -= item->delta;
+			e->inflight_bots -= item->bots;
 			if (e->inflight == 0)
 				e->flush_xid = InvalidTransactionId;
 			pg_atomic_write_u32(&e->gen, pg_atomic_read_u32(&e->gen) + 1);
@@ -670,6 +824,14 @@ settle(bool committed)
 		/* entries with nothing pending again: clicks waiting for room may go on */
 		dbstate_room_made();
 	}
+	/* reset links' unflushed dimensions and visitors go with their counts */
+	if (committed && flush_tx.nreset_ids > 0)
+	{
+		qsort(flush_tx.reset_ids, flush_tx.nreset_ids, sizeof(int64), by_int64);
+		analytics_forget_links(flush_tx.reset_ids, flush_tx.nreset_ids);
+	}
+	flush_tx.nreset_ids = 0;
+	analytics_settle(committed);
 	flush_tx.active = false;
 	flush_tx.items = NULL;
 	flush_tx.nitems = 0;
@@ -736,6 +898,12 @@ take_link(int64 link_id, bool move)
 	if (!counters_available() || clicks_mode() == CLICKS_NONE)
 		return 0;
 	xid = GetTopTransactionId();
+	/* (room for it now: the commit callback that uses it must not fail) */
+	if (flush_tx.nreset_ids % 64 == 0)
+		flush_tx.reset_ids = flush_tx.reset_ids == NULL ?
+			MemoryContextAlloc(TopTransactionContext, 64 * sizeof(int64)) :
+			repalloc(flush_tx.reset_ids, (flush_tx.nreset_ids + 64) * sizeof(int64));
+	flush_tx.reset_ids[flush_tx.nreset_ids++] = link_id;
 	counters_make_key(&key, MyDatabaseId, flush_tx.relid, link_id);
 	hash = counters_hash(&key);
 	lock = counters_lock_for(hash);
@@ -796,8 +964,9 @@ flush_reset_here(int64 link_id)
 
 /*
  * flush_reset_link sets a link's count back to zero in the current
- * transaction: its stored rows go, and the clicks shared memory holds for
- * it go with them if the transaction commits (back if it aborts).  Clicks
+ * transaction: its stored rows go (its analytics too), and the clicks
+ * shared memory holds for it go with them if the transaction commits (back
+ * if it aborts).  Clicks
  * after this call count from zero.  Returns the count it removed.  Takes
  * the flush lock, so no flush of the database is in flight.
  */
@@ -805,6 +974,7 @@ int64
 flush_reset_link(int64 link_id)
 {
 	static SPIPlanPtr plan_reset;
+	static SPIPlanPtr plan_reset_07;	/* before ALTER EXTENSION UPDATE to 0.8 */
 	Oid			argtypes[1] = {INT8OID};
 	Datum		values[1] = {Int64GetDatum(link_id)};
 	int64		removed;
@@ -813,14 +983,28 @@ flush_reset_link(int64 link_id)
 	begin_flush();
 	removed = take_link(link_id, false);
 	spi_begin();
-	spi_run(spi_plan(&plan_reset,
-					 "WITH c AS (DELETE FROM shorturl.visit_counts WHERE link_id = $1 RETURNING visits),"
-					 "     p AS (DELETE FROM shorturl.pending_visits WHERE link_id = $1 RETURNING visits),"
-					 "     u AS (UPDATE shorturl.links SET exhausted_at = NULL WHERE id = $1)"
-					 " SELECT (coalesce((SELECT pg_catalog.sum(visits) FROM c), 0)"
-					 "       + coalesce((SELECT pg_catalog.sum(visits) FROM p), 0))::bigint",
-					 1, argtypes),
-			values, NULL, false, SPI_OK_SELECT);
+	if (catalog_tables()->analytics)
+		spi_run(spi_plan(&plan_reset,
+						 "WITH c AS (DELETE FROM shorturl.visit_counts WHERE link_id = $1 RETURNING visits),"
+						 "     p AS (DELETE FROM shorturl.pending_visits WHERE link_id = $1 RETURNING visits),"
+						 "     u AS (UPDATE shorturl.links SET exhausted_at = NULL WHERE id = $1),"
+						 "     h AS (DELETE FROM shorturl.link_visits_hourly WHERE link_id = $1),"
+						 "     d AS (DELETE FROM shorturl.link_visits_daily WHERE link_id = $1),"
+						 "     b AS (DELETE FROM shorturl.link_visits_breakdown WHERE link_id = $1),"
+						 "     v AS (DELETE FROM shorturl.link_visitors_daily WHERE link_id = $1)"
+						 " SELECT (coalesce((SELECT pg_catalog.sum(visits) FROM c), 0)"
+						 "       + coalesce((SELECT pg_catalog.sum(visits) FROM p), 0))::bigint",
+						 1, argtypes),
+				values, NULL, false, SPI_OK_SELECT);
+	else
+		spi_run(spi_plan(&plan_reset_07,
+						 "WITH c AS (DELETE FROM shorturl.visit_counts WHERE link_id = $1 RETURNING visits),"
+						 "     p AS (DELETE FROM shorturl.pending_visits WHERE link_id = $1 RETURNING visits),"
+						 "     u AS (UPDATE shorturl.links SET exhausted_at = NULL WHERE id = $1)"
+						 " SELECT (coalesce((SELECT pg_catalog.sum(visits) FROM c), 0)"
+						 "       + coalesce((SELECT pg_catalog.sum(visits) FROM p), 0))::bigint",
+						 1, argtypes),
+				values, NULL, false, SPI_OK_SELECT);
 	removed += DatumGetInt64(spi_result(0, 1, &isnull));
 	SPI_finish();
 	return removed;
@@ -842,24 +1026,39 @@ flush_take_link(int64 link_id)
 /*
  * flush_add_visits adds visits to a link's stored count in the current
  * transaction (the last clicks of a link that moved here), and to its
- * total in shared memory when the transaction commits.  Takes the flush
+ * series at the current hour, and to its total in shared memory when the
+ * transaction commits.  Takes the flush
  * lock.
  */
 void
 flush_add_visits(int64 link_id, int64 visits)
 {
 	static SPIPlanPtr plan_add;
+	static SPIPlanPtr plan_add_07;	/* before ALTER EXTENSION UPDATE to 0.8 */
 	Oid			argtypes[2] = {INT8OID, INT8OID};
 	Datum		values[2] = {Int64GetDatum(link_id), Int64GetDatum(visits)};
 
 	begin_flush();
 	spi_begin();
-	spi_run(spi_plan(&plan_add,
-					 "INSERT INTO shorturl.visit_counts AS c (link_id, visits)"
-					 " SELECT $1, $2 WHERE EXISTS (SELECT FROM shorturl.links WHERE id = $1)"
-					 " ON CONFLICT (link_id) DO UPDATE SET visits = c.visits + excluded.visits",
-					 2, argtypes),
-			values, NULL, false, SPI_OK_INSERT);
+	if (catalog_tables()->analytics)
+		spi_run(spi_plan(&plan_add,
+						 "WITH c AS (INSERT INTO shorturl.visit_counts AS c (link_id, visits)"
+						 "            SELECT $1, $2 WHERE EXISTS (SELECT FROM shorturl.links WHERE id = $1)"
+						 "            ON CONFLICT (link_id) DO UPDATE SET visits = c.visits + excluded.visits"
+						 "            RETURNING link_id)"
+						 " INSERT INTO shorturl.link_visits_hourly AS h (link_id, hour, visits)"
+						 " SELECT link_id, pg_catalog.date_bin('1 hour', pg_catalog.now(), '2000-01-01 00:00+00'), $2"
+						 "   FROM c"
+						 " ON CONFLICT (link_id, hour) DO UPDATE SET visits = h.visits + excluded.visits",
+						 2, argtypes),
+				values, NULL, false, SPI_OK_INSERT);
+	else
+		spi_run(spi_plan(&plan_add_07,
+						 "INSERT INTO shorturl.visit_counts AS c (link_id, visits)"
+						 " SELECT $1, $2 WHERE EXISTS (SELECT FROM shorturl.links WHERE id = $1)"
+						 " ON CONFLICT (link_id) DO UPDATE SET visits = c.visits + excluded.visits",
+						 2, argtypes),
+				values, NULL, false, SPI_OK_INSERT);
 	SPI_finish();
 	if (flush_tx.nadjust == 0)
 	{

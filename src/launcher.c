@@ -55,6 +55,7 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
+#include "analytics.h"
 #include "counters.h"
 #include "dbstate.h"
 #include "pg_shorturl.h"
@@ -343,6 +344,8 @@ sync_slots(List *dbs)
 		if (!exists[i])
 		{
 			int64		dropped = counters_discard_database(gone[i], false);
+
+			(void) analytics_discard_database(gone[i]);
 
 			if (dropped > 0)
 				ereport(LOG,

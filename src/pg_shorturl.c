@@ -20,6 +20,7 @@
 #include "storage/shmem.h"
 #include "utils/guc.h"
 
+#include "analytics.h"
 #include "catalog.h"
 #include "codes.h"
 #include "compat.h"
@@ -63,6 +64,20 @@ COMPAT_MODULE_MAGIC("pg_shorturl", SHORTURL_VERSION);
  */
 #define DEFAULT_REMOTE_TIMEOUT_MS	5000
 
+/* Analytics: values kept per link, day and dimension; how long hours and days stay */
+#define DEFAULT_MAX_DIMENSION_VALUES	20
+#define DEFAULT_HOURLY_RETENTION_S		(7 * 24 * 60 * 60)
+#define DEFAULT_ANALYTICS_RETENTION_S	(400 * 24 * 60 * 60)
+
+/*
+ * Unflushed dimension values (about 200 bytes each) and visitors (about
+ * 60 bytes each) shared memory can hold: enough for the link-days clicked
+ * between two flushes of a busy server.  Beyond, values go to "other" and
+ * visitors are not counted (shorturl.stats says how many).
+ */
+#define DEFAULT_MAX_PENDING_DIMENSIONS	16384
+#define DEFAULT_MAX_PENDING_VISITORS	65536
+
 int			shorturl_max_url_length = DEFAULT_MAX_URL_LENGTH;
 bool		shorturl_allow_userinfo = false;
 int			shorturl_max_pending_links = DEFAULT_MAX_PENDING_LINKS;
@@ -74,6 +89,12 @@ int			shorturl_purge_interval = DEFAULT_PURGE_INTERVAL_S;
 int			shorturl_purge_grace = DEFAULT_PURGE_GRACE_S;
 int			shorturl_purge_batch_size = DEFAULT_PURGE_BATCH_SIZE;
 int			shorturl_remote_timeout = DEFAULT_REMOTE_TIMEOUT_MS;
+bool		shorturl_count_bots = false;
+int			shorturl_max_dimension_values = DEFAULT_MAX_DIMENSION_VALUES;
+int			shorturl_hourly_retention = DEFAULT_HOURLY_RETENTION_S;
+int			shorturl_analytics_retention = DEFAULT_ANALYTICS_RETENTION_S;
+int			shorturl_max_pending_dimensions = DEFAULT_MAX_PENDING_DIMENSIONS;
+int			shorturl_max_pending_visitors = DEFAULT_MAX_PENDING_VISITORS;
 
 #ifdef COMPAT_HAS_SHMEM_REQUEST_HOOK
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
@@ -165,6 +186,45 @@ define_settings(void)
 							0,
 							NULL, NULL, NULL);
 
+	DefineCustomBoolVariable("shorturl.count_bots",
+							 "Whether visit_series() and visit_breakdown() count bots' clicks.",
+							 "Bots' clicks always count in a link's visits; the analytics keep them apart.",
+							 &shorturl_count_bots,
+							 false,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("shorturl.max_dimension_values",
+							"Values a link's day keeps per dimension; further ones count as \"other\".",
+							NULL,
+							&shorturl_max_dimension_values,
+							DEFAULT_MAX_DIMENSION_VALUES,
+							1, 10000,
+							PGC_SIGHUP,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("shorturl.hourly_retention",
+							"How long a link's hourly visit counts stay before the worker merges them into days.",
+							NULL,
+							&shorturl_hourly_retention,
+							DEFAULT_HOURLY_RETENTION_S,
+							60 * 60, INT_MAX,
+							PGC_SUSET,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("shorturl.analytics_retention",
+							"How long visit analytics stay before the worker deletes them.",
+							"Links' visit counts are kept whatever it says.",
+							&shorturl_analytics_retention,
+							DEFAULT_ANALYTICS_RETENTION_S,
+							24 * 60 * 60, INT_MAX,
+							PGC_SUSET,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
 	/*
 	 * Settings read at server start exist only when the library is
 	 * preloaded: PostgreSQL refuses to define them later, and without
@@ -178,6 +238,26 @@ define_settings(void)
 								&shorturl_max_pending_links,
 								DEFAULT_MAX_PENDING_LINKS,
 								MIN_MAX_PENDING_LINKS, INT_MAX / 4,
+								PGC_POSTMASTER,
+								0,
+								NULL, NULL, NULL);
+
+		DefineCustomIntVariable("shorturl.max_pending_dimensions",
+								"Unflushed dimension values (link, day, dimension, value) shared memory can hold.",
+								"When it is full, new values count as \"other\".",
+								&shorturl_max_pending_dimensions,
+								DEFAULT_MAX_PENDING_DIMENSIONS,
+								128, INT_MAX / 512,
+								PGC_POSTMASTER,
+								0,
+								NULL, NULL, NULL);
+
+		DefineCustomIntVariable("shorturl.max_pending_visitors",
+								"Unflushed visitors (link, day, visitor) shared memory can hold.",
+								"When it is full, new visitors are not counted.",
+								&shorturl_max_pending_visitors,
+								DEFAULT_MAX_PENDING_VISITORS,
+								128, INT_MAX / 128,
 								PGC_POSTMASTER,
 								0,
 								NULL, NULL, NULL);
@@ -215,6 +295,7 @@ shmem_request(void)
 #endif
 	counters_request_shmem();
 	dbstate_request_shmem();
+	analytics_request_shmem();
 }
 
 /* shmem_startup attaches every piece of shared memory */
@@ -224,6 +305,7 @@ shmem_startup(void)
 	if (prev_shmem_startup_hook)
 		prev_shmem_startup_hook();
 	dbstate_init_shmem();
+	analytics_init_shmem();
 	/* the postmaster restores what the last clean shutdown saved */
 	if (counters_init_shmem() && !IsUnderPostmaster)
 		counters_file_load();

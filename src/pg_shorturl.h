@@ -16,7 +16,7 @@
 #define SHORTURL_SCHEMA "shorturl"
 
 /* the extension's version, for the module magic block */
-#define SHORTURL_VERSION "0.6"
+#define SHORTURL_VERSION "0.8"
 
 /*
  * Classes (locktag_field4) of pg_shorturl's advisory locks, chosen apart
@@ -39,5 +39,11 @@ extern int	shorturl_purge_interval;
 extern int	shorturl_purge_grace;
 extern int	shorturl_purge_batch_size;
 extern int	shorturl_remote_timeout;
+extern bool shorturl_count_bots;
+extern int	shorturl_max_dimension_values;
+extern int	shorturl_hourly_retention;
+extern int	shorturl_analytics_retention;
+extern int	shorturl_max_pending_dimensions;
+extern int	shorturl_max_pending_visitors;
 
 #endif							/* PG_SHORTURL_H */

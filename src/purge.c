@@ -20,8 +20,17 @@
  * good and deletes its counts (triggers on shorturl.links).
  *
  * A third kind of batch deletes orphaned counts: a flush that raced with
- * the deletion of a link can leave its shorturl.visit_counts row behind.
- * Link ids are never reused, so such a row is only dead weight.
+ * the deletion of a link can leave its shorturl.visit_counts row (or
+ * analytics rows) behind.  Link ids are never reused, so such a row is
+ * only dead weight.
+ *
+ * The analytics job (the fourth kind, run with the orphan sweep, hourly)
+ * merges the hours of shorturl.link_visits_hourly older than
+ * shorturl.hourly_retention into days of shorturl.link_visits_daily (and
+ * the synchronously counted clicks of those days into one row per link and
+ * day), and deletes days older than shorturl.analytics_retention from the
+ * daily tables.  A merge moves counts from one table to the other in one
+ * statement, so a series read at any snapshot adds up the same.
  *
  *-------------------------------------------------------------------------
  */
@@ -32,6 +41,7 @@
 #include "miscadmin.h"
 #include "utils/timestamp.h"
 
+#include "catalog.h"
 #include "dbstate.h"
 #include "pg_shorturl.h"
 #include "purge.h"
@@ -40,6 +50,71 @@
 static SPIPlanPtr plan_expired;
 static SPIPlanPtr plan_exhausted;
 static SPIPlanPtr plan_orphans;
+static SPIPlanPtr plan_orphans_analytics;
+static SPIPlanPtr plan_analytics;
+
+/*
+ * purge_analytics runs one batch of the analytics job (see the file
+ * header): at most limit rows of each table, and returns the most any
+ * statement touched, so the caller goes on while one of them is full.
+ */
+static int64
+purge_analytics(int limit)
+{
+	Oid			argtypes[3] = {INT4OID, INT4OID, INT4OID};
+	Datum		values[3] = {Int32GetDatum(limit), Int32GetDatum(shorturl_hourly_retention),
+	Int32GetDatum(shorturl_analytics_retention)};
+	bool		isnull;
+	int64		n;
+
+	spi_begin();
+	spi_run(spi_plan(&plan_analytics,
+					 "WITH old AS (DELETE FROM shorturl.link_visits_hourly x WHERE (link_id, hour) IN ("
+					 "               SELECT link_id, hour FROM shorturl.link_visits_hourly"
+					 "                WHERE hour < pg_catalog.now() - pg_catalog.make_interval(secs => $2)"
+					 "                ORDER BY hour LIMIT $1 FOR UPDATE SKIP LOCKED)"
+					 "             RETURNING link_id, hour, visits, bots),"
+					 "     merged AS (INSERT INTO shorturl.link_visits_daily AS d (link_id, day, visits, bots)"
+					 "                SELECT link_id, (hour AT TIME ZONE 'UTC')::date, sum(visits), sum(bots)"
+					 "                  FROM old GROUP BY 1, 2"
+					 "                ON CONFLICT (link_id, day) DO UPDATE"
+					 "                  SET visits = d.visits + excluded.visits, bots = d.bots + excluded.bots),"
+					 "     many AS (SELECT link_id, (visited_at AT TIME ZONE 'UTC')::date AS day"
+					 "                FROM shorturl.pending_visits"
+					 "               WHERE visited_at < pg_catalog.now() - pg_catalog.make_interval(secs => $2)"
+					 "               GROUP BY 1, 2 HAVING count(*) > 1 LIMIT $1),"
+					 "     gone AS (DELETE FROM shorturl.pending_visits p USING many"
+					 "               WHERE p.link_id = many.link_id"
+					 "                 AND (p.visited_at AT TIME ZONE 'UTC')::date = many.day"
+					 "                 AND p.visited_at < pg_catalog.now() - pg_catalog.make_interval(secs => $2)"
+					 "               RETURNING p.link_id, p.visits, p.bots, p.visited_at, many.day),"
+					 "     kept AS (INSERT INTO shorturl.pending_visits (link_id, visits, bots, visited_at)"
+					 "              SELECT link_id, sum(visits), sum(bots), max(visited_at) FROM gone"
+					 "               GROUP BY link_id, day),"
+					 "     cutoff AS (SELECT (pg_catalog.now() - pg_catalog.make_interval(secs => $3))"
+					 "                       AT TIME ZONE 'UTC' AS t),"
+					 "     d AS (DELETE FROM shorturl.link_visits_daily WHERE (link_id, day) IN ("
+					 "             SELECT link_id, day FROM shorturl.link_visits_daily"
+					 "              WHERE day < (SELECT t::date FROM cutoff) ORDER BY day LIMIT $1)"
+					 "           RETURNING 1),"
+					 "     b AS (DELETE FROM shorturl.link_visits_breakdown"
+					 "            WHERE (link_id, day, dimension, value) IN ("
+					 "             SELECT link_id, day, dimension, value FROM shorturl.link_visits_breakdown"
+					 "              WHERE day < (SELECT t::date FROM cutoff) ORDER BY day LIMIT $1)"
+					 "           RETURNING 1),"
+					 "     v AS (DELETE FROM shorturl.link_visitors_daily WHERE (link_id, day) IN ("
+					 "             SELECT link_id, day FROM shorturl.link_visitors_daily"
+					 "              WHERE day < (SELECT t::date FROM cutoff) ORDER BY day LIMIT $1)"
+					 "           RETURNING 1)"
+					 " SELECT GREATEST((SELECT count(*) FROM old), (SELECT count(*) FROM many),"
+					 "                 (SELECT count(*) FROM d),"
+					 "                 (SELECT count(*) FROM b), (SELECT count(*) FROM v))",
+					 3, argtypes),
+			values, NULL, false, SPI_OK_SELECT);
+	n = DatumGetInt64(spi_result(0, 1, &isnull));
+	SPI_finish();
+	return n;
+}
 
 /*
  * purge_batch deletes up to limit links of one kind in the current
@@ -84,13 +159,47 @@ purge_batch(purge_kind kind, int limit)
 							"   LIMIT $1))",
 							1, argtypes);
 			break;
+		case PURGE_ANALYTICS:
+			SPI_finish();
+			return catalog_tables()->analytics ? purge_analytics(limit) : 0;
 	}
 	spi_run(plan, values, NULL, false, SPI_OK_DELETE);
 	deleted = (int64) SPI_processed;
+	if (kind == PURGE_ORPHANS && catalog_tables()->analytics)
+	{
+		/* the orphans' analytics, as many rows of each table at most */
+		spi_run(spi_plan(&plan_orphans_analytics,
+						 "WITH h AS (DELETE FROM shorturl.link_visits_hourly x WHERE (link_id, hour) IN ("
+						 "             SELECT link_id, hour FROM shorturl.link_visits_hourly y"
+						 "              WHERE NOT EXISTS (SELECT FROM shorturl.links l WHERE l.id = y.link_id)"
+						 "              LIMIT $1) RETURNING 1),"
+						 "     d AS (DELETE FROM shorturl.link_visits_daily x WHERE (link_id, day) IN ("
+						 "             SELECT link_id, day FROM shorturl.link_visits_daily y"
+						 "              WHERE NOT EXISTS (SELECT FROM shorturl.links l WHERE l.id = y.link_id)"
+						 "              LIMIT $1) RETURNING 1),"
+						 "     b AS (DELETE FROM shorturl.link_visits_breakdown x"
+						 "            WHERE (link_id, day, dimension, value) IN ("
+						 "             SELECT link_id, day, dimension, value FROM shorturl.link_visits_breakdown y"
+						 "              WHERE NOT EXISTS (SELECT FROM shorturl.links l WHERE l.id = y.link_id)"
+						 "              LIMIT $1) RETURNING 1),"
+						 "     v AS (DELETE FROM shorturl.link_visitors_daily x WHERE (link_id, day) IN ("
+						 "             SELECT link_id, day FROM shorturl.link_visitors_daily y"
+						 "              WHERE NOT EXISTS (SELECT FROM shorturl.links l WHERE l.id = y.link_id)"
+						 "              LIMIT $1) RETURNING 1)"
+						 " SELECT GREATEST((SELECT count(*) FROM h), (SELECT count(*) FROM d),"
+						 "                 (SELECT count(*) FROM b), (SELECT count(*) FROM v))",
+						 1, argtypes),
+				values, NULL, false, SPI_OK_SELECT);
+		{
+			bool		isnull;
+
+			deleted = Max(deleted, DatumGetInt64(spi_result(0, 1, &isnull)));
+		}
+	}
 	SPI_finish();
 
 	db = dbstate_mine();
-	if (db != NULL && kind != PURGE_ORPHANS)
+	if (db != NULL && kind != PURGE_ORPHANS && kind != PURGE_ANALYTICS)
 	{
 		pg_atomic_fetch_add_u64(&db->purged, (uint64) deleted);
 		pg_atomic_write_u64(&db->last_purge_at, (uint64) GetCurrentTimestamp());
@@ -131,6 +240,32 @@ shorturl_purge_expired(PG_FUNCTION_ARGS)
 				break;
 			CHECK_FOR_INTERRUPTS();
 		}
+	}
+	PG_RETURN_INT64(total);
+}
+
+PG_FUNCTION_INFO_V1(shorturl_purge_analytics);
+
+/*
+ * shorturl_purge_analytics implements purge_analytics() RETURNS bigint:
+ * the worker's analytics job, run now in this transaction (for those who
+ * schedule it themselves, or after lowering shorturl.hourly_retention or
+ * shorturl.analytics_retention in the session): batches until none is
+ * full.  Returns the rows it merged or deleted.
+ */
+Datum
+shorturl_purge_analytics(PG_FUNCTION_ARGS)
+{
+	int64		total = 0;
+
+	for (;;)
+	{
+		int64		n = purge_batch(PURGE_ANALYTICS, shorturl_purge_batch_size);
+
+		total += n;
+		if (n < shorturl_purge_batch_size)
+			break;
+		CHECK_FOR_INTERRUPTS();
 	}
 	PG_RETURN_INT64(total);
 }

@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * purge.h
- *	  Deleting expired and exhausted links in small batches (purge.c).
+ *	  Deleting expired and exhausted links, and old analytics, in small
+ *	  batches (purge.c).
  *
  *-------------------------------------------------------------------------
  */
@@ -12,7 +13,8 @@ typedef enum purge_kind
 {
 	PURGE_EXPIRED,
 	PURGE_EXHAUSTED,
-	PURGE_ORPHANS
+	PURGE_ORPHANS,
+	PURGE_ANALYTICS				/* merge old hours into days; drop old days */
 } purge_kind;
 
 extern int64 purge_batch(purge_kind kind, int limit);

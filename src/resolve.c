@@ -18,16 +18,21 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "fmgr.h"
 #include "utils/builtins.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "analytics.h"
 #include "clicks.h"
 #include "compat.h"
+#include "flush.h"
+#include "hll.h"
 #include "lookup.h"
 #include "pg_shorturl.h"
 #include "validate.h"
+#include "visitdims.h"
 
 /* How a link stands, as link_status() says it */
 typedef enum link_state
@@ -126,8 +131,115 @@ shorturl_resolve(PG_FUNCTION_ARGS)
 	if (!find(fcinfo, true, &row) || state_of(&row, false) != LINK_ACTIVE)
 		PG_RETURN_NULL();
 	/* the visit limit is checked where the click is counted */
-	if (clicks_count(row.id, row.has_max, row.max_visits) != CLICK_COUNTED)
+	if (clicks_count(row.id, row.has_max, row.max_visits, false) != CLICK_COUNTED)
 		PG_RETURN_NULL();
+	PG_RETURN_TEXT_P(row.url);
+}
+
+/* Arguments of resolve(code, domain, referrer, country, user_agent, visitor) */
+#define ARG_REFERRER	2
+#define ARG_COUNTRY		3
+#define ARG_USER_AGENT	4
+#define ARG_VISITOR		5
+
+/*
+ * visit_facts reads what the caller knows of a visit into dimension values
+ * (see analytics.c): the referrer's host ("direct" without one, "other"
+ * for one that names no host), the country ("unknown" without one), the
+ * device class ("unknown" without a user agent).  False when the caller
+ * passed none of the four: such a click has no analytics beyond its hour.
+ * A country that is not two letters is an error: it comes from the
+ * application's GeoIP lookup, not from the visitor.
+ */
+static bool
+visit_facts(FunctionCallInfo fcinfo, const char *values[ANALYTICS_DIMS],
+			bool *has_visitor, uint64 *visitor_hash, bool *bot)
+{
+	static char referrer[VISIT_HOST_BUFSIZE];
+	static char country[3];
+	bool		any = false;
+
+	for (int a = ARG_REFERRER; a <= ARG_VISITOR; a++)
+		any |= !PG_ARGISNULL(a);
+	*has_visitor = false;
+	*bot = false;
+	if (!any)
+		return false;
+
+	values[DIM_REFERRER] = VISIT_REFERRER_DIRECT_VALUE;
+	if (!PG_ARGISNULL(ARG_REFERRER))
+	{
+		text	   *r = PG_GETARG_TEXT_PP(ARG_REFERRER);
+		size_t		len;
+
+		(void) visit_referrer_host(VARDATA_ANY(r), VARSIZE_ANY_EXHDR(r), referrer, &len);
+		values[DIM_REFERRER] = referrer;
+	}
+	values[DIM_COUNTRY] = "unknown";
+	if (!PG_ARGISNULL(ARG_COUNTRY))
+	{
+		text	   *c = PG_GETARG_TEXT_PP(ARG_COUNTRY);
+
+		if (!visit_country_code(VARDATA_ANY(c), VARSIZE_ANY_EXHDR(c), country))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid country code \"%s\"",
+							text_to_cstring(DatumGetTextPP(DirectFunctionCall3(text_substr,
+																			   PointerGetDatum(c),
+																			   Int32GetDatum(1),
+																			   Int32GetDatum(16))))),
+					 errhint("A country is an ISO 3166-1 alpha-2 code, two letters such as \"DE\", or NULL.")));
+		values[DIM_COUNTRY] = country;
+	}
+	values[DIM_DEVICE] = "unknown";
+	if (!PG_ARGISNULL(ARG_USER_AGENT))
+	{
+		text	   *ua = PG_GETARG_TEXT_PP(ARG_USER_AGENT);
+		visit_device d = visit_device_class(VARDATA_ANY(ua), VARSIZE_ANY_EXHDR(ua));
+
+		values[DIM_DEVICE] = visit_device_name(d);
+		*bot = (d == DEVICE_BOT);
+	}
+	if (!PG_ARGISNULL(ARG_VISITOR))
+	{
+		text	   *v = PG_GETARG_TEXT_PP(ARG_VISITOR);
+
+		*has_visitor = true;
+		*visitor_hash = hll_hash(VARDATA_ANY(v), VARSIZE_ANY_EXHDR(v));
+	}
+	return true;
+}
+
+PG_FUNCTION_INFO_V1(shorturl_resolve_visit);
+
+/*
+ * shorturl_resolve_visit implements resolve(code text, domain text,
+ * referrer text DEFAULT NULL, country text DEFAULT NULL, user_agent text
+ * DEFAULT NULL, visitor text DEFAULT NULL) RETURNS text: resolve() that
+ * also keeps what the caller knows of the visit for the link's analytics.
+ * A bot's click counts in the link's visits like any other.
+ */
+Datum
+shorturl_resolve_visit(PG_FUNCTION_ARGS)
+{
+	link_row	row;
+	const char *values[ANALYTICS_DIMS];
+	bool		has_visitor;
+	uint64		visitor_hash = 0;
+	bool		bot;
+	bool		facts;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	/* the arguments are checked whether or not the code names a link */
+	facts = visit_facts(fcinfo, values, &has_visitor, &visitor_hash, &bot);
+	if (!find(fcinfo, true, &row) || state_of(&row, false) != LINK_ACTIVE)
+		PG_RETURN_NULL();
+	if (clicks_count(row.id, row.has_max, row.max_visits, bot) != CLICK_COUNTED)
+		PG_RETURN_NULL();
+	if (facts && clicks_mode() == CLICKS_SHARED)
+		analytics_record(row.id, GetCurrentStatementStartTimestamp(), values,
+						 has_visitor, visitor_hash, bot);
 	PG_RETURN_TEXT_P(row.url);
 }
 
@@ -165,5 +277,8 @@ shorturl_visits(PG_FUNCTION_ARGS)
 
 	if (!find(fcinfo, false, &row))
 		PG_RETURN_NULL();
+	/* in a transaction that reset the link: the clicks made since */
+	if (flush_reset_here(row.id))
+		PG_RETURN_INT64(clicks_pending(row.id));
 	PG_RETURN_INT64(clicks_live_visits(row.id));
 }

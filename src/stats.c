@@ -20,6 +20,7 @@
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
+#include "analytics.h"
 #include "catalog.h"
 #include "clicks.h"
 #include "compat.h"
@@ -91,7 +92,7 @@ shorturl_stats(PG_FUNCTION_ARGS)
 	TupleDesc	desc;
 	Datum	   *values;
 	bool	   *nulls;
-	stat_value	v[20];
+	stat_value	v[32];
 	int			n = 0;
 	click_mode	mode = clicks_mode();
 	db_state   *db = (mode == CLICKS_SHARED) ? dbstate_mine() : NULL;
@@ -142,6 +143,19 @@ shorturl_stats(PG_FUNCTION_ARGS)
 		v[n++] = (stat_value) {"last_error", CStringGetTextDatum(error), error[0] == '\0'};
 		v[n++] = (stat_value) {"last_error_at", TimestampTzGetDatum(error_at), error_at == 0};
 		v[n++] = (stat_value) {"max_pending_links", Int32GetDatum(shorturl_max_pending_links), false};
+		{
+			int64		ndims;
+			int64		nvisitors;
+
+			analytics_pending(&ndims, &nvisitors);
+			v[n++] = (stat_value) {"pending_dimension_values", Int64GetDatum(ndims), false};
+			v[n++] = (stat_value) {"pending_visitors", Int64GetDatum(nvisitors), false};
+		}
+		v[n++] = int8_value("dimension_overflow", &db->analytics_overflow);
+		v[n++] = int8_value("dimension_dropped", &db->analytics_dropped);
+		v[n++] = int8_value("visitors_dropped", &db->visitors_dropped);
+		v[n++] = (stat_value) {"max_pending_dimensions", Int32GetDatum(shorturl_max_pending_dimensions), false};
+		v[n++] = (stat_value) {"max_pending_visitors", Int32GetDatum(shorturl_max_pending_visitors), false};
 	}
 
 	values = palloc0(desc->natts * sizeof(Datum));

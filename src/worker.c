@@ -56,6 +56,7 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "analytics.h"
 #include "dbstate.h"
 #include "flush.h"
 #include "pg_shorturl.h"
@@ -65,7 +66,7 @@
 /* Pause between two purge batches, so others get the table in between */
 #define PURGE_PAUSE_MS		20
 
-/* How often orphaned counts are looked for */
+/* How often orphaned counts are looked for and the analytics job runs */
 #define ORPHAN_SWEEP_MS		(60 * 60 * 1000)
 
 static db_state *my_db = NULL;
@@ -259,24 +260,23 @@ flush_now(bool *ready)
 }
 
 /*
- * purge_all deletes expired, then exhausted links (and, when due, orphaned
- * counts), a batch per transaction, pausing between batches.  Settings
+ * purge_all deletes expired, then exhausted links (and, when due, hourly:
+ * orphaned counts, then runs the analytics job), a batch per transaction, pausing between batches.  Settings
  * changed by a reload apply from the next batch; a flush falling due is
  * run in between; a SIGTERM stops it.
  */
 static void
 purge_all(TimestampTz *next_flush, bool orphans, bool *ready)
 {
-	purge_kind	kinds[3] = {PURGE_EXPIRED, PURGE_EXHAUSTED, PURGE_ORPHANS};
+	purge_kind	kinds[4] = {PURGE_EXPIRED, PURGE_EXHAUSTED, PURGE_ORPHANS, PURGE_ANALYTICS};
+	const char *what[4] = {"purging expired links", "purging exhausted links",
+	"deleting orphaned counts", "merging and expiring analytics"};
 
-	for (int pass = 0; pass < (orphans ? 3 : 2); pass++)
+	for (int pass = 0; pass < (orphans ? 4 : 2); pass++)
 	{
 		for (;;)
 		{
-			int64		n = in_transaction(purge_work, &kinds[pass],
-										   pass == 0 ? "purging expired links" :
-										   pass == 1 ? "purging exhausted links" :
-										   "deleting orphaned counts", ready);
+			int64		n = in_transaction(purge_work, &kinds[pass], what[pass], ready);
 
 			if (!*ready || n < shorturl_purge_batch_size)
 				break;
@@ -405,5 +405,8 @@ shorturl_worker_main(Datum main_arg)
 	dbstate_lock(true);
 	my_db->ext = ready ? DBEXT_PRESENT : DBEXT_ABSENT;
 	dbstate_unlock();
+	/* the extension is gone: no flush will take its dimensions and visitors */
+	if (!ready)
+		(void) analytics_discard_database(MyDatabaseId);
 	proc_exit(0);
 }

@@ -15,10 +15,14 @@ mkdir -p "$build"
 declare -A sources=(
 	[fuzz_base62]="src/base62.c"
 	[fuzz_validate]="src/validate.c src/idn.c"
+	[fuzz_hll]="src/hll.c"
+	[fuzz_visitdims]=""	# it includes src/visitdims.c itself
 )
 declare -A libs=(
 	[fuzz_base62]=""
 	[fuzz_validate]="-licuuc -licui18n"
+	[fuzz_hll]="-lxxhash -lm"
+	[fuzz_visitdims]=""
 )
 
 for target in "${!sources[@]}"; do

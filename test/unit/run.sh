@@ -13,12 +13,16 @@ declare -A sources=(
 	[test_routing]="src/routing.c"
 	[test_permute]="src/permute.c"
 	[test_validate]="src/validate.c src/idn.c"
+	[test_hll]="src/hll.c"
+	[test_visitdims]="src/visitdims.c"
 )
 declare -A libs=(
 	[test_base62]=""
 	[test_routing]="-lm"
 	[test_permute]="-lsodium"
 	[test_validate]="-licuuc -licui18n"
+	[test_hll]="-lxxhash -lm"
+	[test_visitdims]=""
 )
 
 for t in "${!sources[@]}"; do

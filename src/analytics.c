@@ -1,0 +1,810 @@
+/*-------------------------------------------------------------------------
+ *
+ * analytics.c
+ *	  What a click tells beyond its count: its referrer, country and device,
+ *	  and who the visitor was, held in shared memory until the flush writes
+ *	  them to the daily tables.
+ *
+ * A link's hourly series needs no table here: it rides on the click
+ * counters (first_hour in counters.h), so it adds up to the link's count
+ * at every moment.  Dimensions and visitors are more numerous, and exact
+ * only as far as memory goes, so they have two tables of their own:
+ *	- dims: one entry per (link, UTC day, dimension, value), with the
+ *	  clicks and bots' clicks not yet flushed;
+ *	- visitors: one entry per (link, UTC day, visitor hash) not yet
+ *	  flushed, so a visitor seen twice between flushes costs one entry.
+ * Both are PostgreSQL shared hash tables of fixed size, partitioned as the
+ * lock manager's is: a partition's LWLock in shared mode to bump an entry
+ * (its counts are atomics), exclusive to add one.  When a table is full, a
+ * value goes to its dimension's "other" entry, and when that cannot be
+ * made either, the click's dimension is not kept (counted in
+ * shorturl.stats); the link's count never depends on any of it.
+ *
+ * The flush (flush.c calls analytics_flush() in its transaction) takes
+ * every entry of the database out of both tables under all partition
+ * locks at once (a copy; a few milliseconds for the largest table), keeps
+ * aside those of links it cannot see yet (made by a transaction still in
+ * progress: they go back at commit, as their counts do), then
+ * adds the dimension counts to shorturl.link_visits_breakdown, keeping at
+ * most shorturl.max_dimension_values values per link, day and dimension
+ * (the rest go to "other"), and merges the visitors into each link-day's
+ * HyperLogLog sketch in shorturl.link_visitors_daily (hll.c).  If the
+ * transaction aborts, the entries go back into the tables.
+ *
+ * Nothing of this is kept across a restart: at most one flush interval of
+ * dimensions and visitors is lost, never a click's count or its hour.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "miscadmin.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/date.h"
+#include "utils/hsearch.h"
+#include "utils/memutils.h"
+
+#include "analytics.h"
+#include "catalog.h"
+#include "compat.h"
+#include "dbstate.h"
+#include "hll.h"
+#include "lookup.h"
+#include "pg_shorturl.h"
+#include "spi_util.h"
+
+/* Partitions of each table, as NUM_LOCK_PARTITIONS does for locks */
+#define ANALYTICS_PARTITIONS	16
+
+/* Dimension values per statement of a flush */
+#define DIMS_BATCH_SIZE		5000
+
+const char *const analytics_dim_names[ANALYTICS_DIMS] = {
+	[DIM_REFERRER] = "referrer",
+	[DIM_COUNTRY] = "country",
+	[DIM_DEVICE] = "device",
+};
+
+/* Keys are hashed as bytes (HASH_BLOBS): no padding, and zeroed first */
+typedef struct dim_key
+{
+	Oid			dbid;
+	Oid			relid;
+	int64		link_id;
+	int32		day;			/* days since 2000-01-01, UTC */
+	int32		dim;			/* analytics_dim */
+	uint64		vhash;			/* of the value */
+} dim_key;
+
+typedef struct dim_entry
+{
+	dim_key		key;
+	pg_atomic_uint64 visits;
+	pg_atomic_uint64 bots;
+	char		value[ANALYTICS_VALUE_SIZE];
+} dim_entry;
+
+typedef struct visitor_key
+{
+	Oid			dbid;
+	Oid			relid;
+	int64		link_id;
+	int32		day;
+	int32		unused;			/* always 0 */
+	uint64		vhash;
+} visitor_key;
+
+static HTAB *dims = NULL;
+static HTAB *visitors = NULL;
+static LWLockPadded *locks = NULL;
+
+/* What the flush of the current transaction took, to give back at abort */
+static struct
+{
+	bool		active;
+	dim_entry  *dims;			/* copies: visits and bots read out */
+	bool	   *dims_kept;		/* of a link the flush cannot see yet */
+	int			ndims;
+	visitor_key *visitors;
+	bool	   *visitors_kept;
+	int			nvisitors;
+} taken;
+
+static SPIPlanPtr plan_dims;
+static SPIPlanPtr plan_sketches;
+static SPIPlanPtr plan_visitors;
+
+/* ---------------------------------------------------------------------
+ * Shared memory
+ * ---------------------------------------------------------------------
+ */
+
+/* analytics_shmem_size is the memory both tables need */
+Size
+analytics_shmem_size(void)
+{
+	return add_size(hash_estimate_size(shorturl_max_pending_dimensions, sizeof(dim_entry)),
+					hash_estimate_size(shorturl_max_pending_visitors, sizeof(visitor_key)));
+}
+
+void
+analytics_request_shmem(void)
+{
+	RequestAddinShmemSpace(analytics_shmem_size());
+	RequestNamedLWLockTranche("pg_shorturl analytics", 2 * ANALYTICS_PARTITIONS);
+}
+
+void
+analytics_init_shmem(void)
+{
+	HASHCTL		info;
+	int			flags = HASH_ELEM | HASH_BLOBS | HASH_PARTITION | HASH_FIXED_SIZE;
+
+	memset(&info, 0, sizeof(info));
+	info.keysize = sizeof(dim_key);
+	info.entrysize = sizeof(dim_entry);
+	info.num_partitions = ANALYTICS_PARTITIONS;
+	dims = ShmemInitHash("pg_shorturl dimensions", shorturl_max_pending_dimensions,
+						 shorturl_max_pending_dimensions, &info, flags);
+	memset(&info, 0, sizeof(info));
+	info.keysize = sizeof(visitor_key);
+	info.entrysize = sizeof(visitor_key);
+	info.num_partitions = ANALYTICS_PARTITIONS;
+	visitors = ShmemInitHash("pg_shorturl visitors", shorturl_max_pending_visitors,
+							 shorturl_max_pending_visitors, &info, flags);
+	locks = GetNamedLWLockTranche("pg_shorturl analytics");
+}
+
+static LWLock *
+dims_lock(uint32 hash)
+{
+	return &locks[hash % ANALYTICS_PARTITIONS].lock;
+}
+
+static LWLock *
+visitors_lock(uint32 hash)
+{
+	return &locks[ANALYTICS_PARTITIONS + hash % ANALYTICS_PARTITIONS].lock;
+}
+
+/* analytics_day is the UTC day of a time, in days since 2000-01-01 */
+int32
+analytics_day(TimestampTz t)
+{
+	int64		day = t / USECS_PER_DAY;
+
+	if (t < 0 && t % USECS_PER_DAY != 0)
+		day--;
+	return (int32) Max(Min(day, PG_INT32_MAX), PG_INT32_MIN);
+}
+
+/*
+ * add_dim adds clicks to an entry, making it if need be.  False when the
+ * table has no room for it.
+ */
+static bool
+add_dim(const dim_key *key, const char *value, uint64 visits, uint64 bots)
+{
+	uint32		hash = get_hash_value(dims, key);
+	LWLock	   *lock = dims_lock(hash);
+	dim_entry  *e;
+	bool		found;
+
+	LWLockAcquire(lock, LW_SHARED);
+	e = hash_search_with_hash_value(dims, key, hash, HASH_FIND, NULL);
+	if (e != NULL)
+	{
+		pg_atomic_fetch_add_u64(&e->visits, visits);
+		if (bots > 0)
+			pg_atomic_fetch_add_u64(&e->bots, bots);
+		LWLockRelease(lock);
+		return true;
+	}
+	LWLockRelease(lock);
+
+	LWLockAcquire(lock, LW_EXCLUSIVE);
+	e = hash_search_with_hash_value(dims, key, hash, HASH_ENTER_NULL, &found);
+	if (e != NULL)
+	{
+		if (!found)
+		{
+			pg_atomic_init_u64(&e->visits, 0);
+			pg_atomic_init_u64(&e->bots, 0);
+			strlcpy(e->value, value, sizeof(e->value));
+		}
+		pg_atomic_fetch_add_u64(&e->visits, visits);
+		if (bots > 0)
+			pg_atomic_fetch_add_u64(&e->bots, bots);
+	}
+	LWLockRelease(lock);
+	return e != NULL;
+}
+
+/* add_visitor notes a visitor of a link-day; false when there is no room */
+static bool
+add_visitor(const visitor_key *key)
+{
+	uint32		hash = get_hash_value(visitors, key);
+	LWLock	   *lock = visitors_lock(hash);
+	bool		found;
+	void	   *e;
+
+	LWLockAcquire(lock, LW_SHARED);
+	e = hash_search_with_hash_value(visitors, key, hash, HASH_FIND, NULL);
+	LWLockRelease(lock);
+	if (e != NULL)
+		return true;
+	LWLockAcquire(lock, LW_EXCLUSIVE);
+	e = hash_search_with_hash_value(visitors, key, hash, HASH_ENTER_NULL, &found);
+	LWLockRelease(lock);
+	return e != NULL;
+}
+
+static void
+make_dim_key(dim_key *key, Oid relid, int64 link_id, int32 day, analytics_dim dim,
+			 const char *value)
+{
+	memset(key, 0, sizeof(*key));
+	key->dbid = MyDatabaseId;
+	key->relid = relid;
+	key->link_id = link_id;
+	key->day = day;
+	key->dim = (int32) dim;
+	key->vhash = hll_hash(value, strlen(value));
+}
+
+/*
+ * analytics_record keeps what a counted click tells: a value for each
+ * dimension (values[d] NULL: none) and, unless it is a bot's, its visitor
+ * (has_visitor).  Only where clicks go to shared memory.
+ */
+void
+analytics_record(int64 link_id, TimestampTz when, const char *const values[ANALYTICS_DIMS],
+				 bool has_visitor, uint64 visitor_hash, bool bot)
+{
+	Oid			relid = catalog_tables()->links;
+	int32		day = analytics_day(when);
+	db_state   *db = dbstate_mine();
+
+	if (dims == NULL || db == NULL)
+		return;
+	for (int d = 0; d < ANALYTICS_DIMS; d++)
+	{
+		dim_key		key;
+
+		if (values[d] == NULL)
+			continue;
+		make_dim_key(&key, relid, link_id, day, (analytics_dim) d, values[d]);
+		if (add_dim(&key, values[d], 1, bot ? 1 : 0))
+			continue;
+		/* no room for the value: its dimension's "other" may have some */
+		make_dim_key(&key, relid, link_id, day, (analytics_dim) d, ANALYTICS_OTHER);
+		if (strcmp(values[d], ANALYTICS_OTHER) != 0 &&
+			add_dim(&key, ANALYTICS_OTHER, 1, bot ? 1 : 0))
+			pg_atomic_fetch_add_u64(&db->analytics_overflow, 1);
+		else
+			pg_atomic_fetch_add_u64(&db->analytics_dropped, 1);
+	}
+	if (has_visitor && !bot)
+	{
+		visitor_key key;
+
+		memset(&key, 0, sizeof(key));
+		key.dbid = MyDatabaseId;
+		key.relid = relid;
+		key.link_id = link_id;
+		key.day = day;
+		key.vhash = visitor_hash;
+		if (!add_visitor(&key))
+			pg_atomic_fetch_add_u64(&db->visitors_dropped, 1);
+	}
+}
+
+/*
+ * analytics_pending counts this database's entries in both tables (for
+ * shorturl.stats).
+ */
+void
+analytics_pending(int64 *ndims, int64 *nvisitors)
+{
+	HASH_SEQ_STATUS status;
+	dim_entry  *d;
+	visitor_key *v;
+
+	*ndims = *nvisitors = 0;
+	if (dims == NULL)
+		return;
+	for (int i = 0; i < 2 * ANALYTICS_PARTITIONS; i++)
+		LWLockAcquire(&locks[i].lock, LW_SHARED);
+	hash_seq_init(&status, dims);
+	while ((d = hash_seq_search(&status)) != NULL)
+		if (d->key.dbid == MyDatabaseId)
+			(*ndims)++;
+	hash_seq_init(&status, visitors);
+	while ((v = hash_seq_search(&status)) != NULL)
+		if (v->dbid == MyDatabaseId)
+			(*nvisitors)++;
+	for (int i = 2 * ANALYTICS_PARTITIONS - 1; i >= 0; i--)
+		LWLockRelease(&locks[i].lock);
+}
+
+static int	by_int64(const void *a, const void *b);
+
+/*
+ * remove_where removes the entries of both tables that match a database
+ * (and, when links is not NULL, one of its nlinks links, sorted), under
+ * every partition lock, and returns how many it removed.  It cannot fail:
+ * callers run in transaction callbacks.
+ */
+static int64
+remove_where(Oid dbid, const int64 *links, int nlinks)
+{
+	HASH_SEQ_STATUS status;
+	dim_entry  *d;
+	visitor_key *v;
+	int64		removed = 0;
+
+	if (dims == NULL)
+		return 0;
+	for (int i = 0; i < 2 * ANALYTICS_PARTITIONS; i++)
+		LWLockAcquire(&locks[i].lock, LW_EXCLUSIVE);
+	hash_seq_init(&status, dims);
+	while ((d = hash_seq_search(&status)) != NULL)
+	{
+		if (d->key.dbid == dbid &&
+			(links == NULL || bsearch(&d->key.link_id, links, nlinks, sizeof(int64), by_int64)))
+		{
+			(void) hash_search(dims, &d->key, HASH_REMOVE, NULL);
+			removed++;
+		}
+	}
+	hash_seq_init(&status, visitors);
+	while ((v = hash_seq_search(&status)) != NULL)
+	{
+		if (v->dbid == dbid &&
+			(links == NULL || bsearch(&v->link_id, links, nlinks, sizeof(int64), by_int64)))
+		{
+			(void) hash_search(visitors, v, HASH_REMOVE, NULL);
+			removed++;
+		}
+	}
+	for (int i = 2 * ANALYTICS_PARTITIONS - 1; i >= 0; i--)
+		LWLockRelease(&locks[i].lock);
+	return removed;
+}
+
+/*
+ * analytics_discard_database removes a database's entries: it was dropped,
+ * or its extension was (its worker found it gone), so no flush will take
+ * them, and they would hold room other databases need.
+ */
+int64
+analytics_discard_database(Oid dbid)
+{
+	return remove_where(dbid, NULL, 0);
+}
+
+/*
+ * analytics_forget_links removes the entries of links of this database
+ * (links[0..n), sorted): their counts were reset (or they moved away), and
+ * what they had not flushed goes with the counts.  From a commit callback:
+ * cannot fail.
+ */
+void
+analytics_forget_links(const int64 *links, int n)
+{
+	if (n > 0)
+		(void) remove_where(MyDatabaseId, links, n);
+}
+
+/* ---------------------------------------------------------------------
+ * The flush
+ * ---------------------------------------------------------------------
+ */
+
+/*
+ * take_all copies this database's entries out of both tables and removes
+ * them; entries of an earlier shorturl.links (the extension was dropped
+ * and created again) are removed and dropped.
+ */
+static void
+take_all(Oid relid)
+{
+	HASH_SEQ_STATUS status;
+	dim_entry  *d;
+	visitor_key *v;
+	int			cap_dims = 64;
+	int			cap_visitors = 64;
+
+	taken.dims = MemoryContextAlloc(TopTransactionContext, cap_dims * sizeof(dim_entry));
+	taken.visitors = MemoryContextAlloc(TopTransactionContext, cap_visitors * sizeof(visitor_key));
+	taken.ndims = taken.nvisitors = 0;
+
+	/*
+	 * All partitions, in order, as the lock manager's status view does.  An
+	 * error in between (out of memory) releases them with the transaction's
+	 * abort, which gives back what was copied (analytics_settle()).
+	 */
+	for (int i = 0; i < 2 * ANALYTICS_PARTITIONS; i++)
+		LWLockAcquire(&locks[i].lock, LW_EXCLUSIVE);
+	hash_seq_init(&status, dims);
+	while ((d = hash_seq_search(&status)) != NULL)
+	{
+		if (d->key.dbid != MyDatabaseId)
+			continue;
+		if (d->key.relid == relid)
+		{
+			if (taken.ndims == cap_dims)
+			{
+				cap_dims *= 2;
+				taken.dims = repalloc(taken.dims, cap_dims * sizeof(dim_entry));
+			}
+			taken.dims[taken.ndims] = *d;
+			pg_atomic_init_u64(&taken.dims[taken.ndims].visits, pg_atomic_read_u64(&d->visits));
+			pg_atomic_init_u64(&taken.dims[taken.ndims].bots, pg_atomic_read_u64(&d->bots));
+			taken.ndims++;
+		}
+		(void) hash_search(dims, &d->key, HASH_REMOVE, NULL);
+	}
+	hash_seq_init(&status, visitors);
+	while ((v = hash_seq_search(&status)) != NULL)
+	{
+		if (v->dbid != MyDatabaseId)
+			continue;
+		if (v->relid == relid)
+		{
+			if (taken.nvisitors == cap_visitors)
+			{
+				cap_visitors *= 2;
+				taken.visitors = repalloc(taken.visitors, cap_visitors * sizeof(visitor_key));
+			}
+			taken.visitors[taken.nvisitors++] = *v;
+		}
+		(void) hash_search(visitors, v, HASH_REMOVE, NULL);
+	}
+	for (int i = 2 * ANALYTICS_PARTITIONS - 1; i >= 0; i--)
+		LWLockRelease(&locks[i].lock);
+	taken.dims_kept = MemoryContextAllocZero(TopTransactionContext,
+											 Max(taken.ndims, 1) * sizeof(bool));
+	taken.visitors_kept = MemoryContextAllocZero(TopTransactionContext,
+												 Max(taken.nvisitors, 1) * sizeof(bool));
+}
+
+static int
+by_int64(const void *a, const void *b)
+{
+	int64		x = *(const int64 *) a;
+	int64		y = *(const int64 *) b;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * keep_unseen marks the taken entries of links the flush cannot see but
+ * that may still exist (made by a transaction still in progress, or
+ * deleted by one that may roll back): they go back to shared memory when
+ * the flush commits, as their clicks' counts do (flush.c).  The entries of
+ * links gone for good are dropped.
+ */
+static void
+keep_unseen(void)
+{
+	static SPIPlanPtr plan_seen;
+	Oid			argtypes[1] = {INT8ARRAYOID};
+	Datum		values[1];
+	int64	   *ids = palloc((taken.ndims + taken.nvisitors + 1) * sizeof(int64));
+	Datum	   *datums;
+	int64	   *seen;
+	int			n = 0;
+	int			nseen;
+
+	for (int i = 0; i < taken.ndims; i++)
+		ids[n++] = taken.dims[i].key.link_id;
+	for (int i = 0; i < taken.nvisitors; i++)
+		ids[n++] = taken.visitors[i].link_id;
+	if (n == 0)
+		return;
+	qsort(ids, n, sizeof(int64), by_int64);
+	{
+		int			k = 1;
+
+		for (int i = 1; i < n; i++)
+			if (ids[i] != ids[k - 1])
+				ids[k++] = ids[i];
+		n = k;
+	}
+	datums = palloc(n * sizeof(Datum));
+	for (int i = 0; i < n; i++)
+		datums[i] = Int64GetDatum(ids[i]);
+	values[0] = PointerGetDatum(construct_array(datums, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	spi_run(spi_plan(&plan_seen,
+					 "SELECT id FROM shorturl.links WHERE id = ANY ($1) ORDER BY id",
+					 1, argtypes),
+			values, NULL, false, SPI_OK_SELECT);
+	nseen = (int) SPI_processed;
+	seen = palloc((nseen + 1) * sizeof(int64));
+	for (int i = 0; i < nseen; i++)
+	{
+		bool		isnull;
+
+		seen[i] = DatumGetInt64(spi_result(i, 1, &isnull));
+	}
+	/* ids becomes the unseen links that may exist */
+	{
+		int			k = 0;
+
+		for (int i = 0; i < n; i++)
+			if (!bsearch(&ids[i], seen, nseen, sizeof(int64), by_int64) &&
+				lookup_link_may_exist(ids[i]))
+				ids[k++] = ids[i];
+		n = k;
+	}
+	for (int i = 0; n > 0 && i < taken.ndims; i++)
+		taken.dims_kept[i] = bsearch(&taken.dims[i].key.link_id, ids, n, sizeof(int64), by_int64) != NULL;
+	for (int i = 0; n > 0 && i < taken.nvisitors; i++)
+		taken.visitors_kept[i] = bsearch(&taken.visitors[i].link_id, ids, n, sizeof(int64), by_int64) != NULL;
+	pfree(ids);
+	pfree(datums);
+	pfree(seen);
+}
+
+static Datum
+text_array(Datum *values, int n)
+{
+	return PointerGetDatum(construct_array(values, n, TEXTOID, -1, false, TYPALIGN_INT));
+}
+
+static Datum
+int8_array(Datum *values, int n)
+{
+	return PointerGetDatum(construct_array(values, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+}
+
+static Datum
+date_array(Datum *values, int n)
+{
+	return PointerGetDatum(construct_array(values, n, DATEOID, 4, true, TYPALIGN_INT));
+}
+
+/*
+ * write_dims adds taken dimension counts [from, to) to
+ * shorturl.link_visits_breakdown.  A value new to its link, day and
+ * dimension gets a row of its own while they have fewer than
+ * shorturl.max_dimension_values; the new values of a batch take the free
+ * places in order of their clicks, and the rest go to "other".
+ */
+static void
+write_dims(int from, int to)
+{
+	Oid			argtypes[7] = {INT8ARRAYOID, DATEARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
+	INT8ARRAYOID, INT8ARRAYOID, INT4OID};
+	int			n = to - from;
+	Datum	   *cols[6];
+	Datum		values[7];
+
+	for (int c = 0; c < 6; c++)
+		cols[c] = palloc(n * sizeof(Datum));
+	for (int i = 0; i < n; i++)
+	{
+		dim_entry  *d = &taken.dims[from + i];
+
+		cols[0][i] = Int64GetDatum(d->key.link_id);
+		/* PostgreSQL's dates count from 2000-01-01 too */
+		cols[1][i] = DateADTGetDatum((DateADT) d->key.day);
+		cols[2][i] = CStringGetTextDatum(analytics_dim_names[d->key.dim]);
+		cols[3][i] = CStringGetTextDatum(d->value);
+		cols[4][i] = Int64GetDatum((int64) pg_atomic_read_u64(&d->visits));
+		cols[5][i] = Int64GetDatum((int64) pg_atomic_read_u64(&d->bots));
+	}
+	values[0] = int8_array(cols[0], n);
+	values[1] = date_array(cols[1], n);
+	values[2] = text_array(cols[2], n);
+	values[3] = text_array(cols[3], n);
+	values[4] = int8_array(cols[4], n);
+	values[5] = int8_array(cols[5], n);
+	values[6] = Int32GetDatum(shorturl_max_dimension_values);
+	spi_run(spi_plan_generic(&plan_dims,
+					 "WITH d AS (SELECT d.*,"
+					 "                  d.value = '" ANALYTICS_OTHER "' OR EXISTS ("
+					 "                    SELECT FROM shorturl.link_visits_breakdown b"
+					 "                     WHERE b.link_id = d.link_id AND b.day = d.day"
+					 "                       AND b.dimension = d.dimension AND b.value = d.value) AS known"
+					 "             FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
+					 "                             pg_catalog.unnest($3), pg_catalog.unnest($4),"
+					 "                             pg_catalog.unnest($5), pg_catalog.unnest($6))"
+					 "                  AS d(link_id, day, dimension, value, visits, bots)"
+					 "            WHERE EXISTS (SELECT FROM shorturl.links l WHERE l.id = d.link_id)),"
+					 "     r AS (SELECT d.*, pg_catalog.row_number() OVER (PARTITION BY link_id, day,"
+					 "                         dimension, known ORDER BY visits DESC, value) AS rank,"
+					 "                  (SELECT pg_catalog.count(*) FROM shorturl.link_visits_breakdown b"
+					 "                    WHERE b.link_id = d.link_id AND b.day = d.day"
+					 "                      AND b.dimension = d.dimension"
+					 "                      AND b.value <> '" ANALYTICS_OTHER "') AS have"
+					 "             FROM d)"
+					 " INSERT INTO shorturl.link_visits_breakdown AS b"
+					 "        (link_id, day, dimension, value, visits, bots)"
+					 " SELECT link_id, day, dimension,"
+					 "        CASE WHEN known OR have + rank <= $7 THEN value"
+					 "             ELSE '" ANALYTICS_OTHER "' END,"
+					 "        pg_catalog.sum(visits), pg_catalog.sum(bots)"
+					 "   FROM r GROUP BY 1, 2, 3, 4"
+					 " ON CONFLICT (link_id, day, dimension, value) DO UPDATE"
+					 "   SET visits = b.visits + excluded.visits, bots = b.bots + excluded.bots",
+					 7, argtypes),
+			values, NULL, false, SPI_OK_INSERT);
+	for (int c = 0; c < 6; c++)
+		pfree(cols[c]);
+}
+
+static int
+by_link_day(const void *a, const void *b)
+{
+	const visitor_key *x = a;
+	const visitor_key *y = b;
+
+	if (x->link_id != y->link_id)
+		return (x->link_id > y->link_id) - (x->link_id < y->link_id);
+	if (x->day != y->day)
+		return (x->day > y->day) - (x->day < y->day);
+	return (x->vhash > y->vhash) - (x->vhash < y->vhash);
+}
+
+/*
+ * write_visitors merges the taken visitors into their link-days' sketches.
+ * Flushes of a database never overlap, so reading the sketches and writing
+ * them back in one transaction loses no visitor.
+ */
+static void
+write_visitors(void)
+{
+	Oid			argtypes[3] = {INT8ARRAYOID, DATEARRAYOID, BYTEAARRAYOID};
+	Datum	   *ids;
+	Datum	   *days;
+	Datum	   *sketches;
+	Datum		values[3];
+	int			ngroups = 0;
+	hll_sketch *sketch = palloc(sizeof(hll_sketch));
+	uint64		proc;
+
+	qsort(taken.visitors, taken.nvisitors, sizeof(visitor_key), by_link_day);
+	ids = palloc(taken.nvisitors * sizeof(Datum));
+	days = palloc(taken.nvisitors * sizeof(Datum));
+	sketches = palloc(taken.nvisitors * sizeof(Datum));
+	for (int i = 0; i < taken.nvisitors; i++)
+	{
+		if (i > 0 && taken.visitors[i].link_id == taken.visitors[i - 1].link_id &&
+			taken.visitors[i].day == taken.visitors[i - 1].day)
+			continue;
+		ids[ngroups] = Int64GetDatum(taken.visitors[i].link_id);
+		days[ngroups] = DateADTGetDatum((DateADT) taken.visitors[i].day);
+		ngroups++;
+	}
+
+	/* the sketches the link-days have, in the order of the groups */
+	values[0] = int8_array(ids, ngroups);
+	values[1] = date_array(days, ngroups);
+	spi_run(spi_plan_generic(&plan_sketches,
+					 "SELECT v.sketch FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2))"
+					 "                     WITH ORDINALITY AS d(link_id, day, n)"
+					 "  LEFT JOIN shorturl.link_visitors_daily v"
+					 "         ON v.link_id = d.link_id AND v.day = d.day"
+					 " ORDER BY d.n",
+					 2, argtypes),
+			values, NULL, false, SPI_OK_SELECT);
+	proc = SPI_processed;
+	for (int g = 0, i = 0; g < ngroups && (uint64) g < proc; g++)
+	{
+		bool		isnull;
+		Datum		old = spi_result(g, 1, &isnull);
+		bytea	   *out;
+
+		hll_init(sketch);
+		if (!isnull)
+		{
+			bytea	   *b = DatumGetByteaPP(old);
+			size_t		bad_offset;
+			hll_status	err = hll_deserialize((const uint8 *) VARDATA_ANY(b),
+											  VARSIZE_ANY_EXHDR(b), sketch, &bad_offset);
+
+			if (err != HLL_OK)
+			{
+				/* only a hand-made row can be bad: it starts again */
+				ereport(WARNING,
+						(errcode(ERRCODE_DATA_CORRUPTED),
+						 errmsg("pg_shorturl: the visitor sketch of link " INT64_FORMAT " is damaged; it starts again",
+								DatumGetInt64(ids[g])),
+						 errdetail("%s", hll_error_message(err))));
+				hll_init(sketch);
+			}
+		}
+		for (; i < taken.nvisitors && taken.visitors[i].link_id == DatumGetInt64(ids[g]) &&
+			 taken.visitors[i].day == (int32) DatumGetDateADT(days[g]); i++)
+			hll_add(sketch, taken.visitors[i].vhash);
+		out = palloc(VARHDRSZ + hll_serialized_size(sketch));
+		SET_VARSIZE(out, VARHDRSZ + hll_serialized_size(sketch));
+		hll_serialize(sketch, (uint8 *) VARDATA(out));
+		sketches[g] = PointerGetDatum(out);
+	}
+
+	values[0] = int8_array(ids, ngroups);
+	values[1] = date_array(days, ngroups);
+	values[2] = PointerGetDatum(construct_array(sketches, ngroups, BYTEAOID, -1, false, TYPALIGN_INT));
+	spi_run(spi_plan_generic(&plan_visitors,
+					 "INSERT INTO shorturl.link_visitors_daily AS v (link_id, day, sketch)"
+					 " SELECT d.* FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
+					 "                            pg_catalog.unnest($3)) AS d(link_id, day, sketch)"
+					 "  WHERE EXISTS (SELECT FROM shorturl.links l WHERE l.id = d.link_id)"
+					 " ON CONFLICT (link_id, day) DO UPDATE SET sketch = excluded.sketch",
+					 3, argtypes),
+			values, NULL, false, SPI_OK_INSERT);
+	pfree(sketch);
+}
+
+/*
+ * analytics_flush writes this database's dimensions and visitors in the
+ * current transaction (flush.c's, which holds the flush lock and has SPI
+ * connected).  They leave shared memory now and come back if the
+ * transaction aborts (analytics_settle()).
+ */
+void
+analytics_flush(Oid relid)
+{
+	if (dims == NULL || taken.active)
+		return;
+	taken.active = true;
+	take_all(relid);
+	keep_unseen();
+	for (int from = 0; from < taken.ndims; from += DIMS_BATCH_SIZE)
+		write_dims(from, Min(from + DIMS_BATCH_SIZE, taken.ndims));
+	if (taken.nvisitors > 0)
+		write_visitors();
+}
+
+/*
+ * analytics_settle ends the transaction's flush: at abort, what it took
+ * goes back (as far as there is room).  Runs in a transaction callback:
+ * must not fail.
+ */
+void
+analytics_settle(bool committed)
+{
+	db_state   *db;
+	uint64		lost = 0;
+	uint64		lost_visitors = 0;
+
+	if (!taken.active)
+		return;
+	db = dbstate_mine();
+	for (int i = 0; i < taken.ndims; i++)
+	{
+		dim_entry  *d = &taken.dims[i];
+
+		if (committed && !taken.dims_kept[i])
+			continue;
+		if (!add_dim(&d->key, d->value, pg_atomic_read_u64(&d->visits),
+					 pg_atomic_read_u64(&d->bots)))
+			lost += pg_atomic_read_u64(&d->visits);
+	}
+	for (int i = 0; i < taken.nvisitors; i++)
+	{
+		if (committed && !taken.visitors_kept[i])
+			continue;
+		if (!add_visitor(&taken.visitors[i]))
+			lost_visitors++;
+	}
+	if (db != NULL)
+	{
+		pg_atomic_fetch_add_u64(&db->analytics_dropped, lost);
+		pg_atomic_fetch_add_u64(&db->visitors_dropped, lost_visitors);
+	}
+	taken.active = false;
+	taken.dims = NULL;
+	taken.visitors = NULL;
+	taken.dims_kept = taken.visitors_kept = NULL;
+	taken.ndims = taken.nvisitors = 0;
+}

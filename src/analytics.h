@@ -1,0 +1,44 @@
+/*-------------------------------------------------------------------------
+ *
+ * analytics.h
+ *	  The dimensions and visitors of clicks in shared memory, and their
+ *	  flush (analytics.c).
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef SHORTURL_ANALYTICS_H
+#define SHORTURL_ANALYTICS_H
+
+#include "datatype/timestamp.h"
+
+typedef enum analytics_dim
+{
+	DIM_REFERRER,
+	DIM_COUNTRY,
+	DIM_DEVICE,
+	ANALYTICS_DIMS
+} analytics_dim;
+
+/* A dimension value has at most ANALYTICS_VALUE_SIZE - 1 bytes: any host */
+#define ANALYTICS_VALUE_SIZE	256
+
+/* Where values go beyond shorturl.max_dimension_values, or without room */
+#define ANALYTICS_OTHER		"other"
+
+extern const char *const analytics_dim_names[ANALYTICS_DIMS];
+
+extern Size analytics_shmem_size(void);
+extern void analytics_request_shmem(void);
+extern void analytics_init_shmem(void);
+
+extern int32 analytics_day(TimestampTz t);
+extern void analytics_record(int64 link_id, TimestampTz when,
+							 const char *const values[ANALYTICS_DIMS],
+							 bool has_visitor, uint64 visitor_hash, bool bot);
+extern void analytics_pending(int64 *ndims, int64 *nvisitors);
+extern int64 analytics_discard_database(Oid dbid);
+extern void analytics_forget_links(const int64 *links, int n);
+extern void analytics_flush(Oid relid);
+extern void analytics_settle(bool committed);
+
+#endif							/* SHORTURL_ANALYTICS_H */
