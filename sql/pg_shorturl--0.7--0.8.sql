@@ -270,7 +270,7 @@ DECLARE
     fn_owner oid := (SELECT p.proowner FROM pg_catalog.pg_proc p WHERE p.oid = f);
     a record;
     progress boolean := true;
-    done oid[] := '{}';
+    done text[] := '{}';        -- grantor/grantee pairs granted
 BEGIN
     IF old_acl = '' THEN
         RETURN;
@@ -281,7 +281,7 @@ BEGIN
                    FROM pg_catalog.aclexplode(old_acl::aclitem[]) x
                   WHERE x.privilege_type = 'EXECUTE' AND x.grantee <> fn_owner
         LOOP
-            CONTINUE WHEN a.grantee = ANY (done);
+            CONTINUE WHEN (a.grantor || '/' || a.grantee) = ANY (done);
             CONTINUE WHEN a.grantor <> fn_owner
                 AND NOT pg_catalog.has_function_privilege(a.grantor, f, 'EXECUTE WITH GRANT OPTION');
             IF a.grantor <> fn_owner THEN
@@ -293,7 +293,7 @@ BEGIN
             IF a.grantor <> fn_owner THEN
                 RESET ROLE;
             END IF;
-            done := done || a.grantee;
+            done := done || (a.grantor || '/' || a.grantee);
             progress := true;
         END LOOP;
     END LOOP;

@@ -240,6 +240,12 @@ SELECT shorturl.flush() >= 0 AS flushed;
 -- clicks the update finds in shared memory
 SELECT count(shorturl.resolve('seven')) AS clicks FROM generate_series(1, 3);
 GRANT EXECUTE ON FUNCTION shorturl.resolve(text, text) TO regress_upgrade_app WITH GRANT OPTION;
+-- one role granted by two grantors keeps both grants
+CREATE ROLE regress_upgrade_member;
+GRANT EXECUTE ON FUNCTION shorturl.resolve(text, text) TO regress_upgrade_member;
+SET ROLE regress_upgrade_app;
+GRANT EXECUTE ON FUNCTION shorturl.resolve(text, text) TO regress_upgrade_member;
+RESET ROLE;
 -- the new library counts on the 0.7 tables until the update
 SELECT shorturl.resolve('seven', NULL) IS NOT NULL AS before_update;
 SELECT shorturl.flush() >= 0 AS flushed;
@@ -258,6 +264,11 @@ RESET shorturl.count_bots;
 SELECT has_function_privilege('regress_upgrade_app', 'shorturl.resolve(text, text, text, text, text, text)',
                               'EXECUTE WITH GRANT OPTION') AS carried,
        has_function_privilege('public', 'shorturl.resolve(text, text, text, text, text, text)', 'EXECUTE') AS public_exec;
+SELECT CASE WHEN a.grantor = p.proowner THEN '(the owner)' ELSE a.grantor::regrole::text END AS grantor,
+       a.grantee::regrole::text AS grantee, a.is_grantable
+FROM pg_proc p, aclexplode(p.proacl) a
+WHERE p.oid = 'shorturl.resolve(text, text, text, text, text, text)'::regprocedure AND a.grantee <> p.proowner
+ORDER BY 2, 1;
 SET ROLE regress_upgrade_app;
 SELECT shorturl.resolve('seven', NULL, referrer => 'https://news.example/', country => 'NL') AS url;
 RESET ROLE;
@@ -265,4 +276,4 @@ SELECT shorturl.flush() >= 0 AS flushed;
 SELECT * FROM shorturl.visit_breakdown('seven', 'country');
 SELECT pending_dimension_values, max_pending_dimensions > 0 AS sized FROM shorturl.stats;
 DROP EXTENSION pg_shorturl;
-DROP ROLE regress_upgrade_app;
+DROP ROLE regress_upgrade_app, regress_upgrade_member;

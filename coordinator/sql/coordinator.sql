@@ -41,7 +41,8 @@ GROUP BY 1 ORDER BY 1;
 SELECT p.oid::regprocedure, p.provolatile, p.proparallel, p.prosecdef, p.proconfig
 FROM pg_proc p WHERE p.pronamespace = 'shorturl'::regnamespace
   AND p.proname IN ('shorten', 'resolve', 'link_status', 'visits', 'get_link', 'list_links',
-                    'update_link', 'disable_link', 'enable_link', 'delete_link', 'reset_visits')
+                    'update_link', 'disable_link', 'enable_link', 'delete_link', 'reset_visits',
+                    'visit_series', 'visit_breakdown', 'unique_visitors')
 ORDER BY 1;
 
 -- add_shard checks its arguments.
@@ -171,6 +172,13 @@ RESET client_min_messages;
 SELECT pending, planned = moved AS all_moved FROM shorturl.rebalance_state;
 SELECT count(*) AS left_to_move FROM shorturl.rebalance_plan();
 SELECT count(*) FILTER (WHERE shorturl.visits(code) = visits) AS exact, count(*) FROM before;
+-- their analytics moved with them: each series adds up to its count
+SET shorturl.count_bots = on;
+SELECT count(*) FILTER (WHERE (SELECT coalesce(sum(s.visits), 0)
+                               FROM shorturl.visit_series(code, NULL, NULL, 'hour') s) = visits) AS series_exact,
+       count(*)
+FROM before;
+RESET shorturl.count_bots;
 SELECT (SELECT count(*) FROM shorturl_remote.c_links) > 0 AS c_has_links,
        (SELECT count(*) FROM shorturl_remote.a_links WHERE shorturl.route(code) <> 'a')
      + (SELECT count(*) FROM shorturl_remote.b_links WHERE shorturl.route(code) <> 'b')

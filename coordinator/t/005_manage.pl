@@ -3,9 +3,10 @@
 #
 # 1. upgrade: a 0.6 cluster (shards and coordinator at 0.6, the library
 #    of today) with links and clicks; the shards, then the coordinator,
-#    ALTER EXTENSION ... UPDATE: every link resolves with its count, an
-#    application role's grant on shorten() survives, and the old links
-#    can be managed;
+#    ALTER EXTENSION ... UPDATE TO '0.7': every link resolves with its
+#    count, an application role's grant on shorten() survives, and the
+#    old links can be managed; then both to the latest version, which
+#    the rest of the test runs (006_analytics.pl updates from 0.7);
 # 2. domains: a row added on the coordinator is on every shard; an unknown
 #    domain is 22023; a domain with links cannot go (23503), TRUNCATE is
 #    refused (0A000);
@@ -69,13 +70,13 @@ my $old_visits = co(q{SELECT sum(shorturl.visits(code)) FROM old_links});
 is($old_visits, co('SELECT sum(g % 4) FROM old_links'), "0.6: 300 links made and clicked ($old_visits clicks)");
 
 # the shards first: a 0.7 coordinator calls their 0.7 functions
-like(co_error('ALTER EXTENSION pg_shorturl_coordinator UPDATE'),
+like(co_error(q{ALTER EXTENSION pg_shorturl_coordinator UPDATE TO '0.7'}),
 	qr/^55000: shard "alpha" runs pg_shorturl 0\.6, and this update needs 0\.7/,
 	'the coordinator\'s update refuses while the shards run 0.6 (55000)');
-on($_, 'ALTER EXTENSION pg_shorturl UPDATE') for sort keys %shard;
+on($_, q{ALTER EXTENSION pg_shorturl UPDATE TO '0.7'}) for sort keys %shard;
 is(co('SELECT count(*) FROM old_links WHERE shorturl.resolve(code) IS NULL'), 0,
 	'shards at 0.7, coordinator at 0.6: every old link resolves');
-co('ALTER EXTENSION pg_shorturl_coordinator UPDATE');
+co(q{ALTER EXTENSION pg_shorturl_coordinator UPDATE TO '0.7'});
 is(co(q{SELECT extversion FROM pg_extension WHERE extname = 'pg_shorturl_coordinator'}), '0.7',
 	'the coordinator is at 0.7');
 is(co(q{SELECT count(*) FROM old_links WHERE shorturl.resolve(code) = 'https://example.com/old/' || g}), 300,
@@ -94,12 +95,19 @@ is(co(qq{SELECT status || '|' || visits || '|' || url FROM shorturl.get_link('$o
 
 # a fresh install is the same: made by the same scripts (0.6, then the update)
 my $fresh = ShortURL::Test::node('fresh');
-$fresh->safe_psql('postgres', 'CREATE EXTENSION pg_shorturl_coordinator CASCADE');
+$fresh->safe_psql('postgres', q{CREATE EXTENSION pg_shorturl_coordinator VERSION '0.7' CASCADE});
 my $objects = q{SELECT string_agg(pg_describe_object(classid, objid, 0), E'\n' ORDER BY 1)
 	FROM pg_depend WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e'
 	  AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'pg_shorturl_coordinator')};
 is(co($objects), $fresh->safe_psql('postgres', $objects), 'an updated coordinator has the objects of a fresh one');
 $fresh->stop;
+
+# the rest runs on the latest versions
+on($_, 'ALTER EXTENSION pg_shorturl UPDATE') for sort keys %shard;
+co('ALTER EXTENSION pg_shorturl_coordinator UPDATE');
+is(co(q{SELECT extversion FROM pg_extension WHERE extname = 'pg_shorturl_coordinator'}),
+	co(q{SELECT default_version FROM pg_available_extensions WHERE name = 'pg_shorturl_coordinator'}),
+	'shards and coordinator updated to the latest version');
 
 # the QR functions are a single server's, and PUBLIC
 is(co(q{SELECT md5(shorturl.qr_svg('https://sho.rt/promo')) || md5(shorturl.qr_png('https://sho.rt/promo', 3))}),
