@@ -21,8 +21,9 @@
  * shorturl.stats); the link's count never depends on any of it.
  *
  * The flush (flush.c calls analytics_flush() in its transaction) takes
- * every entry of the database out of both tables under all partition
- * locks at once (a copy; a few milliseconds for the largest table), keeps
+ * every entry of the database out of both tables (a copy under every
+ * partition lock in shared mode, then removals a partition at a time; see
+ * take_all()), keeps
  * aside those of links it cannot see yet (made by a transaction still in
  * progress: they go back at commit, as their counts do), then
  * adds the dimension counts to shorturl.link_visits_breakdown, keeping at
@@ -408,9 +409,19 @@ analytics_forget_links(const int64 *links, int n)
  */
 
 /*
- * take_all copies this database's entries out of both tables and removes
- * them; entries of an earlier shorturl.links (the extension was dropped
- * and created again) are removed and dropped.
+ * take_all takes this database's entries out of both tables, without
+ * holding clicks off for long:
+ *	1. under every partition lock in shared mode (clicks that add to an
+ *	   existing entry go on; only new entries wait), it copies the entries
+ *	   and takes their counts (an atomic exchange with zero);
+ *	2. then, a partition at a time under its exclusive lock, it removes
+ *	   the dimension entries still at zero (one clicked meanwhile stays,
+ *	   for the next flush) and the visitors it copied (a visitor seen again
+ *	   meanwhile is in the copy already).
+ * Entries of an earlier shorturl.links (the extension was dropped and
+ * created again) are taken and dropped.  An error in between (out of
+ * memory) releases the locks with the transaction's abort, which gives
+ * back what was taken (analytics_settle()).
  */
 static void
 take_all(Oid relid)
@@ -420,55 +431,112 @@ take_all(Oid relid)
 	visitor_key *v;
 	int			cap_dims = 64;
 	int			cap_visitors = 64;
+	int			nstale = 0;
+	dim_key    *stale = NULL;
+	uint32	   *dim_hashes;
+	uint32	   *visitor_hashes;
 
 	taken.dims = MemoryContextAlloc(TopTransactionContext, cap_dims * sizeof(dim_entry));
 	taken.visitors = MemoryContextAlloc(TopTransactionContext, cap_visitors * sizeof(visitor_key));
 	taken.ndims = taken.nvisitors = 0;
 
-	/*
-	 * All partitions, in order, as the lock manager's status view does.  An
-	 * error in between (out of memory) releases them with the transaction's
-	 * abort, which gives back what was copied (analytics_settle()).
-	 */
+	/* 1. all partitions, in order, as the lock manager's status view does */
 	for (int i = 0; i < 2 * ANALYTICS_PARTITIONS; i++)
-		LWLockAcquire(&locks[i].lock, LW_EXCLUSIVE);
+		LWLockAcquire(&locks[i].lock, LW_SHARED);
 	hash_seq_init(&status, dims);
 	while ((d = hash_seq_search(&status)) != NULL)
 	{
+		uint64		visits;
+		uint64		bots;
+
 		if (d->key.dbid != MyDatabaseId)
 			continue;
-		if (d->key.relid == relid)
+		visits = pg_atomic_exchange_u64(&d->visits, 0);
+		bots = pg_atomic_exchange_u64(&d->bots, 0);
+		if (d->key.relid != relid)
 		{
-			if (taken.ndims == cap_dims)
-			{
-				cap_dims *= 2;
-				taken.dims = repalloc(taken.dims, cap_dims * sizeof(dim_entry));
-			}
-			taken.dims[taken.ndims] = *d;
-			pg_atomic_init_u64(&taken.dims[taken.ndims].visits, pg_atomic_read_u64(&d->visits));
-			pg_atomic_init_u64(&taken.dims[taken.ndims].bots, pg_atomic_read_u64(&d->bots));
-			taken.ndims++;
+			/* (removed in step 2 with the rest) */
+			if (nstale % 64 == 0)
+				stale = stale == NULL ? palloc(64 * sizeof(dim_key)) :
+					repalloc(stale, (nstale + 64) * sizeof(dim_key));
+			stale[nstale++] = d->key;
+			continue;
 		}
-		(void) hash_search(dims, &d->key, HASH_REMOVE, NULL);
+		if (visits == 0 && bots == 0)
+			continue;
+		if (taken.ndims == cap_dims)
+		{
+			cap_dims *= 2;
+			taken.dims = repalloc(taken.dims, cap_dims * sizeof(dim_entry));
+		}
+		memcpy(&taken.dims[taken.ndims].key, &d->key, sizeof(dim_key));
+		memcpy(taken.dims[taken.ndims].value, d->value, sizeof(d->value));
+		pg_atomic_init_u64(&taken.dims[taken.ndims].visits, visits);
+		pg_atomic_init_u64(&taken.dims[taken.ndims].bots, bots);
+		taken.ndims++;
 	}
 	hash_seq_init(&status, visitors);
 	while ((v = hash_seq_search(&status)) != NULL)
 	{
 		if (v->dbid != MyDatabaseId)
 			continue;
-		if (v->relid == relid)
+		if (taken.nvisitors == cap_visitors)
 		{
-			if (taken.nvisitors == cap_visitors)
-			{
-				cap_visitors *= 2;
-				taken.visitors = repalloc(taken.visitors, cap_visitors * sizeof(visitor_key));
-			}
-			taken.visitors[taken.nvisitors++] = *v;
+			cap_visitors *= 2;
+			taken.visitors = repalloc(taken.visitors, cap_visitors * sizeof(visitor_key));
 		}
-		(void) hash_search(visitors, v, HASH_REMOVE, NULL);
+		taken.visitors[taken.nvisitors++] = *v;
 	}
 	for (int i = 2 * ANALYTICS_PARTITIONS - 1; i >= 0; i--)
 		LWLockRelease(&locks[i].lock);
+
+	/* 2. a partition at a time */
+	dim_hashes = palloc((taken.ndims + nstale + 1) * sizeof(uint32));
+	for (int i = 0; i < taken.ndims + nstale; i++)
+		dim_hashes[i] = get_hash_value(dims, i < taken.ndims ? &taken.dims[i].key : &stale[i - taken.ndims]);
+	visitor_hashes = palloc((taken.nvisitors + 1) * sizeof(uint32));
+	for (int i = 0; i < taken.nvisitors; i++)
+		visitor_hashes[i] = get_hash_value(visitors, &taken.visitors[i]);
+	for (int p = 0; p < ANALYTICS_PARTITIONS; p++)
+	{
+		LWLockAcquire(&locks[p].lock, LW_EXCLUSIVE);
+		for (int i = 0; i < taken.ndims + nstale; i++)
+		{
+			const dim_key *key = i < taken.ndims ? &taken.dims[i].key : &stale[i - taken.ndims];
+			uint32		hash = dim_hashes[i];
+
+			if (hash % ANALYTICS_PARTITIONS != (uint32) p)
+				continue;
+			d = hash_search_with_hash_value(dims, key, hash, HASH_FIND, NULL);
+			if (d != NULL && pg_atomic_read_u64(&d->visits) == 0 &&
+				pg_atomic_read_u64(&d->bots) == 0)
+				(void) hash_search_with_hash_value(dims, key, hash, HASH_REMOVE, NULL);
+		}
+		LWLockRelease(&locks[p].lock);
+		LWLockAcquire(&locks[ANALYTICS_PARTITIONS + p].lock, LW_EXCLUSIVE);
+		for (int i = 0; i < taken.nvisitors; i++)
+		{
+			uint32		hash = visitor_hashes[i];
+
+			if (hash % ANALYTICS_PARTITIONS == (uint32) p)
+				(void) hash_search_with_hash_value(visitors, &taken.visitors[i], hash,
+												   HASH_REMOVE, NULL);
+		}
+		LWLockRelease(&locks[ANALYTICS_PARTITIONS + p].lock);
+	}
+	/* a stale incarnation's visitors are dropped, not written */
+	{
+		int			k = 0;
+
+		for (int i = 0; i < taken.nvisitors; i++)
+			if (taken.visitors[i].relid == relid)
+				taken.visitors[k++] = taken.visitors[i];
+		taken.nvisitors = k;
+	}
+	if (stale != NULL)
+		pfree(stale);
+	pfree(dim_hashes);
+	pfree(visitor_hashes);
 	taken.dims_kept = MemoryContextAllocZero(TopTransactionContext,
 											 Max(taken.ndims, 1) * sizeof(bool));
 	taken.visitors_kept = MemoryContextAllocZero(TopTransactionContext,
@@ -573,25 +641,38 @@ date_array(Datum *values, int n)
 
 /*
  * write_dims adds taken dimension counts [from, to) to
- * shorturl.link_visits_breakdown.  A value new to its link, day and
- * dimension gets a row of its own while they have fewer than
+ * shorturl.link_visits_breakdown.  As the flush does for counts, an UPDATE
+ * adds to the values the table has (most of a busy link's values, once its
+ * day has begun), and only the rest are inserted.  A value new to its
+ * link, day and dimension gets a row of its own while they have fewer than
  * shorturl.max_dimension_values; the new values of a batch take the free
- * places in order of their clicks, and the rest go to "other".
+ * places in order of their clicks, and the rest go to "other".  Entries
+ * kept for links the flush cannot see yet are left out.
  */
 static void
 write_dims(int from, int to)
 {
+	static SPIPlanPtr plan_update;
 	Oid			argtypes[7] = {INT8ARRAYOID, DATEARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
 	INT8ARRAYOID, INT8ARRAYOID, INT4OID};
-	int			n = to - from;
+	int			n = 0;
+	int		   *at = palloc((to - from) * sizeof(int));
+	bool	   *done;
 	Datum	   *cols[6];
 	Datum		values[7];
+	int			k;
 
+	for (int i = from; i < to; i++)
+		if (!taken.dims_kept[i])
+			at[n++] = i;
+	if (n == 0)
+		return;
+	done = palloc0(n * sizeof(bool));
 	for (int c = 0; c < 6; c++)
 		cols[c] = palloc(n * sizeof(Datum));
 	for (int i = 0; i < n; i++)
 	{
-		dim_entry  *d = &taken.dims[from + i];
+		dim_entry  *d = &taken.dims[at[i]];
 
 		cols[0][i] = Int64GetDatum(d->key.link_id);
 		/* PostgreSQL's dates count from 2000-01-01 too */
@@ -607,38 +688,78 @@ write_dims(int from, int to)
 	values[3] = text_array(cols[3], n);
 	values[4] = int8_array(cols[4], n);
 	values[5] = int8_array(cols[5], n);
-	values[6] = Int32GetDatum(shorturl_max_dimension_values);
-	spi_run(spi_plan_generic(&plan_dims,
-					 "WITH d AS (SELECT d.*,"
-					 "                  d.value = '" ANALYTICS_OTHER "' OR EXISTS ("
-					 "                    SELECT FROM shorturl.link_visits_breakdown b"
-					 "                     WHERE b.link_id = d.link_id AND b.day = d.day"
-					 "                       AND b.dimension = d.dimension AND b.value = d.value) AS known"
-					 "             FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
-					 "                             pg_catalog.unnest($3), pg_catalog.unnest($4),"
-					 "                             pg_catalog.unnest($5), pg_catalog.unnest($6))"
-					 "                  AS d(link_id, day, dimension, value, visits, bots)"
-					 "            WHERE EXISTS (SELECT FROM shorturl.links l WHERE l.id = d.link_id)),"
-					 "     r AS (SELECT d.*, pg_catalog.row_number() OVER (PARTITION BY link_id, day,"
-					 "                         dimension, known ORDER BY visits DESC, value) AS rank,"
-					 "                  (SELECT pg_catalog.count(*) FROM shorturl.link_visits_breakdown b"
-					 "                    WHERE b.link_id = d.link_id AND b.day = d.day"
-					 "                      AND b.dimension = d.dimension"
-					 "                      AND b.value <> '" ANALYTICS_OTHER "') AS have"
-					 "             FROM d)"
-					 " INSERT INTO shorturl.link_visits_breakdown AS b"
-					 "        (link_id, day, dimension, value, visits, bots)"
-					 " SELECT link_id, day, dimension,"
-					 "        CASE WHEN known OR have + rank <= $7 THEN value"
-					 "             ELSE '" ANALYTICS_OTHER "' END,"
-					 "        pg_catalog.sum(visits), pg_catalog.sum(bots)"
-					 "   FROM r GROUP BY 1, 2, 3, 4"
-					 " ON CONFLICT (link_id, day, dimension, value) DO UPDATE"
-					 "   SET visits = b.visits + excluded.visits, bots = b.bots + excluded.bots",
-					 7, argtypes),
-			values, NULL, false, SPI_OK_INSERT);
+	spi_run(spi_plan(&plan_update,
+					 "UPDATE shorturl.link_visits_breakdown AS b"
+					 "   SET visits = b.visits + d.visits, bots = b.bots + d.bots"
+					 "  FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
+					 "                  pg_catalog.unnest($3), pg_catalog.unnest($4),"
+					 "                  pg_catalog.unnest($5), pg_catalog.unnest($6))"
+					 "       WITH ORDINALITY AS d(link_id, day, dimension, value, visits, bots, i)"
+					 " WHERE b.link_id = d.link_id AND b.day = d.day"
+					 "   AND b.dimension = d.dimension AND b.value = d.value"
+					 " RETURNING d.i",
+					 6, argtypes),
+			values, NULL, false, SPI_OK_UPDATE_RETURNING);
+	for (uint64 r = 0; r < SPI_processed; r++)
+	{
+		bool		isnull;
+		int64		i = DatumGetInt64(spi_result((int) r, 1, &isnull));
+
+		if (i >= 1 && i <= n)
+			done[i - 1] = true;
+	}
+
+	/* the values new to the table */
+	k = 0;
+	for (int i = 0; i < n; i++)
+	{
+		if (done[i])
+			continue;
+		for (int c = 0; c < 6; c++)
+			cols[c][k] = cols[c][i];
+		k++;
+	}
+	if (k > 0)
+	{
+		values[0] = int8_array(cols[0], k);
+		values[1] = date_array(cols[1], k);
+		values[2] = text_array(cols[2], k);
+		values[3] = text_array(cols[3], k);
+		values[4] = int8_array(cols[4], k);
+		values[5] = int8_array(cols[5], k);
+		values[6] = Int32GetDatum(shorturl_max_dimension_values);
+		spi_run(spi_plan(&plan_dims,
+						 "WITH d AS (SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
+						 "                                    pg_catalog.unnest($3), pg_catalog.unnest($4),"
+						 "                                    pg_catalog.unnest($5), pg_catalog.unnest($6))"
+						 "                  AS d(link_id, day, dimension, value, visits, bots)"
+						 "            WHERE EXISTS (SELECT FROM shorturl.links l WHERE l.id = d.link_id)),"
+						 "     k AS (SELECT DISTINCT link_id, day, dimension FROM d),"
+						 "     have AS (SELECT k.*, (SELECT pg_catalog.count(*) FROM shorturl.link_visits_breakdown b"
+						 "                            WHERE b.link_id = k.link_id AND b.day = k.day"
+						 "                              AND b.dimension = k.dimension"
+						 "                              AND b.value <> '" ANALYTICS_OTHER "') AS n"
+						 "                FROM k),"
+						 "     r AS (SELECT d.*, h.n, pg_catalog.row_number() OVER (PARTITION BY d.link_id, d.day,"
+						 "                         d.dimension ORDER BY d.value = '" ANALYTICS_OTHER "',"
+						 "                         d.visits DESC, d.value) AS rank"
+						 "             FROM d JOIN have h USING (link_id, day, dimension))"
+						 " INSERT INTO shorturl.link_visits_breakdown AS b"
+						 "        (link_id, day, dimension, value, visits, bots)"
+						 " SELECT link_id, day, dimension,"
+						 "        CASE WHEN value <> '" ANALYTICS_OTHER "' AND n + rank <= $7 THEN value"
+						 "             ELSE '" ANALYTICS_OTHER "' END,"
+						 "        pg_catalog.sum(visits), pg_catalog.sum(bots)"
+						 "   FROM r GROUP BY 1, 2, 3, 4"
+						 " ON CONFLICT (link_id, day, dimension, value) DO UPDATE"
+						 "   SET visits = b.visits + excluded.visits, bots = b.bots + excluded.bots",
+						 7, argtypes),
+				values, NULL, false, SPI_OK_INSERT);
+	}
 	for (int c = 0; c < 6; c++)
 		pfree(cols[c]);
+	pfree(done);
+	pfree(at);
 }
 
 static int

@@ -19,8 +19,12 @@ typedef enum analytics_dim
 	ANALYTICS_DIMS
 } analytics_dim;
 
-/* A dimension value has at most ANALYTICS_VALUE_SIZE - 1 bytes: any host */
-#define ANALYTICS_VALUE_SIZE	256
+/*
+ * A dimension value has at most ANALYTICS_VALUE_SIZE - 1 bytes; a longer
+ * referrer host (rare: DNS allows 253) counts as "other".  The size keeps
+ * an entry of the shared table at about a third of what any host would.
+ */
+#define ANALYTICS_VALUE_SIZE	64
 
 /* Where values go beyond shorturl.max_dimension_values, or without room */
 #define ANALYTICS_OTHER		"other"

@@ -341,6 +341,76 @@ apply_batch(int from, int to)
 }
 
 /*
+ * apply_series_batch adds n link-hours to shorturl.link_visits_hourly, as
+ * apply_batch() adds counts: an UPDATE of the rows there (most of a flush's
+ * links were clicked in the same hour at the last flush), which writes one
+ * row version each, then an INSERT of the rest.
+ */
+static void
+apply_series_batch(Datum *ids, Datum *hours, Datum *visits, Datum *bots, int n)
+{
+	static SPIPlanPtr plan_series_update;
+	Oid			argtypes[4] = {INT8ARRAYOID, TIMESTAMPTZARRAYOID, INT8ARRAYOID, INT8ARRAYOID};
+	Datum		values[4];
+	bool	   *done = palloc0(n * sizeof(bool));
+	int			left = n;
+
+	values[0] = int8_array(ids, n);
+	values[1] = ts_array(hours, n);
+	values[2] = int8_array(visits, n);
+	values[3] = int8_array(bots, n);
+	spi_run(spi_plan_generic(&plan_series_update,
+					 "UPDATE shorturl.link_visits_hourly AS h"
+					 "   SET visits = h.visits + d.visits, bots = h.bots + d.bots"
+					 "  FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
+					 "                  pg_catalog.unnest($3), pg_catalog.unnest($4))"
+					 "       WITH ORDINALITY AS d(link_id, hour, visits, bots, i)"
+					 " WHERE h.link_id = d.link_id AND h.hour = d.hour"
+					 " RETURNING d.i",
+					 4, argtypes),
+			values, NULL, false, SPI_OK_UPDATE_RETURNING);
+	for (uint64 r = 0; r < SPI_processed; r++)
+	{
+		bool		isnull;
+		int64		i = DatumGetInt64(spi_result((int) r, 1, &isnull));
+
+		if (i >= 1 && i <= n && !done[i - 1])
+		{
+			done[i - 1] = true;
+			left--;
+		}
+	}
+	if (left > 0)
+	{
+		int			k = 0;
+
+		for (int i = 0; i < n; i++)
+		{
+			if (done[i])
+				continue;
+			ids[k] = ids[i];
+			hours[k] = hours[i];
+			visits[k] = visits[i];
+			bots[k] = bots[i];
+			k++;
+		}
+		values[0] = int8_array(ids, k);
+		values[1] = ts_array(hours, k);
+		values[2] = int8_array(visits, k);
+		values[3] = int8_array(bots, k);
+		spi_run(spi_plan_generic(&plan_series,
+						 "INSERT INTO shorturl.link_visits_hourly AS h (link_id, hour, visits, bots)"
+						 " SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
+						 "                          pg_catalog.unnest($3), pg_catalog.unnest($4))"
+						 " ON CONFLICT (link_id, hour) DO UPDATE"
+						 "   SET visits = h.visits + excluded.visits, bots = h.bots + excluded.bots",
+						 4, argtypes),
+				values, NULL, false, SPI_OK_INSERT);
+	}
+	pfree(done);
+}
+
+/*
  * apply_series adds the applied items' clicks to their links' hours in
  * shorturl.link_visits_hourly, in the same transaction as their counts, so
  * a link's series always adds up to its count.  An item's first-hour
@@ -351,13 +421,11 @@ apply_batch(int from, int to)
 static void
 apply_series(void)
 {
-	Oid			argtypes[4] = {INT8ARRAYOID, TIMESTAMPTZARRAYOID, INT8ARRAYOID, INT8ARRAYOID};
 	int			cap = 2 * flush_tx.nitems;
 	Datum	   *ids;
 	Datum	   *hours;
 	Datum	   *visits;
 	Datum	   *bots;
-	Datum		values[4];
 	int			n = 0;
 
 	/* a schema older than the library has no series (until ALTER EXTENSION UPDATE) */
@@ -401,21 +469,9 @@ apply_series(void)
 			n++;
 		}
 	}
-	if (n > 0)
-	{
-		values[0] = int8_array(ids, n);
-		values[1] = ts_array(hours, n);
-		values[2] = int8_array(visits, n);
-		values[3] = int8_array(bots, n);
-		spi_run(spi_plan_generic(&plan_series,
-						 "INSERT INTO shorturl.link_visits_hourly AS h (link_id, hour, visits, bots)"
-						 " SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
-						 "                          pg_catalog.unnest($3), pg_catalog.unnest($4))"
-						 " ON CONFLICT (link_id, hour) DO UPDATE"
-						 "   SET visits = h.visits + excluded.visits, bots = h.bots + excluded.bots",
-						 4, argtypes),
-				values, NULL, false, SPI_OK_INSERT);
-	}
+	for (int from = 0; from < n; from += FLUSH_BATCH_SIZE)
+		apply_series_batch(ids + from, hours + from, visits + from, bots + from,
+						   Min(n - from, FLUSH_BATCH_SIZE));
 	pfree(ids);
 	pfree(hours);
 	pfree(visits);

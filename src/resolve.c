@@ -146,7 +146,8 @@ shorturl_resolve(PG_FUNCTION_ARGS)
  * visit_facts reads what the caller knows of a visit into dimension values
  * (see analytics.c): the referrer's host ("direct" without one, "other"
  * for one that names no host), the country ("unknown" without one), the
- * device class ("unknown" without a user agent).  False when the caller
+ * device class ("unknown" without a user agent).  A host longer than a
+ * dimension value may be counts as "other".  False when the caller
  * passed none of the four: such a click has no analytics beyond its hour.
  * A country that is not two letters is an error: it comes from the
  * application's GeoIP lookup, not from the visitor.
@@ -173,7 +174,7 @@ visit_facts(FunctionCallInfo fcinfo, const char *values[ANALYTICS_DIMS],
 		size_t		len;
 
 		(void) visit_referrer_host(VARDATA_ANY(r), VARSIZE_ANY_EXHDR(r), referrer, &len);
-		values[DIM_REFERRER] = referrer;
+		values[DIM_REFERRER] = len < ANALYTICS_VALUE_SIZE ? referrer : ANALYTICS_OTHER;
 	}
 	values[DIM_COUNTRY] = "unknown";
 	if (!PG_ARGISNULL(ARG_COUNTRY))
