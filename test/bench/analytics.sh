@@ -33,8 +33,11 @@
 #    "other" for want of room, values dropped, visitors dropped).  Each
 #    run starts from a flush and a VACUUM of the tables the flush writes.
 #    Phase 1 runs at the default settings; then (BENCH_MAX_PENDING_DIMENSIONS,
-#    default 262144; 0 skips it) the server restarts with that
-#    shorturl.max_pending_dimensions and phase 2 runs the same cases.  The
+#    default 262144; 0 skips it) phase 2 runs the same cases on a second
+#    server with that shorturl.max_pending_dimensions, which 2, 3, the
+#    per-click cost and 4 use too.  Both servers start before anything is
+#    measured, so both load the same build of the library (the report
+#    names it, and says if it was reinstalled during the run).  The
 #    analytics tables and counts are emptied before each phase, then a
 #    3-second warm-up clicks with every fact and the tables are ANALYZEd:
 #    the worker's flush plans are then made for tables with rows, as in
@@ -55,10 +58,12 @@
 #    mode and size: the first writes new link-hours and link-days (after a
 #    CHECKPOINT), the next two add to them (updates; the visitors differ).
 #    Then once more, new rows, BENCH_FLUSH_TRAP_LINKS links (5,000), into
-#    tables emptied and VACUUMed while empty: the flush's generic plan for
-#    the dimensions, made for a table known to be empty, looks each value
-#    up with a sequential scan, so the flush is quadratic in the rows it
-#    adds.  (Everywhere else only tables that have pages are VACUUMed.)
+#    tables emptied and VACUUMed while empty (reltuples 0): a plan made for
+#    a table known to be empty must not scan it for every value it looks
+#    up, or the flush is quadratic in the rows it adds (the first 0.8
+#    flush's generic plan did: 7 to 9 s for these 5,000 links, against
+#    about 0.6 s).  Everywhere else only tables that have pages are
+#    VACUUMed, so that the other figures do not depend on it.
 #
 # 3. The rollup tables (run before 2): after emptying them,
 #    BENCH_ROLLUP_CLICKS clicks (1,000,000) with every fact, Zipf s=1.001
@@ -121,7 +126,7 @@ read -r -a FLUSH_SIZES <<<"${BENCH_FLUSH_LINKS:-10000 50000}"
 rollup_clicks=${BENCH_ROLLUP_CLICKS:-1000000}
 TRAP_LINKS=${BENCH_FLUSH_TRAP_LINKS:-5000}
 # scattered clicks from one session: 3 dimension values each, and a visitor
-# for nine in ten, fit phase 2's tables (262144 and 65536) without a flush
+# for nine in ten (60,000 values, 18,000 visitors), fit phase 2's tables
 PERCALL_CLICKS=$((links < 20000 ? links : 20000))
 WARMUP_SECONDS=3
 plot=${BENCH_PLOT:-$BENCH_DIR/results/analytics.png}
@@ -143,17 +148,38 @@ for s in "${FLUSH_SIZES[@]}"; do
 	[ "$s" -le "$links" ] || die "BENCH_FLUSH_LINKS: $s is more than the $links links"
 done
 
-# lib_id names the installed library: the server loads it when it starts,
-# and a reinstall during the run would split the figures between builds
+# lib_id names the installed library, which a server loads when it starts.
+# Both servers (phase 1's and phase 2's) start before anything is measured,
+# so a reinstall during the run cannot split the figures between builds.
 lib_path=$("$PG_BIN/pg_config" --pkglibdir)/pg_shorturl.so
 lib_id() { printf '%s (md5 %s, installed %s)' "$lib_path" "$(md5sum "$lib_path" | cut -c1-12)" "$(date -u -r "$lib_path" '+%Y-%m-%d %H:%M:%S UTC')"; }
 
 conf=$(mktemp /tmp/pg_shorturl-analytics.XXXXXX.conf)
 echo "shorturl.database = 'postgres'" >"$conf"
 bench_start "$conf"
-rm -f "$conf"
 lib_start=$(lib_id)
-lib_phase2=$lib_start
+lib_big=$lib_start
+SERVER1=$BENCH_WORK
+SERVER2=$BENCH_WORK
+if [ "$big_dims" -gt 0 ]; then
+	# phase 2's server, in a directory of its own (its own socket)
+	SERVER2=$BENCH_WORK/big
+	mkdir "$SERVER2"
+	{
+		echo "shorturl.max_pending_dimensions = $big_dims"
+		[ -z "$big_visitors" ] || echo "shorturl.max_pending_visitors = $big_visitors"
+	} >>"$conf"
+	trap 'scratch_server_stop "$SERVER2"; scratch_server_stop "$BENCH_WORK"; rm -rf "$BENCH_WORK"' EXIT
+	scratch_server_start "$SERVER2" "$BENCH_DIR/bench.conf" "$conf"
+	lib_big=$(lib_id)
+fi
+rm -f "$conf"
+
+# use_server DIR sends what follows (psql, pgbench) to the server in DIR.
+use_server() {
+	SERVER=$1
+	export PGHOST=$1
+}
 
 # wait_worker waits for the worker to serve the database and checks that
 # clicks are counted in shared memory.
@@ -185,8 +211,8 @@ empty_analytics() {
 
 # vacuum_written VACUUMs the counts and the analytics tables, those that
 # have pages: a VACUUM of an empty table records it as empty (reltuples 0),
-# and the flush's cached plans, made then, scan it sequentially for every
-# value they look up however large it grows (measured on its own in 2).
+# and the flush's cached plans, made then, may scan it for every value they
+# look up however large it grows (measured on its own in 2).
 vacuum_written() {
 	local tables
 	tables=$(bench_psql -Atc "SELECT string_agg(t::text, ', ') FROM unnest('{shorturl.visit_counts, $ANALYTICS_TABLES}'::regclass[]) t
@@ -214,13 +240,26 @@ settings() {
 	                     'shorturl.max_pending_visitors', 'shorturl.flush_interval', 'shorturl.max_dimension_values')"
 }
 
+# load_links stores the links and the facts in the current server.
+load_links() {
+	bench_make_links "$links" "$FIRST_CODE"
+	bench_psql -q -f "$BENCH_DIR/analytics-facts.sql"
+	bench_psql -q -c 'ANALYZE bench.referrers, bench.countries, bench.user_agents'
+	wait_worker
+	prewarm
+	bench_psql -q -c CHECKPOINT
+}
+
 say "making $links links"
-bench_make_links "$links" "$FIRST_CODE"
-bench_psql -q -f "$BENCH_DIR/analytics-facts.sql"
-bench_psql -q -c 'ANALYZE bench.referrers, bench.countries, bench.user_agents'
-wait_worker
-prewarm
-bench_psql -q -c CHECKPOINT
+if [ "$SERVER2" != "$SERVER1" ]; then
+	use_server "$SERVER2"
+	bench_psql -q -c 'CREATE EXTENSION pg_shorturl'
+	bench_psql -q -f "$BENCH_DIR/harness.sql"
+	load_links
+	settings2=$(settings)
+fi
+use_server "$SERVER1"
+load_links
 nref=$(bench_psql -Atc 'SELECT count(*) FROM bench.referrers')
 ncty=$(bench_psql -Atc 'SELECT count(*) FROM bench.countries')
 nua=$(bench_psql -Atc 'SELECT count(*) FROM bench.user_agents')
@@ -268,23 +307,29 @@ for p in 1 2; do
 	done
 done
 n=${#kinds[@]}
-{
-	echo 'CREATE TABLE bench.pgb_cases (id int PRIMARY KEY, phase int, workload text, kind text, plain_id int, resolve_id int);'
-	echo 'CREATE TABLE bench.pgb (id int, round int, tps float8, mean_ms float8, p99_ms float8, tx bigint,
-	        wal_bytes numeric, worker_cpu float8, flushes bigint, room_waits bigint, fallbacks bigint,
-	        dim_overflow bigint, dim_dropped bigint, visitors_dropped bigint);'
-	for ((i = 0; i < n; i++)); do
-		printf "INSERT INTO bench.pgb_cases VALUES (%d, %d, '%s', '%s', %d, %d);\n" \
-			"$i" "${phases[$i]}" "${works[$i]}" "${kinds[$i]}" "${plain_ids[$i]}" "${resolve_ids[$i]}"
-	done
-} | bench_psql -q
+# the cases and their runs' figures, in both servers (phase 1's runs are
+# copied to phase 2's server, which reports)
+for srv in $(printf '%s\n' "$SERVER1" "$SERVER2" | sort -u); do
+	use_server "$srv"
+	{
+		echo 'CREATE TABLE bench.pgb_cases (id int PRIMARY KEY, phase int, workload text, kind text, plain_id int, resolve_id int);'
+		echo 'CREATE TABLE bench.pgb (id int, round int, tps float8, mean_ms float8, p99_ms float8, tx bigint,
+		        wal_bytes numeric, worker_cpu float8, flushes bigint, room_waits bigint, fallbacks bigint,
+		        dim_overflow bigint, dim_dropped bigint, visitors_dropped bigint);'
+		for ((i = 0; i < n; i++)); do
+			printf "INSERT INTO bench.pgb_cases VALUES (%d, %d, '%s', '%s', %d, %d);\n" \
+				"$i" "${phases[$i]}" "${works[$i]}" "${kinds[$i]}" "${plain_ids[$i]}" "${resolve_ids[$i]}"
+		done
+	} | bench_psql -q
+done
+use_server "$SERVER1"
 
 # pg_cpu prints the CPU ticks of the worker and of all the server's
 # processes: the postmaster's own and its reaped children's, and those of
 # its live children (pgbench's backends end with the run and are reaped).
 pg_cpu() {
 	local pm wpid pid rest f fields total=0 worker=0
-	pm=$(head -n1 "$BENCH_WORK/server/postmaster.pid")
+	pm=$(head -n1 "$SERVER/server/postmaster.pid")
 	wpid=$(bench_psql -Atc 'SELECT worker_pid FROM shorturl.stats')
 	for f in /proc/[0-9]*/stat; do
 		{ read -r rest <"$f"; } 2>/dev/null || continue
@@ -357,19 +402,16 @@ empty_analytics
 warm_up
 run_phase 1
 
-if [ "$big_dims" -gt 0 ]; then
-	say "restarting with shorturl.max_pending_dimensions = $big_dims${big_visitors:+, max_pending_visitors = $big_visitors}"
-	bench_psql -q -c "ALTER SYSTEM SET shorturl.max_pending_dimensions = $big_dims"
-	if [ "$big_visitors" ]; then
-		bench_psql -q -c "ALTER SYSTEM SET shorturl.max_pending_visitors = $big_visitors"
-	fi
-	lib_phase2=$(lib_id)
-	[ "$lib_phase2" = "$lib_start" ] || say "WARNING: the library was reinstalled during phase 1; the restart loads the new one"
-	as_user "$PG_BIN/pg_ctl" -D "$BENCH_WORK/server" -l "$BENCH_WORK/server.log" -w restart >/dev/null
-	wait_worker
+if [ "$SERVER2" != "$SERVER1" ]; then
+	say "phase 2's server: shorturl.max_pending_dimensions = $big_dims${big_visitors:+, max_pending_visitors = $big_visitors}"
+	bench_psql -q -c "\\copy bench.pgb TO '$BENCH_WORK/pgb.phase1'"
+	scratch_server_stop "$SERVER1"
+	use_server "$SERVER2"
+	bench_psql -q -c "\\copy bench.pgb FROM '$BENCH_WORK/pgb.phase1'"
 	prewarm
+else
+	settings2=$settings1
 fi
-settings2=$(settings)
 
 # 3. The rollup tables after ROLLUP_CLICKS clicks with facts, Zipf s=1.001
 say "rollup: $rollup_clicks clicks with facts, Zipf s=1.001 over $links links"
@@ -497,7 +539,7 @@ fi
 # fact, in a rotating order, each after an untimed flush
 say "the backend's cost per click"
 bench_psql -q <<SQL
-SELECT setseed(0.5);
+SELECT setseed(0.5) \gset
 CREATE TABLE bench.percall_clicks AS
 SELECT ($FIRST_CODE + 1 + floor(random() * $links))::text AS code, r.url AS referrer, c.code AS country,
        u.agent AS user_agent, (1 + floor(random() * $visitor_pool))::text AS visitor
@@ -564,7 +606,7 @@ SQL
 # the live clicks' facts, picked at random (with a fixed seed) and kept,
 # so that the breakdown and the visitors can be checked
 bench_psql -q <<SQL
-SELECT setseed(0.14);
+SELECT setseed(0.14) \gset
 CREATE TABLE bench.live AS
 SELECT i, 1 + floor(random() * $nref)::int AS ri, 1 + floor(random() * $ncty)::int AS ci,
        1 + floor(random() * $nua)::int AS ui, (1 + floor(random() * $SERIES_LIVE_VISITORS))::text AS v
@@ -663,12 +705,11 @@ report() {
 	echo "pg_shorturl $(bench_psql -Atc "SELECT extversion FROM pg_extension WHERE extname = 'pg_shorturl'") analytics benchmark (test/bench/analytics.sh), $(date -u '+%Y-%m-%d %H:%M UTC'), $((($(date +%s) - started) / 60)) min"
 	bench_machine
 	echo "library: $lib_start"
-	if [ "$lib_phase2" != "$lib_start" ]; then
-		echo "WARNING: the library was reinstalled during phase 1: the restart for phase 2 loaded $lib_phase2,"
-		echo "         so phase 1 ran one build and everything after it another"
+	if [ "$lib_big" != "$lib_start" ]; then
+		echo "WARNING: the library was reinstalled between the two servers' starts: phase 2's server loaded $lib_big"
 	fi
-	if [ "$(lib_id)" != "$lib_phase2" ]; then
-		echo "note: the library was reinstalled after the server last started ($(lib_id)); the running server kept the build it had loaded"
+	if [ "$(lib_id)" != "$lib_big" ]; then
+		echo "note: the library was reinstalled during the run ($(lib_id)); the servers kept the build they had loaded"
 	fi
 	echo "load average (1, 5, 15 min): $load_before before the run, $(bench_load) after it (other work on this machine perturbs the figures)"
 	echo "pgbench -M prepared over the Unix socket, $clients clients, $threads threads, ${seconds}s per run, $rounds rounds (medians), cases interleaved"
@@ -687,7 +728,7 @@ report() {
 	echo "phase 1, default settings: $settings1"
 	bench_psql -c "SELECT $cols FROM bench.pgb_report WHERE phase = 1 ORDER BY id"
 	if [ "$big_dims" -gt 0 ]; then
-		echo "phase 2 (restarted; ratios to this phase's cases): $settings2"
+		echo "phase 2 (a second server, started with phase 1's; ratios to this phase's cases): $settings2"
 		bench_psql -c "SELECT $cols FROM bench.pgb_report WHERE phase = 2 ORDER BY id"
 	fi
 	echo "goal: visit >= $VISIT_GOAL x resolve(code)"
@@ -717,7 +758,7 @@ SQL
 	echo "2. the flush of n distinct links clicked once each in the current hour (n link-hours)$phase2_note; flush_interval = 1h;"
 	echo "   counts: resolve(code), so counts and hourly series; facts: also $DIMS_PER_CLICK dimension values and (non-bots) a visitor"
 	echo "   per link; the tables hold the rows of 3, a day back, ANALYZEd; #1 new link-hours and link-days (after a CHECKPOINT),"
-	echo "   #2 and #3 adding to them; last, new rows into tables VACUUMed while empty (the flush's plan scans them for each value)"
+	echo "   #2 and #3 adding to them; last, new rows into tables VACUUMed while empty (a plan made then must not scan them per value)"
 	bench_psql <<'SQL'
 SELECT mode, links, CASE WHEN k = 1 THEN '#1 new rows' ELSE '#' || k || ' updates' END AS "flush",
        flushed AS "links flushed", pending_dims AS "dim values", pending_visitors AS "visitors",
