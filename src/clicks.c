@@ -36,6 +36,9 @@
  * clicks count only if the flush holding them was not yet visible to S.  A
  * reader takes S between two reads of the entry's generation number, and
  * retries if a flush moved meanwhile (see the protocol in counters.c).
+ * clicks_live_read() reads the parts of a series the same way.  Counting
+ * and these reads share the entry protocol, which is why they are one
+ * file (about 800 lines).
  *
  *-------------------------------------------------------------------------
  */

@@ -14,6 +14,8 @@
 #include "postgres.h"
 
 #include "nodes/parsenodes.h"
+#include "utils/array.h"
+#include "utils/lsyscache.h"
 
 #include "spi_util.h"
 
@@ -82,4 +84,19 @@ Datum
 spi_result(int row, int col, bool *isnull)
 {
 	return SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col, isnull);
+}
+
+/*
+ * spi_array builds the array parameter of a batch statement (unnest($1))
+ * from n values of a built-in element type.
+ */
+Datum
+spi_array(Datum *values, int n, Oid elemtype)
+{
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+
+	get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
+	return PointerGetDatum(construct_array(values, n, elemtype, typlen, typbyval, typalign));
 }

@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * spi_util.h
- *	  Saved SPI plans, prepared once per backend (spi_util.c).
+ *	  Saved SPI plans, prepared once per backend, and the arrays their
+ *	  batch statements take (spi_util.c).
  *
  *-------------------------------------------------------------------------
  */
@@ -18,5 +19,6 @@ extern void spi_run(SPIPlanPtr plan, Datum *values, const char *nulls,
 					bool read_only, int expected);
 extern void spi_begin(void);
 extern Datum spi_result(int row, int col, bool *isnull);
+extern Datum spi_array(Datum *values, int n, Oid elemtype);
 
 #endif							/* SHORTURL_SPI_UTIL_H */
