@@ -25,6 +25,7 @@ OBJS = \
 	src/idn.o \
 	src/hll.o \
 	src/visitdims.o \
+	src/gcra.o \
 	src/spi_util.o \
 	src/catalog.o \
 	src/config_cache.o \
@@ -38,6 +39,8 @@ OBJS = \
 	src/dbstate.o \
 	src/clicks.o \
 	src/analytics.o \
+	src/ratelimit.o \
+	src/blocklist.o \
 	src/flush.o \
 	src/purge.o \
 	src/stats.o \
@@ -54,12 +57,12 @@ OBJS = \
 DATA = $(wildcard sql/pg_shorturl--*.sql)
 
 # One pg_regress file per feature: sql/<name>.sql against expected/<name>.out.
-REGRESS = base62 routing store counters manage rls analytics upgrade
+REGRESS = base62 routing store counters manage rls analytics abuse upgrade
 REGRESS_OPTS = --temp-instance=tmp_check_regress --temp-config=test/pg_shorturl.conf
 
 # Isolation specs live in test/isolation/specs, expected output beside them.
 ISOLATION = routing_cache routing_cache_rr max_visits resolve_flush resolve_purge manage \
-	link_in_transaction analytics_series
+	link_in_transaction analytics_series abuse
 ISOLATION_OPTS = --inputdir=test/isolation --temp-instance=tmp_check_iso \
 	--temp-config=test/pg_shorturl.conf
 

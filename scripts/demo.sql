@@ -118,6 +118,36 @@ SELECT * FROM shorturl.visit_breakdown(:'launch', 'device', owner => 'acme');
 SELECT shorturl.unique_visitors(:'launch', owner => 'acme') AS unique_visitors;
 
 \echo
+\echo '--- abuse protection: a rate limit, a scanner blocked, a host blocked, a quota ---'
+\echo 'a bucket of 3 that refills at 1 a second, asked 5 times at once:'
+SELECT i, r.allowed, r.remaining, r.retry_after
+FROM generate_series(1, 5) i,
+     LATERAL shorturl.rate_limit(CASE WHEN i > 0 THEN 'login:203.0.113.7' END, rate => 1, burst => 3) r;
+\echo 'a client that guesses 31 codes in a minute is blocked; a real visitor is not:'
+SELECT count(shorturl.resolve('guess' || i, NULL, client => '198.51.100.23')) AS found
+FROM generate_series(1, 31) i;
+SELECT shorturl.resolve(:'launch', NULL, client => '198.51.100.23') AS scanner_gets,
+       shorturl.link_status(:'launch', NULL, '198.51.100.23') AS scanner_status,
+       shorturl.resolve(:'launch', NULL, client => '192.0.2.10') AS visitor_gets;
+SELECT scan_clients_blocked, scan_lookups_blocked FROM shorturl.stats;
+\echo 'a blocked host: new links are refused, existing ones stop at once:'
+INSERT INTO shorturl.blocked_hosts (pattern, reason) VALUES ('example.com', 'demo: reported as phishing');
+\set ON_ERROR_STOP 0
+SELECT shorturl.shorten('https://login.example.com/');
+\set ON_ERROR_STOP 1
+SELECT shorturl.resolve(:'launch') AS resolves_to, shorturl.link_status(:'launch') AS status;
+DELETE FROM shorturl.blocked_hosts;
+SELECT shorturl.link_status(:'launch') AS status_after_unblocking;
+\echo 'a quota of 2 links an hour per owner:'
+SET shorturl.shorten_quota = '2/hour';
+SELECT shorturl.shorten('https://example.org/q' || i, owner => 'initech') IS NOT NULL AS made
+FROM generate_series(1, 2) i;
+\set ON_ERROR_STOP 0
+SELECT shorturl.shorten('https://example.org/q3', owner => 'initech');
+\set ON_ERROR_STOP 1
+RESET shorturl.shorten_quota;
+
+\echo
 \echo '--- capacity estimate: 10M daily users, 0.1 links each a day, 100 reads per write, 500 B, 5 years ---'
 SELECT round(write_qps::numeric, 2) AS write_qps, round(read_qps::numeric, 2) AS read_qps,
        round(peak_read_qps::numeric, 2) AS peak_read_qps, total_urls,

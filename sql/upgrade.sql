@@ -250,7 +250,7 @@ RESET ROLE;
 SELECT shorturl.resolve('seven', NULL) IS NOT NULL AS before_update;
 SELECT shorturl.flush() >= 0 AS flushed;
 SELECT count(shorturl.resolve('seven')) AS clicks FROM generate_series(1, 2);
-ALTER EXTENSION pg_shorturl UPDATE;
+ALTER EXTENSION pg_shorturl UPDATE TO '0.8';
 SELECT extversion FROM pg_extension WHERE extname = 'pg_shorturl';
 SET shorturl.count_bots = on;
 SELECT code, shorturl.visits(code) AS visits,
@@ -277,3 +277,41 @@ SELECT * FROM shorturl.visit_breakdown('seven', 'country');
 SELECT pending_dimension_values, max_pending_dimensions > 0 AS sized FROM shorturl.stats;
 DROP EXTENSION pg_shorturl;
 DROP ROLE regress_upgrade_app, regress_upgrade_member;
+
+-- 0.8, the last version that landed, reaches 0.9 with ALTER EXTENSION
+-- UPDATE: links and counts carry over; resolve(code, domain, ...) and
+-- link_status(code, domain), which gain a client, keep their grants; the
+-- new library serves the 0.8 functions until the update (no blocklist
+-- table yet: nothing is blocked).
+CREATE ROLE regress_upgrade_app;
+CREATE EXTENSION pg_shorturl VERSION '0.8';
+SELECT shorturl.shorten('https://example.com/eight', alias => 'eight') AS code;
+SELECT count(shorturl.resolve('eight', NULL, referrer => 'https://news.example/')) AS clicks
+FROM generate_series(1, 3);
+GRANT EXECUTE ON FUNCTION shorturl.resolve(text, text, text, text, text, text) TO regress_upgrade_app;
+GRANT EXECUTE ON FUNCTION shorturl.link_status(text, text) TO regress_upgrade_app WITH GRANT OPTION;
+SELECT shorturl.resolve('eight', NULL) AS url, shorturl.link_status('eight', NULL) AS status;
+ALTER EXTENSION pg_shorturl UPDATE;
+SELECT extversion FROM pg_extension WHERE extname = 'pg_shorturl';
+SELECT shorturl.visits('eight') AS visits;
+SELECT shorturl.flush() >= 0 AS flushed;
+SELECT shorturl.visits('eight') AS visits,
+       (SELECT sum(visits) FROM shorturl.visit_series('eight', NULL, NULL, 'hour')) AS series;
+SELECT has_function_privilege('regress_upgrade_app', 'shorturl.resolve(text, text, text, text, text, text, text)',
+                              'EXECUTE') AS resolve_carried,
+       has_function_privilege('regress_upgrade_app', 'shorturl.link_status(text, text, text)',
+                              'EXECUTE WITH GRANT OPTION') AS status_carried,
+       has_function_privilege('public', 'shorturl.resolve(text, text, text, text, text, text, text)',
+                              'EXECUTE') AS public_resolve,
+       has_function_privilege('public', 'shorturl.link_status(text, text, text)', 'EXECUTE') AS public_status;
+SET ROLE regress_upgrade_app;
+SELECT shorturl.resolve('eight', NULL, client => '192.0.2.1') AS url,
+       shorturl.link_status('eight', NULL, '192.0.2.1') AS status;
+RESET ROLE;
+-- the blocklist works at once
+INSERT INTO shorturl.blocked_hosts (pattern, reason) VALUES ('example.com', 'test');
+SELECT shorturl.resolve('eight', NULL) AS url, shorturl.link_status('eight') AS status;
+SELECT host_lookups_blocked > 0 AS blocked_counted, max_rate_keys > 0 AS sized
+FROM shorturl.stats;
+DROP EXTENSION pg_shorturl;
+DROP ROLE regress_upgrade_app;

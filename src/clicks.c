@@ -150,6 +150,18 @@ clicks_mode(void)
 	return CLICKS_TABLE;
 }
 
+/*
+ * clicks_stats_slot returns the slot whose statistics a guard counts in
+ * (ratelimit.c, resolve.c): the database's when its clicks count in shared
+ * memory, else NULL.  It never adds a slot for a database the workers do
+ * not serve.
+ */
+db_state *
+clicks_stats_slot(void)
+{
+	return clicks_mode() == CLICKS_SHARED ? dbstate_mine() : NULL;
+}
+
 /* ---------------------------------------------------------------------
  * Shared memory
  * ---------------------------------------------------------------------

@@ -47,6 +47,7 @@ typedef struct clicks_live_parts
 typedef void (*clicks_stored_reader) (Snapshot snapshot, void *arg);
 
 extern click_mode clicks_mode(void);
+extern struct db_state *clicks_stats_slot(void);
 extern uint64 clicks_hour(TimestampTz t);
 extern click_result clicks_count(int64 link_id, bool has_max, int64 max_visits, bool bot);
 extern void clicks_live_read(int64 link_id, clicks_stored_reader read, void *arg,

@@ -81,6 +81,9 @@ init_slot(db_state *db)
 	pg_atomic_init_u64(&db->analytics_overflow, 0);
 	pg_atomic_init_u64(&db->analytics_dropped, 0);
 	pg_atomic_init_u64(&db->visitors_dropped, 0);
+	pg_atomic_init_u64(&db->scan_clients_blocked, 0);
+	pg_atomic_init_u64(&db->scan_lookups_blocked, 0);
+	pg_atomic_init_u64(&db->host_lookups_blocked, 0);
 	pg_atomic_init_u64(&db->sync_fallbacks, 0);
 	pg_atomic_init_u64(&db->refused_clicks, 0);
 	pg_atomic_init_u64(&db->dropped_deltas, 0);

@@ -56,6 +56,9 @@ typedef struct db_state
 	pg_atomic_uint64 analytics_overflow;	/* values sent to "other": no room */
 	pg_atomic_uint64 analytics_dropped;	/* dimension values lost: no room */
 	pg_atomic_uint64 visitors_dropped;	/* visitors lost: no room */
+	pg_atomic_uint64 scan_clients_blocked;	/* blocks of scanning clients */
+	pg_atomic_uint64 scan_lookups_blocked;	/* lookups refused to them */
+	pg_atomic_uint64 host_lookups_blocked;	/* resolves of blocked hosts */
 
 	/* under dbstate's lock */
 	TimestampTz last_error_at;

@@ -27,7 +27,10 @@
 #include "counters.h"
 #include "counters_file.h"
 #include "dbstate.h"
+#include "blocklist.h"
+#include "gcra.h"
 #include "pg_shorturl.h"
+#include "ratelimit.h"
 #include "routing_sql.h"
 #include "worker.h"
 
@@ -80,6 +83,24 @@ COMPAT_MODULE_MAGIC("pg_shorturl", SHORTURL_VERSION);
 #define DEFAULT_MAX_PENDING_DIMENSIONS	65536
 #define DEFAULT_MAX_PENDING_VISITORS	131072
 
+/*
+ * Rate-limit keys (rate_limit() keys, scanning clients, owners with a
+ * quota) shared memory holds, 48 bytes each and 64 with the hash table's
+ * own (postgres -C shared_memory_size: 8 MB at the default).  Keys whose buckets are
+ * full are reclaimed when it fills, so this bounds the keys active at once.
+ */
+#define DEFAULT_MAX_RATE_KEYS		131072
+
+/*
+ * Unknown codes a client of resolve() may ask for in a minute before it is
+ * blocked, and for how long.  A visitor who mistypes a link misses a few
+ * times; a scanner of a sparse code space misses almost every time, so 30
+ * a minute stops it after 30 guesses and lets it try again only 10 minutes
+ * later.
+ */
+#define DEFAULT_SCAN_LIMIT			30
+#define DEFAULT_SCAN_COOLDOWN_S		600
+
 int			shorturl_max_url_length = DEFAULT_MAX_URL_LENGTH;
 bool		shorturl_allow_userinfo = false;
 int			shorturl_max_pending_links = DEFAULT_MAX_PENDING_LINKS;
@@ -97,6 +118,17 @@ int			shorturl_hourly_retention = DEFAULT_HOURLY_RETENTION_S;
 int			shorturl_analytics_retention = DEFAULT_ANALYTICS_RETENTION_S;
 int			shorturl_max_pending_dimensions = DEFAULT_MAX_PENDING_DIMENSIONS;
 int			shorturl_max_pending_visitors = DEFAULT_MAX_PENDING_VISITORS;
+int			shorturl_max_rate_keys = DEFAULT_MAX_RATE_KEYS;
+int			shorturl_rate_limit_when_full = RATE_FULL_REFUSE;
+int			shorturl_scan_limit = DEFAULT_SCAN_LIMIT;
+int			shorturl_scan_cooldown = DEFAULT_SCAN_COOLDOWN_S;
+char	   *shorturl_shorten_quota = NULL;
+
+static const struct config_enum_entry when_full_options[] = {
+	{"refuse", RATE_FULL_REFUSE, false},
+	{"allow", RATE_FULL_ALLOW, false},
+	{NULL, 0, false}
+};
 
 #ifdef COMPAT_HAS_SHMEM_REQUEST_HOOK
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
@@ -104,6 +136,31 @@ static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
 void		_PG_init(void);
+
+/* check_shorten_quota accepts '' or a quota quota_parse reads */
+static bool
+check_shorten_quota(char **newval, void **extra pg_attribute_unused(), GucSource source pg_attribute_unused())
+{
+	quota_spec	q;
+	size_t		bad;
+
+	switch (quota_parse(*newval, strlen(*newval), &q, &bad))
+	{
+		case QUOTA_OK:
+		case QUOTA_EMPTY:
+			return true;
+		case QUOTA_BAD_COUNT:
+			GUC_check_errdetail("The count must be a whole number from 1 to %d.", QUOTA_MAX_COUNT);
+			break;
+		case QUOTA_NO_SLASH:
+			GUC_check_errdetail("A quota is a count, a slash and a period, such as '100/hour'.");
+			break;
+		case QUOTA_BAD_PERIOD:
+			GUC_check_errdetail("The period is second, minute, hour, day or week.");
+			break;
+	}
+	return false;
+}
 
 /* define_settings defines every shorturl.* setting */
 static void
@@ -227,6 +284,45 @@ define_settings(void)
 							GUC_UNIT_S,
 							NULL, NULL, NULL);
 
+	DefineCustomIntVariable("shorturl.scan_limit",
+							"Unknown codes a client of resolve() or link_status() may look up in a minute before it is blocked; 0 turns the guard off.",
+							"Only calls that pass a client are counted.",
+							&shorturl_scan_limit,
+							DEFAULT_SCAN_LIMIT,
+							0, 1000000,
+							PGC_SUSET,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("shorturl.scan_cooldown",
+							"How long a client that passed shorturl.scan_limit gets NULL for every code.",
+							NULL,
+							&shorturl_scan_cooldown,
+							DEFAULT_SCAN_COOLDOWN_S,
+							1, 7 * 24 * 60 * 60,
+							PGC_SUSET,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomStringVariable("shorturl.shorten_quota",
+							   "Links shorten() makes per owner and period, such as '100/hour'; empty for no quota.",
+							   "The period is second, minute, hour, day or week.  Calls without an owner are not counted.",
+							   &shorturl_shorten_quota,
+							   "",
+							   PGC_SUSET,
+							   0,
+							   check_shorten_quota, NULL, NULL);
+
+	DefineCustomEnumVariable("shorturl.rate_limit_when_full",
+							 "What rate_limit() and the quotas answer for a new key when the table of keys is full: refuse or allow.",
+							 NULL,
+							 &shorturl_rate_limit_when_full,
+							 RATE_FULL_REFUSE,
+							 when_full_options,
+							 PGC_SUSET,
+							 0,
+							 NULL, NULL, NULL);
+
 	/*
 	 * Settings read at server start exist only when the library is
 	 * preloaded: PostgreSQL refuses to define them later, and without
@@ -260,6 +356,16 @@ define_settings(void)
 								&shorturl_max_pending_visitors,
 								DEFAULT_MAX_PENDING_VISITORS,
 								128, INT_MAX / 128,
+								PGC_POSTMASTER,
+								0,
+								NULL, NULL, NULL);
+
+		DefineCustomIntVariable("shorturl.max_rate_keys",
+								"Rate-limit keys, scanning clients and owners with a quota that shared memory can hold.",
+								"When it is full, keys whose buckets are full are forgotten; if none is, shorturl.rate_limit_when_full answers.",
+								&shorturl_max_rate_keys,
+								DEFAULT_MAX_RATE_KEYS,
+								100, INT_MAX / 128,
 								PGC_POSTMASTER,
 								0,
 								NULL, NULL, NULL);
@@ -298,6 +404,7 @@ shmem_request(void)
 	counters_request_shmem();
 	dbstate_request_shmem();
 	analytics_request_shmem();
+	ratelimit_request_shmem();
 }
 
 /* shmem_startup attaches every piece of shared memory */
@@ -308,6 +415,7 @@ shmem_startup(void)
 		prev_shmem_startup_hook();
 	dbstate_init_shmem();
 	analytics_init_shmem();
+	ratelimit_init_shmem();
 	/* the postmaster restores what the last clean shutdown saved */
 	if (counters_init_shmem() && !IsUnderPostmaster)
 		counters_file_load();
@@ -326,6 +434,7 @@ _PG_init(void)
 	catalog_init();
 	codes_init();
 	routing_init();
+	blocklist_init();
 
 	/* shared memory, the launcher and hooks exist only when preloaded */
 	if (!process_shared_preload_libraries_in_progress)

@@ -16,7 +16,7 @@
 #define SHORTURL_SCHEMA "shorturl"
 
 /* the extension's version, for the module magic block */
-#define SHORTURL_VERSION "0.8"
+#define SHORTURL_VERSION "0.9"
 
 /*
  * Classes (locktag_field4) of pg_shorturl's advisory locks, chosen apart
@@ -45,5 +45,10 @@ extern int	shorturl_hourly_retention;
 extern int	shorturl_analytics_retention;
 extern int	shorturl_max_pending_dimensions;
 extern int	shorturl_max_pending_visitors;
+extern int	shorturl_max_rate_keys;
+extern int	shorturl_rate_limit_when_full;
+extern int	shorturl_scan_limit;
+extern int	shorturl_scan_cooldown;
+extern char *shorturl_shorten_quota;
 
 #endif							/* PG_SHORTURL_H */

@@ -25,12 +25,15 @@
 #include "utils/timestamp.h"
 
 #include "analytics.h"
+#include "blocklist.h"
 #include "clicks.h"
 #include "compat.h"
 #include "flush.h"
 #include "hll.h"
 #include "lookup.h"
+#include "dbstate.h"
 #include "pg_shorturl.h"
+#include "ratelimit.h"
 #include "validate.h"
 #include "visitdims.h"
 
@@ -41,7 +44,8 @@ typedef enum link_state
 	LINK_ACTIVE,
 	LINK_EXPIRED,
 	LINK_EXHAUSTED,
-	LINK_DISABLED
+	LINK_DISABLED,
+	LINK_BLOCKED
 } link_state;
 
 static const char *const state_names[] = {
@@ -50,6 +54,7 @@ static const char *const state_names[] = {
 	[LINK_EXPIRED] = "expired",
 	[LINK_EXHAUSTED] = "exhausted",
 	[LINK_DISABLED] = "disabled",
+	[LINK_BLOCKED] = "blocked",
 };
 
 /*
@@ -98,7 +103,11 @@ find(FunctionCallInfo fcinfo, bool want_url, link_row *row)
 					   GetActiveSnapshot(), want_url, row) && row->found;
 }
 
-/* state_of tells how a found link stands, without counting a visit */
+/*
+ * state_of tells how a found link stands, without counting a visit: the
+ * row must have its URL, for the blocklist.  A blocked link is counted in
+ * shorturl.stats.
+ */
 static link_state
 state_of(const link_row *row, bool with_visits)
 {
@@ -106,6 +115,14 @@ state_of(const link_row *row, bool with_visits)
 		return LINK_UNKNOWN;
 	if (row->disabled)
 		return LINK_DISABLED;
+	if (blocklist_blocks_url(row->url))
+	{
+		db_state   *db = clicks_stats_slot();
+
+		if (db != NULL)
+			pg_atomic_fetch_add_u64(&db->host_lookups_blocked, 1);
+		return LINK_BLOCKED;
+	}
 	if (row->has_expiry && row->expires_at <= GetCurrentTimestamp())
 		return LINK_EXPIRED;
 	if (with_visits && row->has_max && clicks_live_visits(row->id) >= row->max_visits)
@@ -136,11 +153,41 @@ shorturl_resolve(PG_FUNCTION_ARGS)
 	PG_RETURN_TEXT_P(row.url);
 }
 
-/* Arguments of resolve(code, domain, referrer, country, user_agent, visitor) */
+/*
+ * Arguments of resolve(code, domain, referrer, country, user_agent,
+ * visitor, client); 0.8 defines it without the client
+ */
 #define ARG_REFERRER	2
 #define ARG_COUNTRY		3
 #define ARG_USER_AGENT	4
 #define ARG_VISITOR		5
+#define ARG_CLIENT		6
+
+/* link_status(code, domain, client) */
+#define STATUS_ARG_CLIENT	2
+
+/* client_arg returns argument i, the caller's client, or NULL for none */
+static text *
+client_arg(FunctionCallInfo fcinfo, int i)
+{
+	return PG_NARGS() > i && !PG_ARGISNULL(i) ? PG_GETARG_TEXT_PP(i) : NULL;
+}
+
+/* client_blocked tells whether a client is blocked for scanning */
+static bool
+client_blocked(text *client)
+{
+	return client != NULL &&
+		ratelimit_client_blocked(VARDATA_ANY(client), VARSIZE_ANY_EXHDR(client));
+}
+
+/* client_missed counts a lookup of an unknown code against its client */
+static void
+client_missed(text *client)
+{
+	if (client != NULL)
+		ratelimit_client_missed(VARDATA_ANY(client), VARSIZE_ANY_EXHDR(client));
+}
 
 /*
  * visit_facts reads what the caller knows of a visit into dimension values
@@ -216,8 +263,10 @@ PG_FUNCTION_INFO_V1(shorturl_resolve_visit);
 /*
  * shorturl_resolve_visit implements resolve(code text, domain text,
  * referrer text DEFAULT NULL, country text DEFAULT NULL, user_agent text
- * DEFAULT NULL, visitor text DEFAULT NULL) RETURNS text: resolve() that
- * also keeps what the caller knows of the visit for the link's analytics.
+ * DEFAULT NULL, visitor text DEFAULT NULL, client text DEFAULT NULL)
+ * RETURNS text: resolve() that also keeps what the caller knows of the
+ * visit for the link's analytics, and guards against a client scanning
+ * for codes (ratelimit.c): a blocked client gets NULL for every code.
  * A bot's click counts in the link's visits like any other.
  */
 Datum
@@ -229,12 +278,20 @@ shorturl_resolve_visit(PG_FUNCTION_ARGS)
 	uint64		visitor_hash = 0;
 	bool		bot;
 	bool		facts;
+	text	   *client = client_arg(fcinfo, ARG_CLIENT);
 
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
 	/* the arguments are checked whether or not the code names a link */
 	facts = visit_facts(fcinfo, values, &has_visitor, &visitor_hash, &bot);
-	if (!find(fcinfo, true, &row) || state_of(&row, false) != LINK_ACTIVE)
+	if (client_blocked(client))
+		PG_RETURN_NULL();
+	if (!find(fcinfo, true, &row))
+	{
+		client_missed(client);
+		PG_RETURN_NULL();
+	}
+	if (state_of(&row, false) != LINK_ACTIVE)
 		PG_RETURN_NULL();
 	if (clicks_count(row.id, row.has_max, row.max_visits, bot) != CLICK_COUNTED)
 		PG_RETURN_NULL();
@@ -247,18 +304,24 @@ shorturl_resolve_visit(PG_FUNCTION_ARGS)
 PG_FUNCTION_INFO_V1(shorturl_link_status);
 
 /*
- * shorturl_link_status implements link_status(code) RETURNS text: active,
- * expired, exhausted, disabled or unknown, without counting a visit.
+ * shorturl_link_status implements link_status(code [, domain [, client]])
+ * RETURNS text: active, expired, exhausted, disabled, blocked or unknown,
+ * without counting a visit.  A client blocked for scanning gets unknown
+ * for every code, and an unknown code counts against its client.
  */
 Datum
 shorturl_link_status(PG_FUNCTION_ARGS)
 {
 	link_row	row;
+	text	   *client = client_arg(fcinfo, STATUS_ARG_CLIENT);
 
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
 
-	(void) find(fcinfo, false, &row);
+	if (client_blocked(client))
+		PG_RETURN_TEXT_P(cstring_to_text(state_names[LINK_UNKNOWN]));
+	if (!find(fcinfo, true, &row))
+		client_missed(client);
 	PG_RETURN_TEXT_P(cstring_to_text(state_names[state_of(&row, true)]));
 }
 

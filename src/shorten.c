@@ -40,6 +40,7 @@
 #include "utils/timestamp.h"
 
 #include "base62_sql.h"
+#include "blocklist.h"
 #include "clicks.h"
 #include "catalog.h"
 #include "codes.h"
@@ -48,6 +49,7 @@
 #include "pg_shorturl.h"
 #include "routing.h"
 #include "spi_util.h"
+#include "ratelimit.h"
 #include "url_check.h"
 #include "validate.h"
 
@@ -415,6 +417,7 @@ shorturl_shorten(PG_FUNCTION_ARGS)
 	/* the tables this library writes: 55000 before an update, not worse */
 	(void) catalog_tables();
 	url = url_check(PG_GETARG_TEXT_PP(0), shorturl_max_url_length, shorturl_allow_userinfo);
+	blocklist_check_url(url);
 	limits = check_limits(fcinfo, 1);
 	if (PG_NARGS() >= 8)
 	{
@@ -438,6 +441,13 @@ shorturl_shorten(PG_FUNCTION_ARGS)
 	{
 		lock_url(url_hash);
 		code = find_reusable(url, url_hash, domain, &limits, alias, meta.owner);
+	}
+	/* a new link takes one from its owner's quota; a reused one does not */
+	if (code == NULL && meta.owner != NULL)
+	{
+		char	   *owner = text_to_cstring(meta.owner);
+
+		ratelimit_check_quota(owner, strlen(owner));
 	}
 
 	if (code == NULL && alias)
@@ -524,6 +534,7 @@ shorturl_store_link(PG_FUNCTION_ARGS)
 	code = PG_GETARG_TEXT_PP(1);
 	is_alias = PG_GETARG_BOOL(5);
 	url = url_check(PG_GETARG_TEXT_PP(2), shorturl_max_url_length, shorturl_allow_userinfo);
+	blocklist_check_url(url);
 	limits = check_limits(fcinfo, 3);
 	if (PG_NARGS() >= 10)
 	{

@@ -27,6 +27,7 @@
 #include "counters.h"
 #include "dbstate.h"
 #include "pg_shorturl.h"
+#include "ratelimit.h"
 
 /* What the scan of the counter table finds for this database */
 typedef struct pending_count
@@ -92,7 +93,7 @@ shorturl_stats(PG_FUNCTION_ARGS)
 	TupleDesc	desc;
 	Datum	   *values;
 	bool	   *nulls;
-	stat_value	v[32];
+	stat_value	v[40];
 	int			n = 0;
 	click_mode	mode = clicks_mode();
 	db_state   *db = (mode == CLICKS_SHARED) ? dbstate_mine() : NULL;
@@ -156,6 +157,22 @@ shorturl_stats(PG_FUNCTION_ARGS)
 		v[n++] = int8_value("visitors_dropped", &db->visitors_dropped);
 		v[n++] = (stat_value) {"max_pending_dimensions", Int32GetDatum(shorturl_max_pending_dimensions), false};
 		v[n++] = (stat_value) {"max_pending_visitors", Int32GetDatum(shorturl_max_pending_visitors), false};
+		v[n++] = int8_value("scan_clients_blocked", &db->scan_clients_blocked);
+		v[n++] = int8_value("scan_lookups_blocked", &db->scan_lookups_blocked);
+		v[n++] = int8_value("host_lookups_blocked", &db->host_lookups_blocked);
+	}
+	{
+		int64		in_use;
+		int64		reclaimed;
+		int64		full;
+
+		if (ratelimit_stats(&in_use, &reclaimed, &full))
+		{
+			v[n++] = (stat_value) {"rate_keys", Int64GetDatum(in_use), false};
+			v[n++] = (stat_value) {"rate_keys_reclaimed", Int64GetDatum(reclaimed), false};
+			v[n++] = (stat_value) {"rate_keys_full", Int64GetDatum(full), false};
+			v[n++] = (stat_value) {"max_rate_keys", Int32GetDatum(shorturl_max_rate_keys), false};
+		}
 	}
 
 	values = palloc0(desc->natts * sizeof(Datum));

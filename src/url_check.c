@@ -29,6 +29,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 
+#include "blocklist.h"
 #include "compat.h"
 #include "pg_shorturl.h"
 #include "url_check.h"
@@ -407,13 +408,17 @@ PG_FUNCTION_INFO_V1(shorturl_check_url);
 
 /*
  * shorturl_check_url implements _check_url(url text) RETURNS text: the URL
- * as shorten() stores it, for update_link()
+ * as shorten() stores it, for update_link() and import_links(), refusing
+ * as shorten() does a blocked host or a short domain of this deployment
  */
 Datum
 shorturl_check_url(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_TEXT_P(url_check(PG_GETARG_TEXT_PP(0), shorturl_max_url_length,
-							   shorturl_allow_userinfo));
+	text	   *url = url_check(PG_GETARG_TEXT_PP(0), shorturl_max_url_length,
+								shorturl_allow_userinfo);
+
+	blocklist_check_url(url);
+	PG_RETURN_TEXT_P(url);
 }
 
 PG_FUNCTION_INFO_V1(shorturl_check_meta);

@@ -17,12 +17,14 @@ declare -A sources=(
 	[fuzz_validate]="src/validate.c src/idn.c"
 	[fuzz_hll]="src/hll.c"
 	[fuzz_visitdims]=""	# it includes src/visitdims.c itself
+	[fuzz_gcra]="src/gcra.c"
 )
 declare -A libs=(
 	[fuzz_base62]=""
 	[fuzz_validate]="-licuuc -licui18n"
 	[fuzz_hll]="-lxxhash -lm"
 	[fuzz_visitdims]=""
+	[fuzz_gcra]="-lm"
 )
 
 for target in "${!sources[@]}"; do

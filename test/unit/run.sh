@@ -15,6 +15,7 @@ declare -A sources=(
 	[test_validate]="src/validate.c src/idn.c"
 	[test_hll]="src/hll.c"
 	[test_visitdims]="src/visitdims.c"
+	[test_gcra]="src/gcra.c"
 )
 declare -A libs=(
 	[test_base62]=""
@@ -23,6 +24,7 @@ declare -A libs=(
 	[test_validate]="-licuuc -licui18n"
 	[test_hll]="-lxxhash -lm"
 	[test_visitdims]=""
+	[test_gcra]="-lm"
 )
 
 for t in "${!sources[@]}"; do
