@@ -22,6 +22,16 @@ COMMENT ON FUNCTION shorturl.rate_limit(text, double precision, double precision
 
 REVOKE ALL ON FUNCTION shorturl.rate_limit(text, double precision, double precision, double precision) FROM PUBLIC;
 
+CREATE FUNCTION shorturl._check_quota(owner text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'shorturl_check_quota'
+LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION shorturl._check_quota(text) IS
+'takes one link from the owner''s shorturl.shorten_quota on this server, or raises 53400 as shorten() does (for a coordinator, which stores links with store_link())';
+
+REVOKE ALL ON FUNCTION shorturl._check_quota(text) FROM PUBLIC;
+
 -------------------------------------------------------------------------
 -- Blocked hosts
 -------------------------------------------------------------------------

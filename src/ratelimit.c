@@ -461,6 +461,23 @@ ratelimit_check_quota(const char *owner, size_t len)
 					   retry_text(d.retry_after_ns), shorturl_shorten_quota)));
 }
 
+PG_FUNCTION_INFO_V1(shorturl_check_quota);
+
+/*
+ * shorturl_check_quota implements _check_quota(owner text) RETURNS void:
+ * one link from an owner's quota, or 53400, as shorten() takes it.  A
+ * coordinator, whose links are stored by store_link(), asks the one shard
+ * the owner routes to, so that every coordinator draws on one bucket.
+ */
+Datum
+shorturl_check_quota(PG_FUNCTION_ARGS)
+{
+	char	   *owner = text_to_cstring(PG_GETARG_TEXT_PP(0));
+
+	ratelimit_check_quota(owner, strlen(owner));
+	PG_RETURN_VOID();
+}
+
 /* ---------------------------------------------------------------------
  * rate_limit()
  * ---------------------------------------------------------------------

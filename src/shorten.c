@@ -571,6 +571,8 @@ shorturl_reusable_code(PG_FUNCTION_ARGS)
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
 	url = url_check(PG_GETARG_TEXT_PP(0), shorturl_max_url_length, shorturl_allow_userinfo);
+	/* a blocked URL is refused, not handed out again (a coordinator asks first) */
+	blocklist_check_url(url);
 	if (!PG_ARGISNULL(1))
 	{
 		limits.expires_at = PG_GETARG_DATUM(1);

@@ -42,7 +42,8 @@ SELECT p.oid::regprocedure, p.provolatile, p.proparallel, p.prosecdef, p.proconf
 FROM pg_proc p WHERE p.pronamespace = 'shorturl'::regnamespace
   AND p.proname IN ('shorten', 'resolve', 'link_status', 'visits', 'get_link', 'list_links',
                     'update_link', 'disable_link', 'enable_link', 'delete_link', 'reset_visits',
-                    'visit_series', 'visit_breakdown', 'unique_visitors')
+                    'visit_series', 'visit_breakdown', 'unique_visitors',
+                    'block_host', 'unblock_host', 'blocked_hosts')
 ORDER BY 1;
 
 -- add_shard checks its arguments.

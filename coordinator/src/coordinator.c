@@ -46,6 +46,12 @@ PG_MODULE_MAGIC;
  */
 #define PLPROXY_REMOTE_TAG	"REMOTE "
 
+/*
+ * and hands a shard's DETAIL on as "Remote detail: <the shard's detail>",
+ * in its own untranslated words
+ */
+#define PLPROXY_DETAIL_TAG	"Remote detail: "
+
 PG_FUNCTION_INFO_V1(shorturl_conninfo_options);
 
 /*
@@ -231,8 +237,8 @@ PG_FUNCTION_INFO_V1(shorturl_reraise);
  * SQLSTATE.  PL/Proxy's own failures (internal errors), connection
  * failures (class 08) and a shard shutting down (57P01..57P03) become
  * "shard X is unavailable" (08006), a timeout "shard X did not answer"; an
- * error the shard raised keeps its SQLSTATE and message, with the shard
- * named in the detail.
+ * error the shard raised keeps its SQLSTATE, message and detail (without
+ * PL/Proxy's "Remote detail: "), with the shard named after the detail.
  */
 Datum
 shorturl_reraise(PG_FUNCTION_ARGS)
@@ -247,6 +253,9 @@ shorturl_reraise(PG_FUNCTION_ARGS)
 	bool		deadline_passed = deadline_at != 0 && GetCurrentTimestamp() >= deadline_at;
 
 	deadline_disarm();
+	/* the shard's own detail, as a single server gives it (retry_after: ...) */
+	if (detail != NULL && strncmp(detail, PLPROXY_DETAIL_TAG, strlen(PLPROXY_DETAIL_TAG)) == 0)
+		detail += strlen(PLPROXY_DETAIL_TAG);
 	if (detail != NULL && detail[0] == '\0')
 		detail = NULL;
 

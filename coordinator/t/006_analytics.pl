@@ -13,7 +13,10 @@
 #    as the DBA's (pg_dump keeps them), the shards' analytics foreign
 #    tables are there and not members of the extension, the coordinator
 #    has the objects of a fresh one, and every old link's series adds up to
-#    its count;
+#    its count (the coordinator's update and the fresh one are pinned to
+#    0.8, the shards run the latest pg_shorturl); then the coordinator is
+#    updated to the latest version, which the rest of the test runs
+#    (007_abuse.pl updates from 0.8);
 # 2. analytics through the coordinator: clicks with referrers, countries,
 #    user agents and visitors pass resolve() to the shards;
 #    visit_breakdown() and unique_visitors() answer what the clicks made,
@@ -86,7 +89,7 @@ my $su = co('SELECT current_user');
 is(grants_on('shorturl.resolve(text, text)'), "app_admin>app $su>app $su>app_admin*",
 	'0.7: resolve(text, text) is granted to app_admin with grant option, and to app by the owner and by app_admin');
 
-like(co_error('ALTER EXTENSION pg_shorturl_coordinator UPDATE'),
+like(co_error(q{ALTER EXTENSION pg_shorturl_coordinator UPDATE TO '0.8'}),
 	qr/^55000: shard "alpha" runs pg_shorturl 0\.7, and this update needs 0\.8/,
 	'the coordinator\'s update refuses while the shards run 0.7 (55000)');
 on($_, 'ALTER EXTENSION pg_shorturl UPDATE') for sort keys %shard;
@@ -95,14 +98,14 @@ is(co('SELECT count(*) FROM old_links WHERE shorturl.resolve(code, NULL) IS NULL
 
 # an object of ours that depends on resolve(text, text) holds the update up
 co(q{CREATE VIEW resolves AS SELECT shorturl.resolve('x', NULL) AS url});
-like(co_error('ALTER EXTENSION pg_shorturl_coordinator UPDATE'), qr/^2BP01: /,
+like(co_error(q{ALTER EXTENSION pg_shorturl_coordinator UPDATE TO '0.8'}), qr/^2BP01: /,
 	'a view on resolve(text, text) makes the update fail (2BP01)');
 is(co(q{SELECT extversion FROM pg_extension WHERE extname = 'pg_shorturl_coordinator'}), '0.7', '... and it changed nothing');
 co('DROP VIEW resolves');
 
 # a shard that cannot be reached: a warning, and the update goes on
 $shard{bravo}->stop;
-my ($rc, $out, $err) = $coord->psql('postgres', 'ALTER EXTENSION pg_shorturl_coordinator UPDATE');
+my ($rc, $out, $err) = $coord->psql('postgres', q{ALTER EXTENSION pg_shorturl_coordinator UPDATE TO '0.8'});
 is($rc, 0, 'with bravo down, the coordinator\'s update succeeds');
 like($err, qr/WARNING:  could not ask shard "bravo" for its version of pg_shorturl/, '... warning of bravo');
 $shard{bravo}->start;
@@ -130,7 +133,7 @@ is(co(q{SELECT count(*) FROM pg_depend d JOIN pg_foreign_table f ON f.ftrelid = 
 
 # a fresh coordinator in a database of its own
 co('CREATE DATABASE fresh');
-$coord->safe_psql('fresh', 'CREATE EXTENSION pg_shorturl_coordinator CASCADE');
+$coord->safe_psql('fresh', q{CREATE EXTENSION pg_shorturl_coordinator VERSION '0.8' CASCADE});
 my $objects = q{SELECT string_agg(pg_describe_object(classid, objid, 0), E'\n' ORDER BY 1)
 	FROM pg_depend WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e'
 	  AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'pg_shorturl_coordinator')};
@@ -146,6 +149,12 @@ is(co('SELECT count(*) FROM old_links WHERE ' . series_sum('code') . ' = shortur
 my $old1 = co('SELECT code FROM old_links WHERE g = 1');
 is(co(qq{SET ROLE app; SELECT shorturl.resolve('$old1', NULL, 'https://news.example/', 'fr', NULL, 'app-visitor')}),
 	'https://example.com/old/1', 'the application role resolves with dimensions');
+
+# the rest runs on the latest version
+co('ALTER EXTENSION pg_shorturl_coordinator UPDATE');
+is(co(q{SELECT extversion FROM pg_extension WHERE extname = 'pg_shorturl_coordinator'}),
+	co(q{SELECT default_version FROM pg_available_extensions WHERE name = 'pg_shorturl_coordinator'}),
+	'the coordinator is updated to the latest version');
 
 # ---------------------------------------------------------------------
 # 2. Analytics through the coordinator
@@ -396,7 +405,7 @@ $shard{bravo}->safe_psql('postgres', 'CREATE DATABASE spare');
 $shard{bravo}->safe_psql('spare', 'CREATE EXTENSION pg_shorturl');
 co(q{SELECT shorturl.add_shard('spare', '} . ShortURL::Test::conninfo($shard{bravo}, 'spare') . q{')});
 my $spare_tables = q{SELECT count(*) FROM pg_class WHERE relnamespace = 'shorturl_remote'::regnamespace AND relname LIKE 'spare\_%'};
-is(co($spare_tables), 9, 'add_shard made nine foreign tables, four of them for analytics');
+is(co($spare_tables), 10, 'add_shard made ten foreign tables, four of them for analytics and one for the blocklist');
 co(q{SELECT shorturl.remove_shard('spare'); SET client_min_messages = error; SELECT shorturl.forget_shard('spare')});
 is(co($spare_tables), 0, 'forget_shard dropped them all');
 
