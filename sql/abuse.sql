@@ -170,6 +170,36 @@ SELECT shorturl.shorten('https://xn--bcher-kva.EXAMPLE/');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 SELECT shorturl.shorten('http://192.0.2.1:8080/');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
+-- every spelling of a blocked address is that address (decimal, octal,
+-- hex and short IPv4 forms as browsers read them; IPv6 in any form, and
+-- IPv4-mapped IPv6); extra final dots and a host too long to list change
+-- nothing
+INSERT INTO shorturl.blocked_hosts (pattern) VALUES ('127.0.0.1'), ('[0:0::1]');
+SELECT pattern FROM shorturl.blocked_hosts WHERE pattern LIKE '%1%' ORDER BY 1;
+SELECT shorturl.shorten('http://2130706433/');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT shorturl.shorten('http://0x7f000001/');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT shorturl.shorten('http://0177.0.0.1/');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT shorturl.shorten('http://127.1/');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT shorturl.shorten('http://[0:0:0:0:0:0:0:1]/');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT shorturl.shorten('http://[::ffff:127.0.0.1]/');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT shorturl.shorten('http://phish.example../');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT shorturl.shorten('http://' || repeat('a.', 200) || 'phish.example/');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+-- patterns have no wildcards or empty labels
+INSERT INTO shorturl.blocked_hosts (pattern) VALUES ('*.evil.example');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+INSERT INTO shorturl.blocked_hosts (pattern) VALUES ('a..evil.example');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+INSERT INTO shorturl.blocked_hosts (pattern) VALUES ('..');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+DELETE FROM shorturl.blocked_hosts WHERE pattern IN ('127.0.0.1', '[::1]');
 -- a host that only ends like a pattern is not blocked, nor is an address
 -- that ends like one
 SELECT shorturl.shorten('https://notphish.example/', alias => 'near1') AS code;
@@ -226,6 +256,11 @@ SELECT shorturl.shorten('https://example.com/q3', owner => 'alice');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 -- the refused call made no link
 SELECT count(*) FROM shorturl.links WHERE owner = 'alice';
+-- a call refused for another reason takes nothing from the quota
+SELECT shorturl.shorten('https://example.com/d1', owner => 'dave', alias => 'real');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT count(shorturl.shorten('https://example.com/d' || i, owner => 'dave')) AS made
+FROM generate_series(2, 3) i;
 -- another owner has a quota of its own; a call without an owner has none
 SELECT shorturl.shorten('https://example.com/q1', owner => 'bob') IS NOT NULL AS made;
 SELECT count(shorturl.shorten('https://example.com/n' || i)) FROM generate_series(1, 5) i;

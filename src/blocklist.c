@@ -23,6 +23,9 @@
  */
 #include "postgres.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include "access/heapam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
@@ -171,9 +174,49 @@ ready(host_set *set)
 }
 
 /*
- * url_host copies the host of a stored URL into buf in lower case, without
- * a final dot.  False for a URL whose host cannot be read (a row written
- * around shorten()) or is too long to be in any table.
+ * canonical_ip writes an IP address host in its one spelling: an IPv4
+ * address in any form a browser reads as one (decimal, octal or hex parts,
+ * fewer than four parts: inet_aton's forms, as the WHATWG URL standard's)
+ * as a.b.c.d, a bracketed IPv6 address in inet_ntop's compressed form, and
+ * an IPv4-mapped IPv6 address as its IPv4 address.  False for a name.
+ */
+static bool
+canonical_ip(const char *host, char out[HOST_KEY_SIZE])
+{
+	size_t		len = strlen(host);
+	struct in_addr a4;
+	struct in6_addr a6;
+	char		text[INET6_ADDRSTRLEN];
+
+	if (len > 2 && host[0] == '[' && host[len - 1] == ']')
+	{
+		if (len - 2 >= sizeof(text))
+			return false;
+		memcpy(text, host + 1, len - 2);
+		text[len - 2] = '\0';
+		if (inet_pton(AF_INET6, text, &a6) != 1)
+			return false;
+		if (IN6_IS_ADDR_V4MAPPED(&a6))
+		{
+			memcpy(&a4, &a6.s6_addr[12], sizeof(a4));
+			return inet_ntop(AF_INET, &a4, out, HOST_KEY_SIZE) != NULL;
+		}
+		if (inet_ntop(AF_INET6, &a6, text, sizeof(text)) == NULL)
+			return false;
+		snprintf(out, HOST_KEY_SIZE, "[%s]", text);
+		return true;
+	}
+	if (inet_aton(host, &a4) == 0)
+		return false;
+	return inet_ntop(AF_INET, &a4, out, HOST_KEY_SIZE) != NULL;
+}
+
+/*
+ * url_host copies the host of a stored URL into buf as hosts are compared:
+ * in lower case, without final dots, an IP address in its one spelling
+ * (*ip then true).  A host too long to be in any table keeps only the
+ * labels that fit, since only a suffix could match.  False for a URL whose
+ * host cannot be read (a row written around shorten()).
  */
 static bool
 url_host(const text *url, char buf[HOST_KEY_SIZE], bool *ip)
@@ -183,27 +226,42 @@ url_host(const text *url, char buf[HOST_KEY_SIZE], bool *ip)
 	url_rules	rules = {len, 1};
 	url_parts	parts;
 	size_t		bad;
+	const char *h;
 	size_t		hlen;
-	bool		all_digits = true;
+	char		canon[HOST_KEY_SIZE];
 
 	if (validate_url(s, len, &rules, &parts, &bad) != URL_OK || !parts.host_ascii)
 		return false;
+	h = s + parts.host_off;
 	hlen = parts.host_len;
-	if (hlen > 1 && s[parts.host_off + hlen - 1] == '.')
+	while (hlen > 1 && h[hlen - 1] == '.')
 		hlen--;
-	if (hlen == 0 || hlen >= HOST_KEY_SIZE)
+	while (hlen >= HOST_KEY_SIZE)
+	{
+		const char *dot = memchr(h, '.', hlen);
+
+		if (dot == NULL)
+			return false;
+		hlen -= dot + 1 - h;
+		h = dot + 1;
+	}
+	if (hlen == 0)
 		return false;
 	memset(buf, 0, HOST_KEY_SIZE);
 	for (size_t i = 0; i < hlen; i++)
+		buf[i] = pg_ascii_tolower((unsigned char) h[i]);
+	/*
+	 * An IP address blocks only itself: 1.2.3.4 is no subdomain of 3.4.  So
+	 * is a host of digits and dots that is no address (1.2.3.4.5, which no
+	 * browser opens).
+	 */
+	if (canonical_ip(buf, canon))
 	{
-		char		c = pg_ascii_tolower((unsigned char) s[parts.host_off + i]);
-
-		buf[i] = c;
-		if (!(c == '.' || (c >= '0' && c <= '9')))
-			all_digits = false;
+		strlcpy(buf, canon, HOST_KEY_SIZE);
+		*ip = true;
 	}
-	/* an IP address blocks only itself: 1.2.3.4 is no subdomain of 3.4 */
-	*ip = parts.host_ip_literal || all_digits;
+	else
+		*ip = strspn(buf, "0123456789.") == strlen(buf);
 	return true;
 }
 
@@ -287,29 +345,43 @@ PG_FUNCTION_INFO_V1(shorturl_host_pattern);
 Datum
 shorturl_host_pattern(PG_FUNCTION_ARGS)
 {
-	char	   *p = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	char	   *given = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	char	   *p = pstrdup(given);
 	size_t		len = strlen(p);
 	char	   *url;
 	url_rules	rules;
 	url_parts	parts;
 	size_t		bad;
 	char		out[HOST_KEY_SIZE];
-	size_t		out_len;
+	char		canon[HOST_KEY_SIZE];
+	size_t		out_len = 0;
+	bool		ok;
 
-	if (len > 0 && p[len - 1] == '.')
+	while (len > 0 && p[len - 1] == '.')
 		p[--len] = '\0';
+	if (strchr(p, '*') != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid host pattern \"%s\"", given),
+				 errdetail("Patterns have no wildcards."),
+				 errhint("A pattern such as \"example.com\" already blocks every subdomain.")));
 	url = psprintf("http://%s/", p);
 	/* room for the A-label form, which is longer than the Unicode one */
 	rules.max_len = len + 8 + HOST_KEY_SIZE;
 	rules.allow_userinfo = 0;
-	if (len == 0 || validate_url(url, len + 8, &rules, &parts, &bad) != URL_OK ||
-		parts.host_off != 7 || parts.host_len != len ||
-		url_ascii_host(url + 7, len, out, sizeof(out) - 1, &out_len) != 0 ||
-		out_len > 253)
+	ok = len > 0 && p[0] != '.' && strstr(p, "..") == NULL &&
+		validate_url(url, len + 8, &rules, &parts, &bad) == URL_OK &&
+		parts.host_off == 7 && parts.host_len == len &&
+		url_ascii_host(url + 7, len, out, sizeof(out) - 1, &out_len) == 0 &&
+		out_len <= 253;
+	if (!ok)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid host pattern \"%s\"", p),
+				 errmsg("invalid host pattern \"%s\"", given),
 				 errhint("A pattern is a host name such as \"example.com\", which also blocks its subdomains, or an IP address; no scheme, port or path.")));
+	out[out_len] = '\0';
+	if (canonical_ip(out, canon))
+		PG_RETURN_TEXT_P(cstring_to_text(canon));
 	PG_RETURN_TEXT_P(cstring_to_text_with_len(out, (int) out_len));
 }
 

@@ -455,8 +455,9 @@ ratelimit_check_quota(const char *owner, size_t len)
 				 errhint("Raise shorturl.max_rate_keys, or set shorturl.rate_limit_when_full to allow.")));
 	ereport(ERROR,
 			(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-			 errmsg("owner \"%s\" has made its %lld links per %s", owner,
-					(long long) q.count, period_name(q.period_s)),
+			 errmsg("owner \"%s\" has made its %lld %s per %s", owner,
+					(long long) q.count, q.count == 1 ? "link" : "links",
+					period_name(q.period_s)),
 			 errdetail("retry_after: %s. The quota is shorturl.shorten_quota = '%s'.",
 					   retry_text(d.retry_after_ns), shorturl_shorten_quota)));
 }

@@ -409,6 +409,7 @@ shorturl_shorten(PG_FUNCTION_ARGS)
 	text	   *code = NULL;
 	text	   *result;
 	int64		id;
+	bool		made;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
@@ -442,13 +443,8 @@ shorturl_shorten(PG_FUNCTION_ARGS)
 		lock_url(url_hash);
 		code = find_reusable(url, url_hash, domain, &limits, alias, meta.owner);
 	}
-	/* a new link takes one from its owner's quota; a reused one does not */
-	if (code == NULL && meta.owner != NULL)
-	{
-		char	   *owner = text_to_cstring(meta.owner);
-
-		ratelimit_check_quota(owner, strlen(owner));
-	}
+	/* a new link takes one from its owner's quota once made; a reused one does not */
+	made = (code == NULL);
 
 	if (code == NULL && alias)
 	{
@@ -479,6 +475,17 @@ shorturl_shorten(PG_FUNCTION_ARGS)
 							MAX_CODE_ATTEMPTS),
 					 errdetail("Every generated code tried was already taken."),
 					 errhint("If shorturl.link_id_seq was set back, set it past the highest id in shorturl.links; otherwise the code space is nearly full, and shorturl.set_code_width() can widen it.")));
+	}
+
+	/*
+	 * Taken last, so that a call refused for anything else takes nothing; a
+	 * refusal here undoes the link with the statement.
+	 */
+	if (made && meta.owner != NULL)
+	{
+		char	   *owner = text_to_cstring(meta.owner);
+
+		ratelimit_check_quota(owner, strlen(owner));
 	}
 
 	/* copy the code out of SPI memory before SPI_finish frees it */
