@@ -57,7 +57,7 @@ OBJS = \
 DATA = $(wildcard sql/pg_shorturl--*.sql)
 
 # One pg_regress file per feature: sql/<name>.sql against expected/<name>.out.
-REGRESS = base62 routing store counters manage rls analytics abuse upgrade
+REGRESS = base62 routing store counters manage rls analytics abuse metrics upgrade
 REGRESS_OPTS = --temp-instance=tmp_check_regress --temp-config=test/pg_shorturl.conf
 
 # Isolation specs live in test/isolation/specs, expected output beside them.
@@ -86,6 +86,17 @@ EXTRA_CLEAN = test/fuzz/build test/unit/build tmp_check_regress tmp_check_iso
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# make dist: the PGXN source archive pg_shorturl-<version>.zip of the
+# committed tree (HEAD: commit first), with META.json at the root of its
+# one directory, written to DIST_DIR (default: here).  test/meta/run.sh
+# checks it.
+DIST_VERSION = $(shell sed -n '0,/^ *"version": *"\([^"]*\)".*/s//\1/p' $(srcdir)/META.json)
+DIST_DIR ?= .
+.PHONY: dist
+dist:
+	git -C $(srcdir) archive --format=zip --prefix=pg_shorturl-$(DIST_VERSION)/ \
+		-o $(abspath $(DIST_DIR))/pg_shorturl-$(DIST_VERSION).zip HEAD
 
 # after the include, which empties PROVE_FLAGS; appends to one given to make
 override PROVE_FLAGS += -I test/perl

@@ -14,15 +14,33 @@ BUILD_PACKAGES=(make gcc "postgresql-$PG_MAJOR" "postgresql-server-dev-$PG_MAJOR
 	libxxhash-dev libsodium-dev libicu-dev libpq-dev "postgresql-$PG_MAJOR-plproxy"
 	libqrencode-dev libpng-dev)
 TEST_PACKAGES=(clang libclang-rt-14-dev libipc-run-perl python3 python3-xxhash
-	bison flex libperl-dev locales zbar-tools librsvg2-bin)
+	bison flex libperl-dev locales zbar-tools librsvg2-bin
+	git pgxnclient dpkg-dev debhelper postgresql-server-dev-all
+	curl prometheus-postgres-exporter
+	python3-psycopg python3-psycopg-pool python3-aiohttp chromium fonts-dejavu-core)
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 say() { printf '\n==> %s\n' "$*"; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
+# The script that sourced this file and its arguments, for require_root.
+SCRIPT_PATH=$(readlink -f "$0")
+SCRIPT_ARGS=("$@")
+
+# require_root returns as root or not at all: a script run by another user
+# runs again through sudo, with the settings it reads from the environment,
+# so the README's commands work as written both for root on a fresh Debian
+# 12 (which has no sudo) and for a user with sudo rights.
 require_root() {
-	[ "$(id -u)" -eq 0 ] || die "run this as root (it installs packages and the extension)"
+	local keep
+	[ "$(id -u)" -eq 0 ] && return 0
+	command -v sudo >/dev/null ||
+		die "run this as root (it installs packages and the extension); there is no sudo here"
+	keep=$(compgen -e | grep -E '^(PG_VERSIONS|PG_CONFIG|FUZZ_|UNIT_|BENCH_|PG_SHORTURL_)' | paste -sd, -) || true
+	printf '%s needs root (it installs packages and the extension): running it with sudo\n' \
+		"${SCRIPT_PATH##*/}" >&2
+	exec sudo ${keep:+--preserve-env="$keep"} -- "$SCRIPT_PATH" "${SCRIPT_ARGS[@]}"
 }
 
 # ensure_packages installs those of the named packages that are missing.

@@ -2,7 +2,9 @@
 # scripts/test.sh: the whole pg_shorturl test suite (README command 2).
 #
 # As root on Debian 12, from a checkout: installs what is missing, runs the
-# pure-core unit tests and fuzzers, then for each PostgreSQL version of the
+# pure-core unit tests and fuzzers, checks the PGXN metadata and archive,
+# builds the Debian package and tries it on a clean server (test/package),
+# then for each PostgreSQL version of the
 # matrix (15 from Debian's archive, 18.3 built once from the vendored
 # source into a cache, see scripts/build-pg18.sh) builds pg_shorturl and
 # its coordinator with -Werror, installs them, and runs "make installcheck"
@@ -23,6 +25,12 @@ say "pure-core unit tests"
 
 say "fuzzing the pure cores"
 "$REPO/test/fuzz/run.sh"
+
+say "PGXN: META.json against the meta spec, and the archive of make dist"
+"$REPO/test/meta/run.sh"
+
+say "the Debian package: build, install on a clean server, walk through it"
+"$REPO/test/package/run.sh"
 
 # test_version VERSION PG_CONFIG runs the suites against one PostgreSQL.
 test_version() {

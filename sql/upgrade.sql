@@ -291,7 +291,7 @@ FROM generate_series(1, 3);
 GRANT EXECUTE ON FUNCTION shorturl.resolve(text, text, text, text, text, text) TO regress_upgrade_app;
 GRANT EXECUTE ON FUNCTION shorturl.link_status(text, text) TO regress_upgrade_app WITH GRANT OPTION;
 SELECT shorturl.resolve('eight', NULL) AS url, shorturl.link_status('eight', NULL) AS status;
-ALTER EXTENSION pg_shorturl UPDATE;
+ALTER EXTENSION pg_shorturl UPDATE TO '0.9';
 SELECT extversion FROM pg_extension WHERE extname = 'pg_shorturl';
 SELECT shorturl.visits('eight') AS visits;
 SELECT shorturl.flush() >= 0 AS flushed;
@@ -315,3 +315,25 @@ SELECT host_lookups_blocked > 0 AS blocked_counted, max_rate_keys > 0 AS sized
 FROM shorturl.stats;
 DROP EXTENSION pg_shorturl;
 DROP ROLE regress_upgrade_app;
+
+-- 0.9, the last version that landed, reaches 0.10 with ALTER EXTENSION
+-- UPDATE: links, counts and the blocklist carry over; the update adds
+-- metrics(), for pg_monitor and not for PUBLIC, and it reports what the
+-- stats view says.
+CREATE EXTENSION pg_shorturl VERSION '0.9';
+SELECT shorturl.shorten('https://example.com/nine', alias => 'nine') AS code;
+SELECT count(shorturl.resolve('nine')) AS clicks FROM generate_series(1, 4);
+INSERT INTO shorturl.blocked_hosts (pattern, reason) VALUES ('blocked.example', 'test');
+SELECT count(*) AS metrics_functions FROM pg_proc
+WHERE proname = 'metrics' AND pronamespace = 'shorturl'::regnamespace;
+ALTER EXTENSION pg_shorturl UPDATE;
+SELECT extversion FROM pg_extension WHERE extname = 'pg_shorturl';
+SELECT shorturl.visits('nine') AS visits, shorturl.flush() >= 0 AS flushed, shorturl.visits('nine') AS after_flush;
+SELECT pattern FROM shorturl.blocked_hosts;
+SELECT has_function_privilege('public', 'shorturl.metrics()', 'EXECUTE') AS public_metrics,
+       has_function_privilege('pg_monitor', 'shorturl.metrics()', 'EXECUTE') AS monitor_metrics;
+-- the sample of flushed_visits equals the view's column
+SELECT (regexp_match(shorturl.metrics(),
+                     '\nshorturl_flushed_visits_total\{[^}]*\} ([0-9]+)\n'))[1]::bigint
+       = (SELECT flushed_visits FROM shorturl.stats) AS metrics_agree;
+DROP EXTENSION pg_shorturl;

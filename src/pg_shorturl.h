@@ -16,7 +16,7 @@
 #define SHORTURL_SCHEMA "shorturl"
 
 /* the extension's version, for the module magic block */
-#define SHORTURL_VERSION "0.9"
+#define SHORTURL_VERSION "0.10"
 
 /*
  * Classes (locktag_field4) of pg_shorturl's advisory locks, chosen apart
