@@ -50,3 +50,24 @@ VACUUM ANALYZE shorturl.links;
 VACUUM ANALYZE bench.plain;
 SQL
 }
+
+# bench_settle loads the tables and indexes of the schemas shorturl and
+# bench into shared buffers, writes the load's dirty pages now rather than
+# by a checkpoint during the runs, and waits for the worker of the
+# database, which must count clicks in shared mode.
+bench_settle() {
+	local i mode
+	bench_psql -q >/dev/null <<'SQL'
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS pg_prewarm;
+SELECT sum(pg_prewarm(c.oid)) FROM pg_class c
+WHERE c.relnamespace IN ('shorturl'::regnamespace, 'bench'::regnamespace) AND c.relkind IN ('r', 'i', 't');
+CHECKPOINT;
+SQL
+	for ((i = 0; i < 100; i++)); do
+		[ -n "$(bench_psql -Atc 'SELECT worker_pid FROM shorturl.stats')" ] && break
+		sleep 0.1
+	done
+	mode=$(bench_psql -Atc 'SELECT mode FROM shorturl.stats')
+	[ "$mode" = shared ] || die "the bench database counts clicks in mode \"$mode\", not shared"
+}

@@ -95,19 +95,8 @@ say "making $links links"
 bench_make_links "$links" "$FIRST_CODE"
 bench_psql -q >/dev/null <<SQL
 CREATE TABLE bench.plain_ins (id bigserial PRIMARY KEY, code text NOT NULL UNIQUE, url text NOT NULL);
-SET client_min_messages = warning;
-CREATE EXTENSION pg_prewarm;
-SELECT sum(pg_prewarm(c.oid)) FROM pg_class c
-WHERE c.relnamespace IN ('shorturl'::regnamespace, 'bench'::regnamespace) AND c.relkind IN ('r', 'i', 't');
--- the load's dirty pages written now, not by a checkpoint during the runs
-CHECKPOINT;
 SQL
-for ((i = 0; i < 100; i++)); do
-	[ -n "$(bench_psql -Atc 'SELECT worker_pid FROM shorturl.stats')" ] && break
-	sleep 0.1
-done
-mode=$(bench_psql -Atc 'SELECT mode FROM shorturl.stats')
-[ "$mode" = shared ] || die "the bench database counts clicks in mode \"$mode\", not shared"
+bench_settle
 settings=$(bench_psql -Atc "SELECT string_agg(name || ' = ' || setting || coalesce(unit, ''), ', ' ORDER BY name)
                             FROM pg_settings WHERE name IN ('shorturl.max_pending_links', 'shorturl.flush_interval')")
 
