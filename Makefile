@@ -91,7 +91,8 @@ include $(PGXS)
 # committed tree (HEAD: commit first), with META.json at the root of its
 # one directory, written to DIST_DIR (default: here).  test/meta/run.sh
 # checks it.
-DIST_VERSION = $(shell sed -n '0,/^ *"version": *"\([^"]*\)".*/s//\1/p' $(srcdir)/META.json)
+# the version of the META.json the archive holds: HEAD's, not the work tree's
+DIST_VERSION = $(shell git -C $(srcdir) show HEAD:META.json | sed -n '0,/^ *"version": *"\([^"]*\)".*/s//\1/p')
 DIST_DIR ?= .
 .PHONY: dist
 dist:

@@ -37,7 +37,7 @@ require_root() {
 	[ "$(id -u)" -eq 0 ] && return 0
 	command -v sudo >/dev/null ||
 		die "run this as root (it installs packages and the extension); there is no sudo here"
-	keep=$(compgen -e | grep -E '^(PG_VERSIONS|PG_CONFIG|FUZZ_|UNIT_|BENCH_|PG_SHORTURL_)' | paste -sd, -) || true
+	keep=$(compgen -e | grep -E '^(PG_VERSIONS|PG_CONFIG|FUZZ_|UNIT_|BENCH_|PACKAGE_|PG_SHORTURL_)' | paste -sd, -) || true
 	printf '%s needs root (it installs packages and the extension): running it with sudo\n' \
 		"${SCRIPT_PATH##*/}" >&2
 	exec sudo ${keep:+--preserve-env="$keep"} -- "$SCRIPT_PATH" "${SCRIPT_ARGS[@]}"

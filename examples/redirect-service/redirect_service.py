@@ -45,6 +45,7 @@ import signal
 import socket
 import sys
 import time
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -123,7 +124,7 @@ DISABLED_REASON_SQL = "SELECT disabled_reason FROM shorturl.get_link(%(code)s, N
 # or a domain it is under (a pattern blocks its subdomains).
 BLOCKED_REASONS_SQL = """SELECT b.reason
 FROM shorturl.get_link(%(code)s, NULL, %(domain)s) l,
-     lower(substring(l.url FROM '^[A-Za-z][A-Za-z0-9+.-]*://([^/?#:]+)')) h,
+     rtrim(lower(substring(l.url FROM '^[A-Za-z][A-Za-z0-9+.-]*://([^/?#:]+)')), '.') h,
      shorturl.blocked_hosts b
 WHERE h = b.pattern OR right(h, length(b.pattern) + 1) = '.' || b.pattern"""
 
@@ -135,7 +136,8 @@ SHORTEN_SQL = """SELECT shorturl.shorten(%(url)s, expires_at => %(expires_at)s::
     owner => %(owner)s, title => %(title)s, tags => %(tags)s::text[], domain => %(domain)s)"""
 
 LINK_SQL = """SELECT code, domain, url, status, visits, owner, title, tags, created_at,
-    expires_at, max_visits, disabled_at, disabled_reason
+    -- an operator's expires_at = 'infinity' is "never" (no datetime holds it)
+    NULLIF(expires_at, 'infinity') AS expires_at, max_visits, disabled_at, disabled_reason
 FROM shorturl.get_link(%(code)s, %(owner)s, %(domain)s)"""
 
 VISITS_SQL = "SELECT shorturl.visits(%(code)s, %(domain)s)"
@@ -164,7 +166,8 @@ HEALTH_SQL = "SELECT mode FROM shorturl.stats"
 
 # What a session of the pool sets once: series in UTC (the page says so),
 # and no statement may hold a connection for long.
-SESSION_SETUP_SQL = "SET timezone = 'UTC'; SET statement_timeout = '5s'"
+STATEMENT_TIMEOUT_S = 5
+SESSION_SETUP_SQL = f"SET timezone = 'UTC'; SET statement_timeout = '{STATEMENT_TIMEOUT_S}s'"
 
 # SQLSTATEs of shorten() and its arguments' casts that are the caller's
 # fault (README, "Links"), answered 400 with the message.
@@ -243,7 +246,11 @@ def load_api_keys(path, inline):
     for owner, key in entries:
         if len(key) < 16:
             raise SystemExit(f"the API key of owner {owner!r} is shorter than 16 characters")
-        keys[hashlib.sha256(key.encode()).digest()] = owner
+        digest = hashlib.sha256(key.encode()).digest()
+        if digest in keys:
+            # one key, two owners: whoever held it would act as the last
+            raise SystemExit(f"an API key is given twice (owners {keys[digest]!r} and {owner!r})")
+        keys[digest] = owner
     return keys
 
 
@@ -327,7 +334,9 @@ class Visitors:
     def __init__(self, seed, secret=b""):
         self.secret = secret
         self.day = int(time.time() // SECONDS_PER_DAY)
-        self.salt = seed
+        # with a secret, every instance derives the same salt from the
+        # first day on; the seed serves only without one
+        self.salt = None if secret else seed
 
     def salt_of_today(self):
         day = int(time.time() // SECONDS_PER_DAY)
@@ -371,6 +380,10 @@ def parse_address(text, trusted):
         ip = ipaddress.ip_address(text.strip())
     except ValueError:
         return None, False
+    # a listener on [::] sees an IPv4 peer as ::ffff:a.b.c.d, which no
+    # IPv4 network of SHORTURL_TRUSTED_PROXIES contains: one spelling
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
     return str(ip), any(ip in net for net in trusted)
 
 
@@ -432,6 +445,15 @@ def short_url(request, cfg, code, domain):
 # ---------------------------------------------------------------------
 
 NO_STORE = "no-store"
+
+
+def location(url):
+    """location makes a stored URL a Location header: a field value is
+    ASCII, so the UTF-8 a path or query may hold is percent-encoded (what
+    is encoded already, and every delimiter, stays as it is)."""
+    if url.isascii():
+        return url
+    return urllib.parse.quote(url, safe=":/?#[]@!$&'()*+,;=%~")
 
 
 def text_answer(status, text, **headers):
@@ -522,7 +544,17 @@ class Batcher:
         if self.busy < self.h.cfg.pool_size:
             self.busy += 1
             loop.create_task(self.drain())
-        return await fut
+        # A stalled server (not one that refuses) answers nothing and the
+        # clicks queued behind would wait for ever: each waits as long as
+        # a connection and a statement may take, then hears 503.  Taken out
+        # of the queue, it is not counted after its visitor left; a click
+        # already in a statement may still count (as any 503 allows).
+        try:
+            return await asyncio.wait_for(asyncio.shield(fut),
+                                          self.h.cfg.pool_timeout + STATEMENT_TIMEOUT_S)
+        except asyncio.TimeoutError:
+            self.queue = [(p, f) for p, f in self.queue if f is not fut]
+            raise psycopg_pool.PoolTimeout("no answer from the database in time") from None
 
     async def drain(self):
         """drain runs statements while clicks wait, each taking all of them
@@ -613,7 +645,7 @@ class Handlers:
             if url is not None:
                 # no-store: a browser or proxy that kept the redirect would
                 # skip the next click, uncounted
-                return web.Response(status=302, headers={"Location": url, "Cache-Control": NO_STORE})
+                return web.Response(status=302, headers={"Location": location(url), "Cache-Control": NO_STORE})
             status = await self.one(STATUS_AFTER_RESOLVE_SQL, params)
             return await self.not_served(status, params)
         except psycopg.Error as e:
@@ -624,7 +656,7 @@ class Handlers:
         if status == "active":
             url = await self.one(URL_SQL, params)
             if url is not None:
-                return web.Response(status=302, headers={"Location": url, "Cache-Control": NO_STORE})
+                return web.Response(status=302, headers={"Location": location(url), "Cache-Control": NO_STORE})
         return await self.not_served(status, params)
 
     async def not_served(self, status, params):
@@ -682,7 +714,7 @@ class Handlers:
             body = json.loads(await request.read())
         except web.HTTPRequestEntityTooLarge:
             return json_answer(413, {"error": f"the body is larger than {MAX_BODY_BYTES} bytes"})
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             return json_answer(400, {"error": "the body is not JSON"})
         problem = check_link_body(body)
         if problem:
@@ -765,7 +797,9 @@ class Handlers:
         try:
             mode = await self.one(HEALTH_SQL, {})
         except (psycopg.Error, psycopg_pool.PoolTimeout) as e:
-            return json_answer(503, {"status": "unavailable", "error": str(e)})
+            # the reason goes to the log, not to whoever asks
+            log.warning("health check: database unavailable: %s", e)
+            return json_answer(503, {"status": "unavailable"})
         # mode "sync": limited links are not served (the README's table mode)
         return json_answer(200, {"status": "ok", "mode": mode, "worker": os.getpid()})
 
@@ -789,6 +823,21 @@ def check_link_body(body):
             return f"{name} must be {' or '.join('null' if t is type(None) else t.__name__ for t in types)}"
     if body.get("tags") is not None and not all(isinstance(t, str) for t in body["tags"]):
         return "tags must be an array of strings"
+    # what PostgreSQL's text cannot hold, or UTF-8 cannot encode (a lone
+    # surrogate of a \ud800 escape): the client's mistake, not ours
+    for name, value in body.items():
+        for text in (value if isinstance(value, list) else [value]):
+            if isinstance(text, str):
+                if "\x00" in text:
+                    return f"{name} must not contain a NUL character"
+                try:
+                    text.encode()
+                except UnicodeEncodeError:
+                    return f"{name} is not valid Unicode (a lone surrogate)"
+    # shorten() takes 'infinity', which no Python datetime can hold; a link
+    # that never expires leaves expires_at out
+    if isinstance(body.get("expires_at"), str) and body["expires_at"].strip().lower().lstrip("+-") == "infinity":
+        return "expires_at must be a date and time (leave it out for a link that never expires)"
     return None
 
 
@@ -817,7 +866,8 @@ class StatsPage:
         script = re.search(r"<script>(.*?)</script>", self.template, re.S).group(1)
         digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
         self.csp = (f"default-src 'none'; script-src 'sha256-{digest}'; style-src 'unsafe-inline'; "
-                    "img-src data:; connect-src 'self'; base-uri 'none'; form-action 'none'")
+                    "img-src data:; connect-src 'self'; base-uri 'none'; form-action 'none'; "
+                    "frame-ancestors 'none'")
 
     @staticmethod
     def bars(rows):

@@ -9,7 +9,9 @@ META.json is packaged for Debian 12, so this checks the spec's rules itself
 every key the spec defines (terms, SemVer versions, version ranges,
 licenses, URIs), and that no other key appears except the custom x_ ones.
 Versions are parsed with pgxnclient's own SemVer class, the one "pgxn
-install" compares with.  With --tree it also checks the distribution
+install" compares with: Semantic Versioning 1.0.0, which the spec text
+cites, so no build metadata ("1.0.0+build"), which the later JSON schemas
+of pgxn/meta allow.  With --tree it also checks the distribution
 against the tree: the files it names exist, and each extension's version
 is its control file's default_version.  Prints every problem found and
 exits 1 if there is any.

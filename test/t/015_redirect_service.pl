@@ -237,6 +237,17 @@ like(json_of($r)->{error}, qr/http/, "... with shorten()'s message");
 is(http('POST', $api, headers => \@alice, data => '{"url": "https://example.com/", "colour": "red"}')->{status},
 	'400', 'an unknown field: 400');
 is(http('POST', $api, headers => \@alice, data => 'url=https://example.com/')->{status}, '400', 'a body that is not JSON: 400');
+# what PostgreSQL's text or UTF-8 cannot hold, a nesting deeper than
+# Python's recursion, and an expiry no datetime holds: the client's
+# mistakes (400), never a 500 with a traceback (found by a hostile review)
+is(http('POST', $api, headers => \@alice, data => '{"url": "https://example.com/", "title": "a\u0000b"}')->{status},
+	'400', 'a title with a NUL: 400');
+is(http('POST', $api, headers => \@alice, data => '{"url": "https://example.com/", "alias": "\ud800"}')->{status},
+	'400', 'an alias with a lone surrogate: 400');
+is(http('POST', $api, headers => \@alice, data => ('[' x 20000) . (']' x 20000))->{status},
+	'400', 'JSON nested 20,000 deep: 400');
+is(http('POST', $api, headers => \@alice, data => '{"url": "https://example.com/", "expires_at": "infinity"}')->{status},
+	'400', 'expires_at infinity: 400');
 $r = http('POST', $api, headers => \@alice,
 	data => '{"url": "https://example.com/made", "alias": "made", "title": "Made by the API", "tags": ["api", "test"], "max_visits": 100}');
 is($r->{status}, '201', 'a good POST: 201');
@@ -389,5 +400,25 @@ $svc->{h}->finish;
 is($svc->{h}->result(0), 0, 'SIGTERM: the service exits 0');
 cmp_ok(time - $t0, '<', 30, '... in ' . sprintf('%.1f', time - $t0) . ' s');
 like(slurp_file($svc->{log}), qr/worker stopping.*stopped/s, '... after its workers stopped');
+
+# (g) the service's address and visitor rules, called directly (what a
+# test over HTTP on 127.0.0.1 cannot reach; found by a hostile review):
+# a listener on [::] sees an IPv4 proxy as ::ffff:a.b.c.d, which must be
+# the proxy; and two instances with one SHORTURL_VISITOR_SECRET give a
+# visitor one hash from the day they start.
+my $checks = <<'PY';
+import ipaddress, sys
+sys.path.insert(0, sys.argv[1])
+import redirect_service as r
+trusted = (ipaddress.ip_network("127.0.0.1/32"),)
+print(r.parse_address("::ffff:127.0.0.1", trusted))
+a = r.Visitors(b"seed-a" * 6, b"shared secret")
+b = r.Visitors(b"seed-b" * 6, b"shared secret")
+print(a.visitor("192.0.2.1", "UA") == b.visitor("192.0.2.1", "UA"))
+PY
+my ($out, $err) = ('', '');
+IPC::Run::run([ $PYTHON, '-c', $checks, $SERVICE_DIR ], '>', \$out, '2>', \$err);
+is($out, "('127.0.0.1', True)\nTrue\n", 'an IPv4-mapped peer is the IPv4 proxy; one secret, one visitor hash')
+  or diag($err);
 
 done_testing();
