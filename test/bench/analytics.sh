@@ -184,13 +184,7 @@ use_server() {
 # wait_worker waits for the worker to serve the database and checks that
 # clicks are counted in shared memory.
 wait_worker() {
-	local i mode
-	for ((i = 0; i < 100; i++)); do
-		[ -n "$(bench_psql -Atc 'SELECT worker_pid FROM shorturl.stats')" ] && break
-		sleep 0.1
-	done
-	mode=$(bench_psql -Atc 'SELECT mode FROM shorturl.stats')
-	[ "$mode" = shared ] || die "the bench database counts clicks in mode \"$mode\", not shared"
+	bench_wait_worker
 	bench_psql -Atc 'SELECT worker_pid FROM shorturl.stats' | grep -q . || die "no worker serves the database"
 }
 

@@ -53,10 +53,8 @@ SQL
 
 # bench_settle loads the tables and indexes of the schemas shorturl and
 # bench into shared buffers, writes the load's dirty pages now rather than
-# by a checkpoint during the runs, and waits for the worker of the
-# database, which must count clicks in shared mode.
+# by a checkpoint during the runs, and waits for the worker.
 bench_settle() {
-	local i mode
 	bench_psql -q >/dev/null <<'SQL'
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS pg_prewarm;
@@ -64,6 +62,13 @@ SELECT sum(pg_prewarm(c.oid)) FROM pg_class c
 WHERE c.relnamespace IN ('shorturl'::regnamespace, 'bench'::regnamespace) AND c.relkind IN ('r', 'i', 't');
 CHECKPOINT;
 SQL
+	bench_wait_worker
+}
+
+# bench_wait_worker waits for the worker of the database, which must count
+# clicks in shared mode.
+bench_wait_worker() {
+	local i mode
 	for ((i = 0; i < 100; i++)); do
 		[ -n "$(bench_psql -Atc 'SELECT worker_pid FROM shorturl.stats')" ] && break
 		sleep 0.1
