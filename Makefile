@@ -26,6 +26,7 @@ OBJS = \
 	src/hll.o \
 	src/visitdims.o \
 	src/gcra.o \
+	src/tinylfu.o \
 	src/spi_util.o \
 	src/catalog.o \
 	src/config_cache.o \
@@ -34,6 +35,7 @@ OBJS = \
 	src/url_check.o \
 	src/codes.o \
 	src/lookup.o \
+	src/urlcache.o \
 	src/counters.o \
 	src/counters_file.o \
 	src/dbstate.o \
@@ -62,13 +64,24 @@ REGRESS_OPTS = --temp-instance=tmp_check_regress --temp-config=test/pg_shorturl.
 
 # Isolation specs live in test/isolation/specs, expected output beside them.
 ISOLATION = routing_cache routing_cache_rr max_visits resolve_flush resolve_purge manage \
-	link_in_transaction analytics_series abuse
+	link_in_transaction analytics_series abuse url_cache
 ISOLATION_OPTS = --inputdir=test/isolation --temp-instance=tmp_check_iso \
 	--temp-config=test/pg_shorturl.conf
 
 # TAP tests (PostgreSQL::Test::Cluster) live in test/t.
 TAP_TESTS = 1
 PROVE_TESTS = test/t/*.pl
+
+# SHORTURL_TEST_CONF=file adds its settings to every server the suites
+# start: pg_regress and isolation read it after test/pg_shorturl.conf, and
+# the TAP tests' servers (ShortURL::Test::node, here and in the
+# coordinator) through PG_SHORTURL_TEST_CONF.  scripts/test.sh runs the
+# suites a second time with test/url_cache_off.conf.
+ifdef SHORTURL_TEST_CONF
+REGRESS_OPTS += --temp-config=$(abspath $(SHORTURL_TEST_CONF))
+ISOLATION_OPTS += --temp-config=$(abspath $(SHORTURL_TEST_CONF))
+export PG_SHORTURL_TEST_CONF = $(abspath $(SHORTURL_TEST_CONF))
+endif
 
 # -Wall -Wextra for our code; the server's headers are included as system
 # headers (-isystem wins over PGXS's -I for the same directory), since some

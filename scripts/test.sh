@@ -9,10 +9,14 @@
 # source into a cache, see scripts/build-pg18.sh) builds pg_shorturl and
 # its coordinator with -Werror, installs them, and runs "make installcheck"
 # (pg_regress, isolation, TAP, the upgrade chain) as the unprivileged
-# postgres user; each suite starts throw-away servers of its own.  Exits
-# non-zero on any failure, naming the version, and prints the diffs.
+# postgres user; each suite starts throw-away servers of its own.  Then
+# it runs them all again without the URL cache (test/url_cache_off.conf),
+# which every test must pass too.  Exits non-zero on any failure, naming
+# the version, and prints the diffs.
 #
 #   PG_VERSIONS="15"   run one version only (default "15 18")
+#   URL_CACHE_OFF_VERSIONS="15"  versions that also run without the cache
+#                      (default "15 18"; empty: none)
 #   FUZZ_RUNS=...      executions per fuzz target (see test/fuzz/run.sh)
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -32,9 +36,36 @@ say "PGXN: META.json against the meta spec, and the archive of make dist"
 say "the Debian package: build, install on a clean server, walk through it"
 "$REPO/test/package/run.sh"
 
+# run_suites VERSION PG_CONFIG WORK CONF runs "make installcheck" in WORK/tree
+# (with SHORTURL_TEST_CONF=CONF unless empty); on a failure it prints the
+# diffs and the failed TAP tests' logs and exits.
+run_suites() {
+	local version=$1 pg_config=$2 work=$3 conf=$4 rc=0 t f log
+	log=$work/installcheck${conf:+-$(basename "$conf" .conf)}.log
+	as_user make -C "$work/tree" -s installcheck PG_CONFIG="$pg_config" \
+		${conf:+SHORTURL_TEST_CONF="$conf"} 2>&1 | tee "$log" || rc=$?
+	[ "$rc" -eq 0 ] && return 0
+	for f in "$work"/tree/regression.diffs "$work"/tree/output_iso/regression.diffs \
+		"$work"/tree/coordinator/regression.diffs; do
+		[ -s "$f" ] && { say "[PostgreSQL $version] $f"; cat "$f"; }
+	done
+	# the logs of the TAP tests prove reports as failed
+	for t in $(sed -n 's|^\(coordinator/\)\{0,1\}\(test/\)\{0,1\}t/\([^ ]*\)\.pl .*(Wstat.*|\3|p' "$log"); do
+		for f in "$work"/tree/tmp_check/log/regress_log_$t "$work"/tree/coordinator/tmp_check/log/regress_log_$t; do
+			[ -s "$f" ] && { say "[PostgreSQL $version] $f (last 80 lines)"; tail -n 80 "$f"; }
+		done
+	done
+	for f in "$work"/tree/tmp_check_regress/log/postmaster.log "$work"/tree/tmp_check_iso/log/postmaster.log; do
+		[ -s "$f" ] && { say "[PostgreSQL $version] $f (last 60 lines)"; tail -n 60 "$f"; }
+	done
+	echo
+	echo "FAILED on PostgreSQL $version${conf:+ with $conf}: the work tree is kept in $work"
+	exit "$rc"
+}
+
 # test_version VERSION PG_CONFIG runs the suites against one PostgreSQL.
 test_version() {
-	local version=$1 pg_config=$2 work rc=0 t f
+	local version=$1 pg_config=$2 work
 	build_and_install werror "$pg_config"
 
 	# pg_regress and TAP write their output into the source tree, and
@@ -46,25 +77,11 @@ test_version() {
 	chown -R "$RUN_USER:" "$work"
 
 	say "[PostgreSQL $version] make installcheck (pg_regress, isolation, TAP)"
-	as_user make -C "$work/tree" -s installcheck PG_CONFIG="$pg_config" 2>&1 |
-		tee "$work/installcheck.log" || rc=$?
-	if [ "$rc" -ne 0 ]; then
-		for f in "$work"/tree/regression.diffs "$work"/tree/output_iso/regression.diffs \
-			"$work"/tree/coordinator/regression.diffs; do
-			[ -s "$f" ] && { say "[PostgreSQL $version] $f"; cat "$f"; }
-		done
-		# the logs of the TAP tests prove reports as failed
-		for t in $(sed -n 's|^\(coordinator/\)\{0,1\}\(test/\)\{0,1\}t/\([^ ]*\)\.pl .*(Wstat.*|\3|p' "$work/installcheck.log"); do
-			for f in "$work"/tree/tmp_check/log/regress_log_$t "$work"/tree/coordinator/tmp_check/log/regress_log_$t; do
-				[ -s "$f" ] && { say "[PostgreSQL $version] $f (last 80 lines)"; tail -n 80 "$f"; }
-			done
-		done
-		for f in "$work"/tree/tmp_check_regress/log/postmaster.log "$work"/tree/tmp_check_iso/log/postmaster.log; do
-			[ -s "$f" ] && { say "[PostgreSQL $version] $f (last 60 lines)"; tail -n 60 "$f"; }
-		done
-		echo
-		echo "FAILED on PostgreSQL $version: the work tree is kept in $work"
-		exit "$rc"
+	run_suites "$version" "$pg_config" "$work" ""
+	# the same suites without the URL cache (test/url_cache_off.conf)
+	if [[ " ${URL_CACHE_OFF_VERSIONS-15 18} " == *" $version "* ]]; then
+		say "[PostgreSQL $version] make installcheck again, shorturl.url_cache_size = 0"
+		run_suites "$version" "$pg_config" "$work" test/url_cache_off.conf
 	fi
 	rm -rf "$work"
 	say "[PostgreSQL $version] all suites passed"

@@ -40,8 +40,10 @@ WHERE a.attrelid = 'shorturl.stats'::regclass AND a.attnum > 0
 SELECT backend_type, application_name, datname = current_database() AS here
 FROM pg_stat_activity WHERE backend_type LIKE 'pg_shorturl%' ORDER BY 1;
 
--- Every setting exists, with its context and unit.
-SELECT name, setting, unit, context, short_desc <> '' AS described
+-- Every setting exists, with its default, context and unit (the defaults,
+-- not this server's values, which test/pg_shorturl.conf and a suite run
+-- with another configuration change).
+SELECT name, boot_val, unit, context, short_desc <> '' AS described
 FROM pg_settings WHERE name LIKE 'shorturl.%' ORDER BY name;
 
 -- purge_expired: max_rows must not be negative (22023)

@@ -316,17 +316,16 @@ FROM shorturl.stats;
 DROP EXTENSION pg_shorturl;
 DROP ROLE regress_upgrade_app;
 
--- 0.9, the last version that landed, reaches 0.10 with ALTER EXTENSION
--- UPDATE: links, counts and the blocklist carry over; the update adds
--- metrics(), for pg_monitor and not for PUBLIC, and it reports what the
--- stats view says.
+-- 0.9 reaches 0.10 with ALTER EXTENSION UPDATE: links, counts and the
+-- blocklist carry over; the update adds metrics(), for pg_monitor and not
+-- for PUBLIC, and it reports what the stats view says.
 CREATE EXTENSION pg_shorturl VERSION '0.9';
 SELECT shorturl.shorten('https://example.com/nine', alias => 'nine') AS code;
 SELECT count(shorturl.resolve('nine')) AS clicks FROM generate_series(1, 4);
 INSERT INTO shorturl.blocked_hosts (pattern, reason) VALUES ('blocked.example', 'test');
 SELECT count(*) AS metrics_functions FROM pg_proc
 WHERE proname = 'metrics' AND pronamespace = 'shorturl'::regnamespace;
-ALTER EXTENSION pg_shorturl UPDATE;
+ALTER EXTENSION pg_shorturl UPDATE TO '0.10';
 SELECT extversion FROM pg_extension WHERE extname = 'pg_shorturl';
 SELECT shorturl.visits('nine') AS visits, shorturl.flush() >= 0 AS flushed, shorturl.visits('nine') AS after_flush;
 SELECT pattern FROM shorturl.blocked_hosts;
@@ -336,4 +335,30 @@ SELECT has_function_privilege('public', 'shorturl.metrics()', 'EXECUTE') AS publ
 SELECT (regexp_match(shorturl.metrics(),
                      '\nshorturl_flushed_visits_total\{[^}]*\} ([0-9]+)\n'))[1]::bigint
        = (SELECT flushed_visits FROM shorturl.stats) AS metrics_agree;
+DROP EXTENSION pg_shorturl;
+
+-- 0.10, the last version that landed, reaches 0.11 with ALTER EXTENSION
+-- UPDATE.  A 0.11 library serving a 0.10 schema finds no invalidation
+-- trigger, so it leaves the cache alone; the update adds the triggers
+-- (firing always) and the cache's columns of shorturl.stats, and an edit
+-- made after it is seen at once by a link the cache holds.
+CREATE EXTENSION pg_shorturl VERSION '0.10';
+SELECT shorturl.shorten('https://example.com/ten', alias => 'ten') AS code;
+SELECT count(shorturl.resolve('ten')) AS clicks FROM generate_series(1, 3);
+ALTER EXTENSION pg_shorturl UPDATE;
+SELECT extversion FROM pg_extension WHERE extname = 'pg_shorturl';
+SELECT tgname, tgenabled FROM pg_trigger
+WHERE tgrelid = 'shorturl.links'::regclass AND tgname LIKE 'links_url_cache%' ORDER BY tgname;
+SELECT has_function_privilege('public', 'shorturl._url_cache_invalidate()', 'EXECUTE') AS public_trigger_fn,
+       has_function_privilege('public', 'shorturl._url_cache_reset()', 'EXECUTE') AS public_reset;
+-- (the suite also runs without a cache: test/url_cache_off.conf)
+SELECT coalesce(url_cache_fills, 0) AS fills_before, coalesce(url_cache_hits, 0) AS hits_before
+FROM shorturl.stats \gset
+SELECT shorturl.resolve('ten') AS url, shorturl.resolve('ten') AS cached;
+SELECT url_cache_size IS NULL
+       OR (url_cache_fills > :fills_before AND url_cache_hits > :hits_before) AS filled_and_hit
+FROM shorturl.stats;
+SELECT (shorturl.update_link('ten', '{"url": "https://example.com/ten-edited"}')).url AS edited;
+SELECT shorturl.resolve('ten') AS url;
+SELECT shorturl.visits('ten') AS visits;
 DROP EXTENSION pg_shorturl;

@@ -120,4 +120,14 @@ extern void compat_init_materialized_srf(struct FunctionCallInfoBaseData *fcinfo
  * so the difference is in one list.)
  */
 
+/*
+ * The number of a relation's file: RelFileNode.relNode until 15,
+ * RelFileLocator.relNumber from 16 (commit b0a55e4329).
+ */
+#if PG_VERSION_NUM >= 160000
+#define compat_rel_filenumber(rel)	((Oid) (rel)->rd_locator.relNumber)
+#else
+#define compat_rel_filenumber(rel)	((rel)->rd_node.relNode)
+#endif
+
 #endif							/* SHORTURL_COMPAT_H */

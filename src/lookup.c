@@ -20,11 +20,13 @@
 #include "postgres.h"
 
 #include "access/genam.h"
+#include "access/htup_details.h"
 #include "access/relscan.h"
 #include "access/table.h"
 #include "access/tableam.h"
 #include "catalog/pg_collation.h"
 #include "executor/tuptable.h"
+#include "storage/bufmgr.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/rel.h"
@@ -57,17 +59,47 @@ fill_row(const shorturl_tables *t, TupleTableSlot *slot, bool want_url, link_row
 }
 
 /*
+ * is_newest tells whether the row version in the slot is its link's newest
+ * in the table: inserted by a committed transaction and neither updated nor
+ * deleted by any transaction, committed or in progress (its xmax invalid,
+ * or only a lock).  The URL cache fills only from such a version
+ * (urlcache.c, rule 2).  Read under the buffer's share lock, which orders
+ * it against an update's setting of xmax.
+ */
+static bool
+is_newest(TupleTableSlot *slot)
+{
+	BufferHeapTupleTableSlot *bslot = (BufferHeapTupleTableSlot *) slot;
+	HeapTupleHeader h;
+	bool		newest;
+
+	if (!TTS_IS_BUFFERTUPLE(slot) || !BufferIsValid(bslot->buffer) ||
+		bslot->base.tuple == NULL)
+		return false;
+	h = bslot->base.tuple->t_data;
+	LockBuffer(bslot->buffer, BUFFER_LOCK_SHARE);
+	newest = HeapTupleHeaderXminCommitted(h) &&
+		((h->t_infomask & HEAP_XMAX_INVALID) != 0 ||
+		 HEAP_XMAX_IS_LOCKED_ONLY(h->t_infomask));
+	LockBuffer(bslot->buffer, BUFFER_LOCK_UNLOCK);
+	return newest;
+}
+
+/*
  * lookup_link reads the link with this code on this domain ("" for the
  * default one) as of the snapshot.  It returns false when the extension is
  * not (or no longer) installed; otherwise row->found says whether the link
- * exists.  The URL is copied only when want_url.
+ * exists.  The URL is copied only when want_url.  With newest, it also
+ * tells whether the row read is the link's newest version (is_newest).
+ * The caller may pass the links table it has opened (catalog_lock_links)
+ * in heap, which this closes, keeping the lock; or NULL.
  */
 bool
-lookup_link(const char *code, int code_len, const char *domain, int domain_len,
-			Snapshot snapshot, bool want_url, link_row *row)
+lookup_link(Relation heap, const char *code, int code_len, const char *domain,
+			int domain_len, Snapshot snapshot, bool want_url, link_row *row,
+			bool *newest)
 {
-	Relation	heap;
-	const shorturl_tables *t = catalog_lock_links(&heap);
+	const shorturl_tables *t = heap != NULL ? catalog_tables() : catalog_lock_links(&heap);
 	Relation	index;
 	IndexScanDesc scan;
 	ScanKeyData skey[2];
@@ -76,6 +108,8 @@ lookup_link(const char *code, int code_len, const char *domain, int domain_len,
 	text	   *domain_t;
 
 	memset(row, 0, sizeof(*row));
+	if (newest != NULL)
+		*newest = false;
 	if (t == NULL)
 		return false;
 	code_t = cstring_to_text_with_len(code, code_len);
@@ -90,7 +124,11 @@ lookup_link(const char *code, int code_len, const char *domain, int domain_len,
 	scan = compat_index_beginscan(heap, index, snapshot, 2, 0);
 	index_rescan(scan, skey, 2, NULL, 0);
 	if (index_getnext_slot(scan, ForwardScanDirection, slot))
+	{
 		fill_row(t, slot, want_url, row);
+		if (newest != NULL)
+			*newest = is_newest(slot);
+	}
 	index_endscan(scan);
 	ExecDropSingleTupleTableSlot(slot);
 	/* the locks stay to the end of the transaction: no DROP cuts in */

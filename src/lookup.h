@@ -10,6 +10,7 @@
 #define SHORTURL_LOOKUP_H
 
 #include "datatype/timestamp.h"
+#include "utils/relcache.h"
 #include "utils/snapshot.h"
 
 /* What the store knows of one link, as a redirect needs it */
@@ -25,9 +26,9 @@ typedef struct link_row
 	bool		disabled;
 } link_row;
 
-extern bool lookup_link(const char *code, int code_len, const char *domain,
-						int domain_len, Snapshot snapshot, bool want_url,
-						link_row *row);
+extern bool lookup_link(Relation heap, const char *code, int code_len,
+						const char *domain, int domain_len, Snapshot snapshot,
+						bool want_url, link_row *row, bool *newest);
 extern int64 lookup_stored_visits(int64 link_id, Snapshot snapshot);
 extern bool lookup_link_may_exist(int64 link_id);
 

@@ -76,8 +76,8 @@ shorturl_reset_visits(PG_FUNCTION_ARGS)
 	text	   *code = PG_GETARG_TEXT_PP(0);
 	link_row	row;
 
-	if (!lookup_link(VARDATA_ANY(code), VARSIZE_ANY_EXHDR(code), "", 0,
-					 GetActiveSnapshot(), false, &row) || !row.found)
+	if (!lookup_link(NULL, VARDATA_ANY(code), VARSIZE_ANY_EXHDR(code), "", 0,
+					 GetActiveSnapshot(), false, &row, NULL) || !row.found)
 		PG_RETURN_NULL();
 	/* what it removes, shared memory and tables, is the count it had */
 	PG_RETURN_INT64(flush_reset_link(row.id));

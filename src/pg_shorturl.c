@@ -32,6 +32,7 @@
 #include "pg_shorturl.h"
 #include "ratelimit.h"
 #include "routing_sql.h"
+#include "urlcache.h"
 #include "worker.h"
 
 COMPAT_MODULE_MAGIC("pg_shorturl", SHORTURL_VERSION);
@@ -92,6 +93,15 @@ COMPAT_MODULE_MAGIC("pg_shorturl", SHORTURL_VERSION);
 #define DEFAULT_MAX_RATE_KEYS		131072
 
 /*
+ * The URL cache (urlcache.c), in kB: planned at 200 bytes a link (a 64-byte
+ * slot, two places of its index and two 64-byte chunks of 60 bytes of code,
+ * domain and URL), 64 MB hold some 335,000 links whose code, domain and URL
+ * take up to 120 bytes.  0: no cache.
+ */
+#define DEFAULT_URL_CACHE_SIZE_KB	(64 * 1024)
+#define MAX_URL_CACHE_SIZE_KB		(INT_MAX / 2)
+
+/*
  * Unknown codes a client of resolve() may ask for in a minute before it is
  * blocked, and for how long.  A visitor who mistypes a link misses a few
  * times; a scanner of a sparse code space misses almost every time, so 30
@@ -119,6 +129,9 @@ int			shorturl_analytics_retention = DEFAULT_ANALYTICS_RETENTION_S;
 int			shorturl_max_pending_dimensions = DEFAULT_MAX_PENDING_DIMENSIONS;
 int			shorturl_max_pending_visitors = DEFAULT_MAX_PENDING_VISITORS;
 int			shorturl_max_rate_keys = DEFAULT_MAX_RATE_KEYS;
+int			shorturl_url_cache_size = DEFAULT_URL_CACHE_SIZE_KB;
+bool		shorturl_url_cache = true;
+int			shorturl_url_cache_fill_wait = 0;
 int			shorturl_rate_limit_when_full = RATE_FULL_REFUSE;
 int			shorturl_scan_limit = DEFAULT_SCAN_LIMIT;
 int			shorturl_scan_cooldown = DEFAULT_SCAN_COOLDOWN_S;
@@ -243,6 +256,25 @@ define_settings(void)
 							1, 1024,
 							PGC_SIGHUP,
 							0,
+							NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("shorturl.url_cache",
+							 "Whether this session's resolve(), link_status() and visits() use the URL cache.",
+							 "Changes to links invalidate the cache whatever this says.",
+							 &shorturl_url_cache,
+							 true,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("shorturl.url_cache_fill_wait",
+							"For tests: a fill of the URL cache first waits for this advisory lock (0: none).",
+							"The isolation specs use it to stop a fill between reading a link and inserting it.",
+							&shorturl_url_cache_fill_wait,
+							0,
+							0, INT_MAX,
+							PGC_SUSET,
+							GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE,
 							NULL, NULL, NULL);
 
 	DefineCustomBoolVariable("shorturl.count_bots",
@@ -370,6 +402,16 @@ define_settings(void)
 								0,
 								NULL, NULL, NULL);
 
+		DefineCustomIntVariable("shorturl.url_cache_size",
+								"Shared memory for the cache of hot links that resolve(), link_status() and visits() read first.",
+								"0 turns the cache off.",
+								&shorturl_url_cache_size,
+								DEFAULT_URL_CACHE_SIZE_KB,
+								0, MAX_URL_CACHE_SIZE_KB,
+								PGC_POSTMASTER,
+								GUC_UNIT_KB,
+								NULL, NULL, NULL);
+
 		DefineCustomIntVariable("shorturl.max_databases",
 								"Databases whose clicks shared memory can count.",
 								"Databases beyond it count clicks synchronously.",
@@ -405,6 +447,7 @@ shmem_request(void)
 	dbstate_request_shmem();
 	analytics_request_shmem();
 	ratelimit_request_shmem();
+	urlcache_request_shmem();
 }
 
 /* shmem_startup attaches every piece of shared memory */
@@ -416,6 +459,7 @@ shmem_startup(void)
 	dbstate_init_shmem();
 	analytics_init_shmem();
 	ratelimit_init_shmem();
+	urlcache_init_shmem();
 	/* the postmaster restores what the last clean shutdown saved */
 	if (counters_init_shmem() && !IsUnderPostmaster)
 		counters_file_load();

@@ -16,7 +16,7 @@
 #define SHORTURL_SCHEMA "shorturl"
 
 /* the extension's version, for the module magic block */
-#define SHORTURL_VERSION "0.10"
+#define SHORTURL_VERSION "0.11"
 
 /*
  * Classes (locktag_field4) of pg_shorturl's advisory locks, chosen apart
@@ -50,5 +50,8 @@ extern int	shorturl_rate_limit_when_full;
 extern int	shorturl_scan_limit;
 extern int	shorturl_scan_cooldown;
 extern char *shorturl_shorten_quota;
+extern int	shorturl_url_cache_size;
+extern bool shorturl_url_cache;
+extern int	shorturl_url_cache_fill_wait;
 
 #endif							/* PG_SHORTURL_H */

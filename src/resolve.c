@@ -18,6 +18,7 @@
  */
 #include "postgres.h"
 
+#include "access/table.h"
 #include "access/xact.h"
 #include "fmgr.h"
 #include "utils/builtins.h"
@@ -26,6 +27,7 @@
 
 #include "analytics.h"
 #include "blocklist.h"
+#include "catalog.h"
 #include "clicks.h"
 #include "compat.h"
 #include "flush.h"
@@ -34,6 +36,7 @@
 #include "dbstate.h"
 #include "pg_shorturl.h"
 #include "ratelimit.h"
+#include "urlcache.h"
 #include "validate.h"
 #include "visitdims.h"
 
@@ -74,7 +77,9 @@ plausible_code(text *code)
 /*
  * find reads the link a call names: the code in argument 0, on the domain
  * in argument 1 where the function has one (NULL, '' or absent: the default
- * domain; compared in lower case).  False if there is no such link.
+ * domain; compared in lower case).  False if there is no such link.  The
+ * URL cache answers first (urlcache.c); a link read from the table goes
+ * into it if it may (only with its URL: visits() reads none).
  */
 static bool
 find(FunctionCallInfo fcinfo, bool want_url, link_row *row)
@@ -82,6 +87,9 @@ find(FunctionCallInfo fcinfo, bool want_url, link_row *row)
 	text	   *code = PG_GETARG_TEXT_PP(0);
 	const char *domain = "";
 	int			domain_len = 0;
+	Relation	heap;
+	urlcache_probe probe;
+	bool		newest;
 
 	memset(row, 0, sizeof(*row));
 	if (!plausible_code(code))
@@ -99,8 +107,21 @@ find(FunctionCallInfo fcinfo, bool want_url, link_row *row)
 		lower[domain_len] = '\0';
 		domain = lower;
 	}
-	return lookup_link(VARDATA_ANY(code), VARSIZE_ANY_EXHDR(code), domain, domain_len,
-					   GetActiveSnapshot(), want_url, row) && row->found;
+	/* the lock stays to the end of the transaction, hit or miss */
+	if (catalog_lock_links(&heap) == NULL)
+		return false;
+	if (urlcache_get(heap, VARDATA_ANY(code), VARSIZE_ANY_EXHDR(code), domain, domain_len,
+					 want_url, row, &probe))
+	{
+		table_close(heap, NoLock);
+		return true;
+	}
+	if (!lookup_link(heap, VARDATA_ANY(code), VARSIZE_ANY_EXHDR(code), domain, domain_len,
+					 GetActiveSnapshot(), want_url, row, &newest) || !row->found)
+		return false;
+	if (newest && want_url)
+		urlcache_fill(&probe, VARDATA_ANY(code), VARSIZE_ANY_EXHDR(code), domain, domain_len, row);
+	return true;
 }
 
 /*

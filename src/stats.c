@@ -28,6 +28,7 @@
 #include "dbstate.h"
 #include "pg_shorturl.h"
 #include "ratelimit.h"
+#include "urlcache.h"
 
 /* What the scan of the counter table finds for this database */
 typedef struct pending_count
@@ -93,7 +94,7 @@ shorturl_stats(PG_FUNCTION_ARGS)
 	TupleDesc	desc;
 	Datum	   *values;
 	bool	   *nulls;
-	stat_value	v[40];
+	stat_value	v[48];
 	int			n = 0;
 	click_mode	mode = clicks_mode();
 	db_state   *db = (mode == CLICKS_SHARED) ? dbstate_mine() : NULL;
@@ -172,6 +173,23 @@ shorturl_stats(PG_FUNCTION_ARGS)
 			v[n++] = (stat_value) {"rate_keys_reclaimed", Int64GetDatum(reclaimed), false};
 			v[n++] = (stat_value) {"rate_keys_full", Int64GetDatum(full), false};
 			v[n++] = (stat_value) {"max_rate_keys", Int32GetDatum(shorturl_max_rate_keys), false};
+		}
+	}
+
+	{
+		urlcache_figures f;
+
+		if (urlcache_stats(&f))
+		{
+			v[n++] = (stat_value) {"url_cache_hits", Int64GetDatum(f.hits), false};
+			v[n++] = (stat_value) {"url_cache_misses", Int64GetDatum(f.misses), false};
+			v[n++] = (stat_value) {"url_cache_fills", Int64GetDatum(f.fills), false};
+			v[n++] = (stat_value) {"url_cache_rejected", Int64GetDatum(f.rejected), false};
+			v[n++] = (stat_value) {"url_cache_evictions", Int64GetDatum(f.evictions), false};
+			v[n++] = (stat_value) {"url_cache_invalidations", Int64GetDatum(f.invalidations), false};
+			v[n++] = (stat_value) {"url_cache_entries", Int64GetDatum(f.entries), false};
+			v[n++] = (stat_value) {"url_cache_bytes", Int64GetDatum(f.bytes), false};
+			v[n++] = (stat_value) {"url_cache_size", Int64GetDatum(f.size), false};
 		}
 	}
 

@@ -18,6 +18,7 @@ declare -A sources=(
 	[fuzz_hll]="src/hll.c"
 	[fuzz_visitdims]=""	# it includes src/visitdims.c itself
 	[fuzz_gcra]="src/gcra.c"
+	[fuzz_tinylfu]="src/tinylfu.c"
 )
 declare -A libs=(
 	[fuzz_base62]=""
@@ -25,6 +26,7 @@ declare -A libs=(
 	[fuzz_hll]="-lxxhash -lm"
 	[fuzz_visitdims]=""
 	[fuzz_gcra]="-lm"
+	[fuzz_tinylfu]=""
 )
 
 for target in "${!sources[@]}"; do

@@ -16,6 +16,7 @@ declare -A sources=(
 	[test_hll]="src/hll.c"
 	[test_visitdims]="src/visitdims.c"
 	[test_gcra]="src/gcra.c"
+	[test_tinylfu]="src/tinylfu.c"
 )
 declare -A libs=(
 	[test_base62]=""
@@ -25,6 +26,7 @@ declare -A libs=(
 	[test_hll]="-lxxhash -lm"
 	[test_visitdims]=""
 	[test_gcra]="-lm"
+	[test_tinylfu]="-pthread"
 )
 
 for t in "${!sources[@]}"; do

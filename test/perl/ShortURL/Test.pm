@@ -44,9 +44,23 @@ sub node
 	$node->append_conf('postgresql.conf', join "\n",
 		"shared_preload_libraries = 'pg_shorturl'",
 		"log_line_prefix = '%m [%p] %b '",
+		suite_conf(),
 		@conf, '');
 	$node->start if $opt{start};
 	return $node;
+}
+
+# suite_conf returns the lines of the file PG_SHORTURL_TEST_CONF names (the
+# Makefile's SHORTURL_TEST_CONF: a run of the whole suite in another
+# configuration), which come before a test's own settings so that those win
+sub suite_conf
+{
+	my $file = $ENV{PG_SHORTURL_TEST_CONF};
+	return () unless defined $file && $file ne '';
+	open my $fh, '<', $file or die "PG_SHORTURL_TEST_CONF: cannot read $file: $!";
+	my @lines = grep { !/^\s*(#|$)/ } map { chomp; $_ } <$fh>;
+	close $fh;
+	return @lines;
 }
 
 # wait_until polls a query in a database until it returns t, for at most

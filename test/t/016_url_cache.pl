@@ -1,0 +1,187 @@
+# 016_url_cache.pl: the URL cache (src/urlcache.c) across what the SQL
+# suites cannot do: restarts, crashes, DROP and CREATE EXTENSION, a standby
+# and its promotion, and changes racing with fills under load.  Every
+# server here has a cache whatever configuration the suite runs with
+# (shorturl.url_cache_size is set last).
+#
+# - (a) the cache answers (fills, then hits), its shared memory is the size
+#   stats reports, and it starts empty after a clean restart and after a
+#   crash, answering right;
+# - (b) DROP EXTENSION and CREATE EXTENSION, in two transactions and in
+#   one, with the same codes on other URLs: the new URLs are served at once;
+# - (c) changes under load: while pgbench clients resolve 20 links, a
+#   session changes their URLs 1,500 times, each in its own transaction,
+#   and after each commit resolves the changed link: never the old URL;
+#   then every link resolves to its table URL;
+# - (d) a streaming standby neither reads nor fills the cache but resolves
+#   right, and sees a change as soon as it is replayed; promoted, it uses
+#   its cache.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use FindBin;
+use lib "$FindBin::Bin/../perl";
+use ShortURL::Test;
+
+my @conf = ("shorturl.url_cache_size = '8MB'", 'restart_after_crash = on');
+
+my $node = ShortURL::Test::node('cache', { init => { allows_streaming => 1 } }, @conf);
+$node->safe_psql('postgres', 'CREATE EXTENSION pg_shorturl');
+ok(ShortURL::Test::wait_served($node, 'postgres'), 'the worker serves postgres');
+
+# figures returns the cache's figures from shorturl.stats as a hash
+sub figures
+{
+	my ($n) = @_;
+	my @cols = qw(url_cache_hits url_cache_fills url_cache_entries url_cache_size);
+	my @v = split /\|/, ShortURL::Test::stats($n, 'postgres', join ', ', map { "coalesce($_, -1)" } @cols);
+	my %f;
+	@f{@cols} = @v;
+	return \%f;
+}
+
+# resolve_all returns how many of the codes c1 .. cN resolve to the URL the
+# table holds for them
+sub resolve_all
+{
+	my ($n) = @_;
+	return $n->safe_psql('postgres', qq{
+		SELECT count(*) FROM shorturl.links l
+		WHERE l.code ~ '^c[0-9]+\$' AND shorturl.resolve(l.code) = l.url});
+}
+
+# ---------------------------------------------------------------------
+# (a) hits, size, restart, crash
+# ---------------------------------------------------------------------
+$node->safe_psql('postgres', q{
+	SELECT count(shorturl.shorten('https://example.com/' || i, alias => 'c' || i))
+	FROM generate_series(1, 1000) i});
+my $before = figures($node);
+is(resolve_all($node), 1000, '(a) 1,000 links resolve from the table');
+is(resolve_all($node), 1000, '(a) and again');
+my $after = figures($node);
+is($after->{url_cache_fills} - $before->{url_cache_fills}, 1000, '(a) the first round filled 1,000 entries');
+cmp_ok($after->{url_cache_hits} - $before->{url_cache_hits}, '>=', 1000, '(a) the second round hit them');
+is($after->{url_cache_entries}, 1000, '(a) 1,000 entries');
+is($node->safe_psql('postgres',
+		"SELECT size = (SELECT url_cache_size FROM shorturl.stats) FROM pg_shmem_allocations WHERE name = 'pg_shorturl url cache'"),
+	't', '(a) its shared memory is the size shorturl.stats reports');
+cmp_ok($after->{url_cache_size}, '>=', 8 * 1024 * 1024, '(a) at least shorturl.url_cache_size');
+cmp_ok($after->{url_cache_size}, '<', 9 * 1024 * 1024, '(a) and not much more');
+
+$node->restart;
+is(figures($node)->{url_cache_entries}, 0, '(a) a clean restart starts the cache empty');
+is(resolve_all($node), 1000, '(a) after the restart, every link resolves');
+is(figures($node)->{url_cache_fills}, 1000, '(a) and fills the cache again');
+
+# a crash: a backend killed, every process reinitialized
+my $offset = ShortURL::Test::log_offset($node);
+my $q = ShortURL::Test::start_query($node, 'postgres', 'SELECT pg_sleep(60)');
+ok(ShortURL::Test::wait_until($node, 'postgres',
+		"SELECT count(*) = 1 FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(60)'"),
+	'(a) a backend sleeps');
+my $sleeper = $node->safe_psql('postgres',
+	"SELECT pid FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(60)'");
+kill 'KILL', $sleeper;
+$q->{h}->finish;
+ok(ShortURL::Test::wait_crash_recovered($node, 'postgres', $offset), '(a) the server reinitialized after the crash');
+is(figures($node)->{url_cache_entries}, 0, '(a) after the crash the cache is empty');
+is(resolve_all($node), 1000, '(a) and every link resolves');
+
+# ---------------------------------------------------------------------
+# (b) DROP and CREATE EXTENSION
+# ---------------------------------------------------------------------
+is($node->safe_psql('postgres', "SELECT shorturl.resolve('c1'), shorturl.resolve('c1')"),
+	'https://example.com/1|https://example.com/1', '(b) c1 is cached');
+$node->safe_psql('postgres', 'DROP EXTENSION pg_shorturl');
+$node->safe_psql('postgres', q{CREATE EXTENSION pg_shorturl;
+	SELECT shorturl.shorten('https://example.org/one', alias => 'c1')});
+is($node->safe_psql('postgres', "SELECT shorturl.resolve('c1'), shorturl.resolve('c1')"),
+	'https://example.org/one|https://example.org/one', '(b) after DROP and CREATE EXTENSION, the new URL');
+$node->safe_psql('postgres', q{BEGIN;
+	DROP EXTENSION pg_shorturl;
+	CREATE EXTENSION pg_shorturl;
+	SELECT shorturl.shorten('https://example.net/uno', alias => 'c1');
+	COMMIT});
+is($node->safe_psql('postgres', "SELECT shorturl.resolve('c1'), shorturl.resolve('c1')"),
+	'https://example.net/uno|https://example.net/uno', '(b) the same in one transaction');
+
+# ---------------------------------------------------------------------
+# (c) changes under load
+# ---------------------------------------------------------------------
+$node->safe_psql('postgres', q{
+	DROP EXTENSION pg_shorturl;
+	CREATE EXTENSION pg_shorturl;
+	SELECT count(shorturl.shorten('https://example.com/' || i || '/v0', alias => 'c' || i))
+	FROM generate_series(1, 20) i});
+$before = figures($node);
+my $bench_out = '';
+my $script = $node->basedir . '/resolve.sql';
+PostgreSQL::Test::Utils::append_to_file($script,
+	"\\set k random(1, 20)\nSELECT shorturl.resolve('c' || :k);\n");
+my $bench = IPC::Run::start(
+	[
+		$node->installed_command('pgbench'), '--no-vacuum', '--client=4', '--jobs=2',
+		'--time=60', "--file=$script", $node->connstr('postgres')
+	],
+	'<', '/dev/null', '>', \$bench_out, '2>', \$bench_out);
+ok(ShortURL::Test::wait_until($node, 'postgres',
+		"SELECT count(*) >= 4 FROM pg_stat_activity WHERE query LIKE 'SELECT shorturl.resolve(''c'' ||%'"),
+	'(c) pgbench resolves');
+my $stale = $node->safe_psql('postgres', q{
+	DO $$
+	DECLARE
+		stale int := 0;
+		c text;
+		want text;
+	BEGIN
+		FOR i IN 1 .. 1500 LOOP
+			c := 'c' || (i % 20 + 1);
+			want := 'https://example.com/' || (i % 20 + 1) || '/v' || i;
+			UPDATE shorturl.links SET url = want WHERE code = c;
+			COMMIT;
+			IF shorturl.resolve(c) IS DISTINCT FROM want THEN
+				stale := stale + 1;
+			END IF;
+			COMMIT;
+		END LOOP;
+		RAISE NOTICE 'stale %', stale;
+		CREATE TEMP TABLE stale_count AS SELECT stale;
+	END $$;
+	SELECT stale FROM stale_count});
+$bench->kill_kill;
+is($stale, '0', '(c) after each of 1,500 commits, the changed link resolved to its new URL');
+is(resolve_all($node), 20, '(c) every link resolves to its table URL');
+$after = figures($node);
+cmp_ok($after->{url_cache_hits} - $before->{url_cache_hits}, '>', 1000, '(c) pgbench was served by the cache');
+cmp_ok($after->{url_cache_fills} - $before->{url_cache_fills}, '>', 100, '(c) and the changes made it fill again');
+
+# ---------------------------------------------------------------------
+# (d) a standby, then promoted
+# ---------------------------------------------------------------------
+$node->backup('b1');
+my $standby = PostgreSQL::Test::Cluster->new('cache_standby');
+$standby->init_from_backup($node, 'b1', has_streaming => 1);
+$standby->start;
+$node->wait_for_catchup($standby);
+is(resolve_all($standby), 20, '(d) on the standby every link resolves');
+is(resolve_all($standby), 20, '(d) again');
+$after = figures($standby);
+is("$after->{url_cache_hits} $after->{url_cache_fills}", '0 0', '(d) without reading or filling the cache');
+$node->safe_psql('postgres', "UPDATE shorturl.links SET url = 'https://example.com/replayed' WHERE code = 'c1'");
+$node->wait_for_catchup($standby);
+is($standby->safe_psql('postgres', "SELECT shorturl.resolve('c1')"),
+	'https://example.com/replayed', '(d) a replayed change is seen at once');
+$standby->promote;
+ok(ShortURL::Test::wait_until($standby, 'postgres', 'SELECT NOT pg_is_in_recovery()'), '(d) promoted');
+is(resolve_all($standby), 20, '(d) promoted, every link resolves');
+is(resolve_all($standby), 20, '(d) again');
+$after = figures($standby);
+is($after->{url_cache_fills}, 20, '(d) and the promoted server fills its cache');
+cmp_ok($after->{url_cache_hits}, '>=', 20, '(d) and hits it');
+
+$standby->stop;
+$node->stop;
+done_testing();
