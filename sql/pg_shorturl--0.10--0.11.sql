@@ -8,9 +8,9 @@
 -- The URL cache's invalidation (src/urlcache.c has the protocol)
 --
 -- One trigger function for two triggers: per row before an UPDATE or a
--- DELETE it evicts the link's entry and remembers its key, which the
--- transaction evicts again just before its commit becomes visible; before
--- a TRUNCATE it does the same for the whole database.  ENABLE ALWAYS: a
+-- DELETE it remembers the link's key, which the transaction evicts just
+-- before its commit becomes visible (and until it ends, it does not use
+-- the cache); before a TRUNCATE it does the same for the whole database.  ENABLE ALWAYS: a
 -- session with session_replication_role = replica (a logical replication
 -- apply worker, pg_restore --disable-triggers aside) fires them too.  The
 -- cache is used only while links_url_cache is there and fires always, so
@@ -56,9 +56,10 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+    -- by name, not by a regclass cast, which would need USAGE on the schema
+    -- from whoever alters any table of the database
     IF EXISTS (SELECT FROM pg_catalog.pg_event_trigger_ddl_commands() c
-               WHERE c.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
-                 AND c.objid = 'shorturl.links'::pg_catalog.regclass) THEN
+               WHERE c.object_type = 'table' AND c.object_identity = 'shorturl.links') THEN
         PERFORM shorturl._url_cache_reset();
     END IF;
 END
@@ -169,7 +170,7 @@ COMMENT ON COLUMN shorturl.stats.url_cache_misses IS 'lookups the URL cache coul
 COMMENT ON COLUMN shorturl.stats.url_cache_fills IS 'links put into the URL cache after a miss (every database)';
 COMMENT ON COLUMN shorturl.stats.url_cache_rejected IS 'links not put into the full URL cache because they were asked for less often than the entry they would have replaced (every database)';
 COMMENT ON COLUMN shorturl.stats.url_cache_evictions IS 'entries pushed out of the full URL cache to make room (every database)';
-COMMENT ON COLUMN shorturl.stats.url_cache_invalidations IS 'changes to links (UPDATE, DELETE, TRUNCATE of shorturl.links) that evicted their entries (every database)';
+COMMENT ON COLUMN shorturl.stats.url_cache_invalidations IS 'links whose entries committing transactions evicted because they updated or deleted them, plus whole-database clears (a TRUNCATE, an ALTER TABLE of shorturl.links, an update script, over 10,000 links in one transaction) (every database)';
 COMMENT ON COLUMN shorturl.stats.url_cache_entries IS 'links in the URL cache now (every database)';
 COMMENT ON COLUMN shorturl.stats.url_cache_bytes IS 'bytes of the URL cache that its entries use now (every database)';
 COMMENT ON COLUMN shorturl.stats.url_cache_size IS 'bytes of shared memory the URL cache has (shorturl.url_cache_size with its index and frequency sketch); NULL when there is no cache';

@@ -95,8 +95,8 @@ COMPAT_MODULE_MAGIC("pg_shorturl", SHORTURL_VERSION);
 /*
  * The URL cache (urlcache.c), in kB: planned at 200 bytes a link (a 64-byte
  * slot, two places of its index and two 64-byte chunks of 60 bytes of code,
- * domain and URL), 64 MB hold some 335,000 links whose code, domain and URL
- * take up to 120 bytes.  0: no cache.
+ * domain and URL), 64 MB have 335,000 slots and chunks for some 320,000
+ * links whose code, domain and URL take up to 120 bytes.  0: no cache.
  */
 #define DEFAULT_URL_CACHE_SIZE_KB	(64 * 1024)
 #define MAX_URL_CACHE_SIZE_KB		(INT_MAX / 2)

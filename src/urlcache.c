@@ -27,11 +27,12 @@
  * starting after the change commits could read.  Three rules do it:
  *	1. The triggers on shorturl.links (BEFORE UPDATE OR DELETE, per row,
  *	   and BEFORE TRUNCATE; ENABLE ALWAYS, so replication roles fire them
- *	   too) evict the link's entry at once, so the changing transaction
- *	   itself never reads the old state from here, and remember the key.
- *	   At PRE_COMMIT (or PRE_PREPARE), before the commit becomes visible,
- *	   the transaction evicts every key it remembered again and advances
- *	   the generation of their partitions.
+ *	   too) remember the key.  At PRE_COMMIT (or PRE_PREPARE), before the
+ *	   commit becomes visible, the transaction evicts every key it
+ *	   remembered and advances the generation of their partitions.  Until
+ *	   it ends, a transaction that changed links neither reads nor fills
+ *	   the cache: it must see its own changes, and another session may
+ *	   have filled the old state after its trigger ran.
  *	2. A fill happens only for a row version that is the table's newest:
  *	   inserted by a committed transaction, and neither updated nor deleted
  *	   by any transaction, committed or not (xmax invalid or a lock only).
@@ -46,8 +47,9 @@
  * F gives up.  Either way no stale entry outlives M's PRE_COMMIT, which
  * comes before its commit is visible.  A transaction that aborts leaves
  * the old state current, so whatever was filled stays right.
- * A transaction with more than MAX_REMEMBERED changed links clears its
- * database's entries at PRE_COMMIT instead.  An ALTER EXTENSION UPDATE
+ * A transaction with more than MAX_REMEMBERED changed links (or a
+ * TRUNCATE, or a reset) clears its database's entries at PRE_COMMIT
+ * instead, once.  An ALTER EXTENSION UPDATE
  * script calls shorturl._url_cache_reset() (from 0.11), and so does
  * CREATE EXTENSION, which runs the same scripts: a new links table whose
  * OID happens to be an old one's never meets the old one's entries.
@@ -55,8 +57,9 @@
  * A hit still checks expiry against the clock and the blocklist against
  * the URL (resolve.c), and counts the click as a miss would: the visit
  * limit stays exact.  A hit answers with the link's newest committed
- * state, even inside a REPEATABLE READ transaction whose snapshot is
- * older (README: "URL cache").
+ * state, so transactions whose snapshot lasts (REPEATABLE READ,
+ * SERIALIZABLE, which would also miss the predicate lock of a read) do
+ * not use the cache.
  *
  * Off on a hot standby: replay applies changes without running triggers,
  * so a standby neither reads nor fills the cache (after a promotion it
@@ -96,9 +99,6 @@
 
 /* Longest code, domain and URL together that an entry holds */
 #define MAX_PAYLOAD				8192
-
-/* Victims CLOCK may take to make room for one entry */
-#define MAX_EVICTIONS			8
 
 /* Changed links a transaction remembers one by one; beyond, it clears all */
 #define MAX_REMEMBERED			10000
@@ -173,6 +173,7 @@ static struct
 	uint64	   *hashes;
 	int			n;
 	int			size;
+	bool		any;			/* links changed: the cache is not for us */
 	bool		all;			/* too many, or a TRUNCATE: clear the database */
 	bool		registered;
 } changed;
@@ -241,7 +242,15 @@ void
 urlcache_request_shmem(void)
 {
 	if (urlcache_shmem_size() == 0)
+	{
+		if (shorturl_url_cache_size != 0)
+			ereport(LOG,
+					(errmsg("pg_shorturl: shorturl.url_cache_size = %d kB is too small for a URL cache; the server runs without one",
+							shorturl_url_cache_size),
+					 errhint("The cache needs at least %d kB.",
+							 (int) ((Size) URLCACHE_PARTITIONS * 16 * PLANNED_ENTRY_BYTES / 1024 + 1))));
 		return;
+	}
 	RequestAddinShmemSpace(urlcache_shmem_size());
 	RequestNamedLWLockTranche("pg_shorturl url cache", URLCACHE_PARTITIONS);
 }
@@ -526,16 +535,18 @@ clock_victim(int part)
 
 /*
  * usable tells whether this call may use the cache for this links table:
- * it exists, the session wants it, this is no standby, and the table's
- * invalidation trigger is there and fires always (a schema before 0.11,
- * or a trigger someone disabled, turns the cache off).
+ * it exists, the session wants it, the transaction changed no link and
+ * reads with a snapshot per statement, this is no standby, and the
+ * table's invalidation trigger is there and fires always (a schema before
+ * 0.11, or a trigger someone disabled, turns the cache off).
  */
 static bool
 usable(Relation links)
 {
 	TriggerDesc *td = links->trigdesc;
 
-	if (shared == NULL || !shorturl_url_cache || RecoveryInProgress() || td == NULL)
+	if (shared == NULL || !shorturl_url_cache || changed.any ||
+		IsolationUsesXactSnapshot() || RecoveryInProgress() || td == NULL)
 		return false;
 	for (int i = 0; i < td->numtriggers; i++)
 		if (td->triggers[i].tgenabled == TRIGGER_FIRES_ALWAYS &&
@@ -639,8 +650,9 @@ urlcache_fill(const urlcache_probe *probe, const char *code, int code_len,
 	if (!probe->usable || total > MAX_PAYLOAD)
 		return;
 	need = (uint32) ((total + CHUNK_DATA - 1) / CHUNK_DATA);
-	if (need == 0)
-		need = 1;
+	/* an entry may take a sixteenth of its partition's chunks at most */
+	if (need > shared->chunks / 16)
+		return;
 	/* a test holds the fill here, between reading the row and inserting it */
 	if (shorturl_url_cache_fill_wait != 0)
 		DirectFunctionCall1(pg_advisory_xact_lock_shared_int8,
@@ -657,9 +669,11 @@ urlcache_fill(const urlcache_probe *probe, const char *code, int code_len,
 	{
 		int32		victim = clock_victim(part);
 
-		if (victim == NO_SLOT || evicted == MAX_EVICTIONS)
+		/* each victim frees a slot and a chunk at least: need + 1 make room */
+		if (victim == NO_SLOT || evicted > (int) need)
 		{
 			LWLockRelease(&locks[part].lock);
+			pg_atomic_fetch_add_u64(&shared->evictions, evicted);
 			return;
 		}
 		/* the first victim decides whether the newcomer is worth it */
@@ -725,9 +739,12 @@ urlcache_fill(const urlcache_probe *probe, const char *code, int code_len,
  * ---------------------------------------------------------------------
  */
 
-/* evict_hash removes the entries of this database with this key hash */
+/*
+ * evict_hash removes the entries of this database with this key hash and
+ * advances the partition's generation
+ */
 static void
-evict_hash(uint64 hash, bool advance)
+evict_hash(uint64 hash)
 {
 	int			part = partition_of(hash);
 	int32	   *b = buckets_of(part);
@@ -745,8 +762,7 @@ evict_hash(uint64 hash, bool advance)
 		else
 			i = (i + 1) & mask;
 	}
-	if (advance)
-		shared->part[part].gen++;
+	shared->part[part].gen++;
 	LWLockRelease(&locks[part].lock);
 }
 
@@ -787,13 +803,22 @@ urlcache_xact_callback(XactEvent event, void *arg pg_attribute_unused())
 		case XACT_EVENT_PARALLEL_PRE_COMMIT:
 		case XACT_EVENT_PRE_PREPARE:
 			if (changed.all)
+			{
 				evict_database();
+				pg_atomic_fetch_add_u64(&shared->invalidations, 1);
+			}
 			else
 			{
+				uint64		keys = 0;
+
 				qsort(changed.hashes, changed.n, sizeof(uint64), by_hash);
 				for (int i = 0; i < changed.n; i++)
 					if (i == 0 || changed.hashes[i] != changed.hashes[i - 1])
-						evict_hash(changed.hashes[i], true);
+					{
+						evict_hash(changed.hashes[i]);
+						keys++;
+					}
+				pg_atomic_fetch_add_u64(&shared->invalidations, keys);
 			}
 			changed.n = 0;
 			changed.all = false;
@@ -805,24 +830,36 @@ urlcache_xact_callback(XactEvent event, void *arg pg_attribute_unused())
 		case XACT_EVENT_PREPARE:
 			changed.n = 0;
 			changed.all = false;
+			changed.any = false;
 			break;
 	}
 }
 
-/* remember notes a change for PRE_COMMIT, and evicts its entries now */
+/* keep_away keeps this transaction away from the cache until it ends */
 static void
-remember(uint64 hash, bool all)
+keep_away(void)
 {
 	if (!changed.registered)
 	{
 		RegisterXactCallback(urlcache_xact_callback, NULL);
 		changed.registered = true;
 	}
-	pg_atomic_fetch_add_u64(&shared->invalidations, 1);
-	if (all || changed.all || changed.n >= MAX_REMEMBERED)
+	changed.any = true;
+}
+
+/*
+ * remember notes a changed link (or, with all, every link of the
+ * database) for PRE_COMMIT, and keeps the transaction away from the cache
+ */
+static void
+remember(uint64 hash, bool all)
+{
+	keep_away();
+	if (changed.all)
+		return;
+	if (all || changed.n >= MAX_REMEMBERED)
 	{
 		changed.all = true;
-		evict_database();
 		return;
 	}
 	if (changed.hashes == NULL)
@@ -836,7 +873,6 @@ remember(uint64 hash, bool all)
 		changed.hashes = repalloc(changed.hashes, changed.size * sizeof(uint64));
 	}
 	changed.hashes[changed.n++] = hash;
-	evict_hash(hash, false);
 }
 
 PG_FUNCTION_INFO_V1(shorturl_url_cache_invalidate);
@@ -882,11 +918,21 @@ shorturl_url_cache_invalidate(PG_FUNCTION_ARGS)
 	old = td->tg_trigtuple;
 	if (shared != NULL)
 	{
-		code = DatumGetTextPP(heap_getattr(old, t->links_att[LINKS_CODE], RelationGetDescr(rel), &isnull));
-		domain = DatumGetTextPP(heap_getattr(old, t->links_att[LINKS_DOMAIN], RelationGetDescr(rel), &isnull));
-		remember(key_hash(RelationGetRelid(rel), compat_rel_filenumber(rel),
-						  VARDATA_ANY(code), (int) VARSIZE_ANY_EXHDR(code),
-						  VARDATA_ANY(domain), (int) VARSIZE_ANY_EXHDR(domain)), false);
+		Datum		c = heap_getattr(old, t->links_att[LINKS_CODE], RelationGetDescr(rel), &isnull);
+		bool		domain_null;
+		Datum		d = heap_getattr(old, t->links_att[LINKS_DOMAIN], RelationGetDescr(rel), &domain_null);
+
+		/* a row without a code or domain (the owner's doing) was never cached */
+		if (!isnull && !domain_null)
+		{
+			code = DatumGetTextPP(c);
+			domain = DatumGetTextPP(d);
+			remember(key_hash(RelationGetRelid(rel), compat_rel_filenumber(rel),
+							  VARDATA_ANY(code), (int) VARSIZE_ANY_EXHDR(code),
+							  VARDATA_ANY(domain), (int) VARSIZE_ANY_EXHDR(domain)), false);
+		}
+		else
+			keep_away();
 	}
 	return PointerGetDatum(TRIGGER_FIRED_BY_UPDATE(td->tg_event) ? td->tg_newtuple : old);
 }

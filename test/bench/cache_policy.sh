@@ -19,10 +19,10 @@
 # Needs no server and no root (unless gnuplot is missing: then it installs
 # gnuplot-nox, through sudo if need be): it builds the program with gcc -O2
 # into a temporary directory and runs one process per workload, as many at
-# a time as there are cores.  Each prints its time to stderr: 12 to 45 s
+# a time as there are cores.  Each prints its time to stderr: 8 to 45 s
 # of CPU per workload (uniform, whose requests miss the CPU's caches, the
-# most), 135 s in all, so a little over a minute on 2 idle cores; other
-# work on the machine stretches it (7 minutes at a load of 8).
+# most), about 2 minutes in all, so about a minute on 2 idle cores; other
+# work on the machine stretches it (3 to 7 minutes at loads of 7 to 8).
 #
 #   BENCH_JOBS    workloads simulated at once (default: the number of cores)
 #   BENCH_OUT     the table (default test/bench/results/cache-policy-<date>.txt)

@@ -6,7 +6,7 @@
  * An input is a recipe: a width (64, 128 or 256 counters a row, asked for
  * in several ways), then up to MAX_OPS operations:
  *	- increment one of NKEYS tracked links, once or up to 16 times;
- *	- flood the sketch with up to 32 links never seen before;
+ *	- flood the sketch with up to 16 links never seen before;
  *	- give a tracked link a hash read from the input (0 and all ones
  *	  included), or increment such a hash;
  *	- skip ahead: add up to a sample to the count of increments (held below
@@ -59,13 +59,14 @@
 #define NKEYS		16
 
 /*
- * Operations an input may make, and the most increments one makes (a
- * flood), so that a run costs at most a few thousand increments: run.sh
- * runs every target two million times
+ * Operations an input may make, and the most increments one makes, so that
+ * a run costs at most 768 increments: run.sh runs every target two million
+ * times, and increments are most of a run's cost (a burst of 16 saturates
+ * a link; skipping ahead, not floods, brings aging within reach)
  */
-#define MAX_OPS		64
+#define MAX_OPS		48
 #define MAX_BURST	16
-#define MAX_FLOOD	32
+#define MAX_FLOOD	16
 
 /* The widest sketch a recipe builds, and its counters (all rows) */
 #define MAX_WIDTH	256

@@ -12,7 +12,9 @@
 # - (c) changes under load: while pgbench clients resolve 20 links, a
 #   session changes their URLs 1,500 times, each in its own transaction,
 #   and after each commit resolves the changed link: never the old URL;
-#   then every link resolves to its table URL;
+#   then every link resolves to its table URL; one UPDATE of 12,000 cached
+#   links (past the 10,000 a transaction remembers one by one) is seen for
+#   each of them;
 # - (d) a streaming standby neither reads nor fills the cache but resolves
 #   right, and sees a change as soon as it is replayed; promoted, it uses
 #   its cache.
@@ -157,6 +159,23 @@ is(resolve_all($node), 20, '(c) every link resolves to its table URL');
 $after = figures($node);
 cmp_ok($after->{url_cache_hits} - $before->{url_cache_hits}, '>', 1000, '(c) pgbench was served by the cache');
 cmp_ok($after->{url_cache_fills} - $before->{url_cache_fills}, '>', 100, '(c) and the changes made it fill again');
+
+# a transaction that changes more links than it remembers one by one
+# (10,000) clears the database's entries once, at its commit
+$node->safe_psql('postgres', q{
+	SELECT count(shorturl.shorten('https://example.com/bulk/' || i, alias => 'b' || i))
+	FROM generate_series(1, 12000) i});
+is($node->safe_psql('postgres', q{
+	SELECT count(*) FILTER (WHERE shorturl.resolve(code) = url)
+	     + count(*) FILTER (WHERE shorturl.resolve(code) = url)
+	FROM shorturl.links WHERE code ~ '^b[0-9]+$'}),
+	'24000', '(c) 12,000 links resolve, and again (cached)');
+$node->safe_psql('postgres', q{
+	UPDATE shorturl.links SET url = url || '/edited' WHERE code ~ '^b[0-9]+$'});
+is($node->safe_psql('postgres', q{
+	SELECT count(*) FROM shorturl.links
+	WHERE code ~ '^b[0-9]+$' AND url LIKE '%/edited' AND shorturl.resolve(code) = url}),
+	'12000', '(c) after one UPDATE of all 12,000, each resolves to its new URL');
 
 # ---------------------------------------------------------------------
 # (d) a standby, then promoted
