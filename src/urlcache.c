@@ -65,6 +65,10 @@
  * so a standby neither reads nor fills the cache (after a promotion it
  * starts empty).  Nothing survives a restart.
  *
+ * One concern, about 1,000 lines: the invalidation protocol works on the
+ * partitions' internals (generations, the index, eviction) that nothing
+ * else may touch, so the table and its invalidation stay in one file.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
