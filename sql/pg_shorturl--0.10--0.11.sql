@@ -1,6 +1,7 @@
 /* pg_shorturl 0.10 -> 0.11: a cache of hot links in shared memory
  * (shorturl.url_cache_size), kept right by triggers on shorturl.links, and
- * its figures in shorturl.stats. */
+ * its figures in shorturl.stats; shorturl.copied_links, where a
+ * coordinator's rebalance writes down the count each copy carries. */
 
 \echo Use "ALTER EXTENSION pg_shorturl UPDATE TO '0.11'" to load this file. \quit
 
@@ -176,6 +177,47 @@ COMMENT ON COLUMN shorturl.stats.url_cache_bytes IS 'bytes of the URL cache that
 COMMENT ON COLUMN shorturl.stats.url_cache_size IS 'bytes of shared memory the URL cache has (shorturl.url_cache_size with its index and frequency sketch); NULL when there is no cache';
 
 GRANT SELECT ON shorturl.stats TO PUBLIC;
+
+-------------------------------------------------------------------------
+-- The new shard's record of a rebalance's copies.  A coordinator copies a
+-- batch of links here through postgres_fdw, and writes down in its own
+-- journal the count each copy carried; postgres_fdw commits the copy here
+-- before the coordinator commits its journal, so a coordinator terminated
+-- between the two left copies with no record of their counts, and the
+-- run after it lost the clicks the old shard counted meanwhile.  From
+-- pg_shorturl_coordinator 0.10 on, the copy writes each link's copied
+-- count here, in the same transaction as the copy, and the journal takes
+-- it from here; forget_arrived() forgets it with the rest.
+-------------------------------------------------------------------------
+
+CREATE TABLE shorturl.copied_links (
+    id bigint PRIMARY KEY,
+    visits bigint NOT NULL CHECK (visits >= 0),
+    copied_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+
+COMMENT ON TABLE shorturl.copied_links IS
+'links a coordinator''s rebalance copied here, with the count each copy carried, until the coordinator forgets them (forget_arrived)';
+COMMENT ON COLUMN shorturl.copied_links.id IS 'the link';
+COMMENT ON COLUMN shorturl.copied_links.visits IS 'its count on the old shard that the copy carried (the clicks after it arrive with add_visits)';
+COMMENT ON COLUMN shorturl.copied_links.copied_at IS 'when it was copied';
+COMMENT ON INDEX shorturl.copied_links_pkey IS 'one row per link copied here';
+
+SELECT pg_catalog.pg_extension_config_dump('shorturl.copied_links', '');
+REVOKE ALL ON shorturl.copied_links FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION shorturl.forget_arrived(ids bigint[])
+RETURNS bigint
+LANGUAGE sql VOLATILE STRICT PARALLEL UNSAFE
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH copied AS (DELETE FROM shorturl.copied_links WHERE id = ANY (ids)),
+         gone AS (DELETE FROM shorturl.arrived_links WHERE id = ANY (ids) RETURNING 1)
+    SELECT count(*) FROM gone
+$$;
+
+COMMENT ON FUNCTION shorturl.forget_arrived(bigint[]) IS
+'shard side of a rebalance: forgets that moved links were copied here and arrived, once the coordinator is done with them';
 
 -------------------------------------------------------------------------
 -- Last, as every update script from this one on: whatever the cache holds

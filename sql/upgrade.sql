@@ -361,4 +361,14 @@ FROM shorturl.stats;
 SELECT (shorturl.update_link('ten', '{"url": "https://example.com/ten-edited"}')).url AS edited;
 SELECT shorturl.resolve('ten') AS url;
 SELECT shorturl.visits('ten') AS visits;
+-- the update also adds shorturl.copied_links, where a coordinator's
+-- rebalance writes the count each copy carried: not PUBLIC's, dumped, and
+-- forgotten by forget_arrived() with the arrival
+SELECT has_table_privilege('public', 'shorturl.copied_links', 'SELECT') AS public_reads_copies,
+       'shorturl.copied_links'::regclass = ANY (extconfig) AS dumped
+FROM pg_extension WHERE extname = 'pg_shorturl';
+INSERT INTO shorturl.copied_links (id, visits) VALUES (7001, 5), (7002, 0);
+INSERT INTO shorturl.arrived_links (id) VALUES (7001);
+SELECT shorturl.forget_arrived('{7001}') AS arrivals_forgotten;
+SELECT array_agg(id) AS copies_left FROM shorturl.copied_links;
 DROP EXTENSION pg_shorturl;

@@ -20,7 +20,7 @@
 #   again, while pgbench clicks links through the coordinator (most of them
 #   links that move): every click is served, every code ends on exactly
 #   one shard, its new owner, with exactly the clicks served, only the
-#   predicted codes moved, and no journal or moved/arrived row is left;
+#   predicted codes moved, and no journal or moved/arrived/copied row is left;
 # 5. remove a shard: the rebalance is terminated in the last step of a
 #   batch (the shards have added and forgotten the moved counts, the
 #   coordinator has not committed), then run again; it moves all the
@@ -94,7 +94,7 @@ sub count_bad
 coord(q{CREATE TABLE made (n integer PRIMARY KEY, code text COLLATE "C" UNIQUE NOT NULL,
 	url text NOT NULL, kind text NOT NULL)});
 coord(q{CREATE TABLE clicks (id bigserial PRIMARY KEY, code text COLLATE "C" NOT NULL,
-	served boolean NOT NULL)});
+	served boolean NOT NULL, at timestamptz NOT NULL DEFAULT clock_timestamp())});
 
 # click resolves codes of made through the coordinator ($times times each,
 # an SQL expression over m) and logs the clicks; returns "served|refused|wrong url"
@@ -218,14 +218,16 @@ sub plan_counts
 }
 
 # leftovers lists the rows a finished rebalance must leave nowhere: its
-# journal on the coordinator, moved_links and arrived_links on each shard
+# journal on the coordinator, moved_links, arrived_links and copied_links on
+# each shard
 sub leftovers
 {
 	my @n = ('journal ' . coord('SELECT count(*) FROM shorturl.rebalance_moves'));
 	for my $name (sort keys %shard)
 	{
 		push @n, "$name " . $shard{$name}->safe_psql('postgres',
-			q{SELECT (SELECT count(*) FROM shorturl.moved_links) || '/' || (SELECT count(*) FROM shorturl.arrived_links)});
+			q{SELECT (SELECT count(*) FROM shorturl.moved_links) || '/' || (SELECT count(*) FROM shorturl.arrived_links)
+				|| '/' || (SELECT count(*) FROM shorturl.copied_links)});
 	}
 	return join ', ', @n;
 }
@@ -233,7 +235,7 @@ sub leftovers
 # no_leftovers is what leftovers() says when nothing is left
 sub no_leftovers
 {
-	return join ', ', 'journal 0', map { "$_ 0/0" } sort keys %shard;
+	return join ', ', 'journal 0', map { "$_ 0/0/0" } sort keys %shard;
 }
 
 # ---------------------------------------------------------------------
@@ -434,6 +436,11 @@ sub last_click { return coord('SELECT coalesce(max(id), 0) FROM clicks'); }
 sub unserved
 {
 	my ($since) = @_;
+	# (a click not served is shown with its time and the rebalance's)
+	my $late = coord("SELECT string_agg(format('not served: %s at %s (rebalance started %s, finished %s)',
+		c.code, c.at, r.started_at, r.finished_at), E'\n')
+		FROM clicks c, shorturl.rebalance_state r WHERE c.id > $since AND NOT c.served");
+	diag($late) if $late ne '';
 	return coord("SELECT count(*) FILTER (WHERE NOT served) || ' of ' || count(*) FROM clicks WHERE id > $since");
 }
 
@@ -478,7 +485,7 @@ cmp_ok($planned, '<=', $n_predicted - $moved_at_kill + $kill_batch,
 # done: nothing due, nothing half moved anywhere
 is(coord('SELECT pending, moved = planned, running_pid IS NULL FROM shorturl.rebalance_state'), 'f|t|t',
 	'the rebalance is done and none is due');
-is(leftovers(), no_leftovers(), 'no journal row, moved_links or arrived_links row (moved/arrived) is left');
+is(leftovers(), no_leftovers(), 'no journal row, moved_links, arrived_links or copied_links row (moved/arrived/copied) is left');
 
 # dropped tells where lost clicks went, if any: a shard drops the clicks of
 # a link deleted before they were flushed (here only moves delete links)
@@ -551,7 +558,7 @@ is(coord(q{SELECT count(*) FROM pg_foreign_server WHERE srvname = 'shorturl_shar
 is(coord('SELECT pending FROM shorturl.rebalance_state'), 'f', 'no rebalance is due');
 my $stale = coord(q{SELECT string_agg(source || '>' || target || ':' || n, ' ') FROM
 	(SELECT source, target, count(*) AS n FROM shorturl.rebalance_moves GROUP BY 1, 2) j});
-is(leftovers(), no_leftovers(), 'no journal row, moved_links or arrived_links row (moved/arrived) is left')
+is(leftovers(), no_leftovers(), 'no journal row, moved_links, arrived_links or copied_links row (moved/arrived/copied) is left')
   or diag("journal rows left: $stale");
 delete $shard{bravo};
 $after = check_cluster('after removing bravo');
@@ -586,7 +593,7 @@ $clicks_before = last_click();
 is($error, '', 'the rebalance to delta completes without error');
 $not_served = unserved($clicks_before);
 like($not_served, qr/^0 of [1-9]/, "every click during it was served ($not_served not)");
-is(leftovers(), no_leftovers(), 'no journal row, moved_links or arrived_links row (moved/arrived) is left');
+is(leftovers(), no_leftovers(), 'no journal row, moved_links, arrived_links or copied_links row (moved/arrived/copied) is left');
 $after = check_cluster('after delta weighs 3');
 diag(dropped());
 check_shares('delta weighing 3', $after);

@@ -43,16 +43,8 @@ use ShortURL::Test;
 # ---------------------------------------------------------------------
 # 1. A 0.6 cluster, updated
 # ---------------------------------------------------------------------
-my %shard;
-for my $name (qw(alpha bravo charlie))
-{
-	my $node = ShortURL::Test::node($name, "shorturl.flush_interval = '1h'");
-	$node->safe_psql('postgres', q{CREATE EXTENSION pg_shorturl VERSION '0.6'});
-	ShortURL::Test::wait_served($node, 'postgres') or die "no worker serves shard $name";
-	$shard{$name} = $node;
-}
-my $coord = ShortURL::Test::node('coord');
-$coord->safe_psql('postgres', q{CREATE EXTENSION pg_shorturl_coordinator VERSION '0.6' CASCADE});
+my %shard = map { $_ => ShortURL::Test::shard_at($_, '0.6', "shorturl.flush_interval = '1h'") } qw(alpha bravo charlie);
+my $coord = ShortURL::Test::coordinator_at('coord', '0.6');
 
 sub co { return $coord->safe_psql('postgres', $_[0]); }
 sub co_error { return ShortURL::Test::sql_error($coord, 'postgres', $_[0]); }

@@ -51,16 +51,8 @@ my $t_start = time;
 # ---------------------------------------------------------------------
 # 1. A 0.7 cluster, updated
 # ---------------------------------------------------------------------
-my %shard;
-for my $name (qw(alpha bravo))
-{
-	my $node = ShortURL::Test::node($name, "shorturl.flush_interval = '200ms'");
-	$node->safe_psql('postgres', q{CREATE EXTENSION pg_shorturl VERSION '0.7'});
-	ShortURL::Test::wait_served($node, 'postgres') or die "no worker serves shard $name";
-	$shard{$name} = $node;
-}
-my $coord = ShortURL::Test::node('coord');
-$coord->safe_psql('postgres', q{CREATE EXTENSION pg_shorturl_coordinator VERSION '0.7' CASCADE});
+my %shard = map { $_ => ShortURL::Test::shard_at($_, '0.7', "shorturl.flush_interval = '200ms'") } qw(alpha bravo);
+my $coord = ShortURL::Test::coordinator_at('coord', '0.7');
 
 sub co { return $coord->safe_psql('postgres', $_[0]); }
 sub co_error { return ShortURL::Test::sql_error($coord, 'postgres', $_[0]); }
@@ -405,7 +397,7 @@ $shard{bravo}->safe_psql('postgres', 'CREATE DATABASE spare');
 $shard{bravo}->safe_psql('spare', 'CREATE EXTENSION pg_shorturl');
 co(q{SELECT shorturl.add_shard('spare', '} . ShortURL::Test::conninfo($shard{bravo}, 'spare') . q{')});
 my $spare_tables = q{SELECT count(*) FROM pg_class WHERE relnamespace = 'shorturl_remote'::regnamespace AND relname LIKE 'spare\_%'};
-is(co($spare_tables), 10, 'add_shard made ten foreign tables, four of them for analytics and one for the blocklist');
+is(co($spare_tables), 11, 'add_shard made eleven foreign tables, four of them for analytics, one for the blocklist and one for copied counts');
 co(q{SELECT shorturl.remove_shard('spare'); SET client_min_messages = error; SELECT shorturl.forget_shard('spare')});
 is(co($spare_tables), 0, 'forget_shard dropped them all');
 

@@ -11,7 +11,7 @@
 #    resolve() and link_status() with their grantors and grant options,
 #    recorded as the DBA's (pg_dump keeps them), each shard has its
 #    blocklist foreign table, not a member of the extension, and the
-#    coordinator has the objects of a fresh one;
+#    coordinator has the objects of a fresh 0.9 one;
 # 2. the scan guard through the coordinator: resolve() and link_status()
 #    pass the client; each unknown code is one miss on the shard its key
 #    routes to, so the guard is each shard's: a scanner makes 5 misses on
@@ -65,16 +65,8 @@ my @shard_conf = ("shorturl.flush_interval = '200ms'", "shorturl.scan_limit = $s
 # ---------------------------------------------------------------------
 # 1. A 0.8 cluster, updated
 # ---------------------------------------------------------------------
-my %shard;
-for my $name (qw(alpha bravo))
-{
-	my $node = ShortURL::Test::node($name, @shard_conf);
-	$node->safe_psql('postgres', q{CREATE EXTENSION pg_shorturl VERSION '0.8'});
-	ShortURL::Test::wait_served($node, 'postgres') or die "no worker serves shard $name";
-	$shard{$name} = $node;
-}
-my $coord = ShortURL::Test::node('coord');
-$coord->safe_psql('postgres', q{CREATE EXTENSION pg_shorturl_coordinator VERSION '0.8' CASCADE});
+my %shard = map { $_ => ShortURL::Test::shard_at($_, '0.8', @shard_conf) } qw(alpha bravo);
+my $coord = ShortURL::Test::coordinator_at('coord', '0.8');
 
 sub co { return $coord->safe_psql('postgres', $_[0]); }
 sub co_error { return ShortURL::Test::sql_error($coord, 'postgres', $_[0]); }
@@ -138,7 +130,7 @@ is(co(q{SELECT string_agg(c.relname || '=' || (d.objid IS NOT NULL), ' ' ORDER B
 	'each shard has its blocklist foreign table, not a member of the extension');
 
 co('CREATE DATABASE fresh');
-$coord->safe_psql('fresh', 'CREATE EXTENSION pg_shorturl_coordinator CASCADE');
+$coord->safe_psql('fresh', q{CREATE EXTENSION pg_shorturl_coordinator VERSION '0.9' CASCADE});
 my $objects = q{SELECT string_agg(pg_describe_object(classid, objid, 0), E'\n' ORDER BY 1)
 	FROM pg_depend WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e'
 	  AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'pg_shorturl_coordinator')};

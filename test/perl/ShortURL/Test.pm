@@ -389,9 +389,17 @@ sub sql_error
 sub shard
 {
 	my ($name, @conf) = @_;
+	return shard_at($name, undef, @conf);
+}
+
+# shard_at is shard() with pg_shorturl at a version (undef: the default),
+# for the tests that update a cluster
+sub shard_at
+{
+	my ($name, $version, @conf) = @_;
 	my $node = node($name, @conf);
 
-	$node->safe_psql('postgres', 'CREATE EXTENSION pg_shorturl');
+	$node->safe_psql('postgres', 'CREATE EXTENSION pg_shorturl' . (defined $version ? " VERSION '$version'" : ''));
 	wait_served($node, 'postgres') or die "no worker serves shard $name";
 	return $node;
 }
@@ -402,9 +410,17 @@ sub shard
 sub coordinator
 {
 	my ($name, @conf) = @_;
+	return coordinator_at($name, undef, @conf);
+}
+
+# coordinator_at is coordinator() with pg_shorturl_coordinator at a version
+sub coordinator_at
+{
+	my ($name, $version, @conf) = @_;
 	my $node = node($name, @conf);
 
-	$node->safe_psql('postgres', 'CREATE EXTENSION pg_shorturl_coordinator CASCADE');
+	$node->safe_psql('postgres',
+		'CREATE EXTENSION pg_shorturl_coordinator' . (defined $version ? " VERSION '$version'" : '') . ' CASCADE');
 	return $node;
 }
 
