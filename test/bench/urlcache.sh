@@ -27,6 +27,10 @@
 #                    PGOPTIONS='-c shorturl.url_cache=off' for the run
 #                    (the session neither reads nor fills the cache)
 #   resolve_cache    SELECT shorturl.resolve($1), the cache on (default)
+#   floor            SELECT $1::text, on the hot workload only: the round
+#                    trip, parse-free execution and the row sent back with
+#                    no table at all, the most any lookup could gain over
+#                    the plain SELECT on this machine
 #
 # Every case is a pgbench run (-M prepared, over the Unix socket); every
 # round runs every case once, in an order that rotates from round to round;
@@ -262,6 +266,7 @@ for w in $(printf '%s\n' "${WORKLOADS[@]}" "${SMALL_WORKLOADS[@]}" "${SWEEP_WORK
 \\set c $((FIRST_CODE + 1)) + permute(:r, $links, $SEED)"
 	printf '%s\nSELECT url FROM bench.plain WHERE code = :c;\n' "$keys" >"$S/$w.plain.sql"
 	printf '%s\nSELECT shorturl.resolve(:c);\n' "$keys" >"$S/$w.resolve.sql"
+	printf '%s\nSELECT :c::text;\n' "$keys" >"$S/$w.floor.sql"
 	# the prewarm's: BATCH resolve() calls per statement
 	for ((i = 1; i <= BATCH; i++)); do
 		printf '\\set r%d %s\n\\set c%d %d + permute(:r%d, %d, %d)\n' "$i" "$(pick_of "$w")" "$i" $((FIRST_CODE + 1)) "$i" "$links" "$SEED"
@@ -285,6 +290,7 @@ add_case() { phases+=("$1"); works+=("$2"); kinds+=("$3"); plain_ids+=("$4"); se
 for w in "${WORKLOADS[@]}"; do
 	k=${#kinds[@]}
 	for kind in plain resolve_nocache resolve_cache; do add_case 1 "$w" "$kind" "$k" $((k + 1)); done
+	[ "$w" != hot ] || add_case 1 "$w" floor "$k" $((k + 1))
 done
 for w in "${SMALL_WORKLOADS[@]}"; do
 	k=${#kinds[@]}
@@ -369,6 +375,7 @@ pgb() {
 	local tps tx p99 mean h0 m0 f0 r0 e0 i0 x0 h1 m1 f1 r1 e1 i1 x1 hits misses cpu0 cpu1 cl0 cl1
 	case $kind in
 	plain) file=$S/$w.plain.sql ;;
+	floor) file=$S/$w.floor.sql ;;
 	resolve_nocache) file=$S/$w.resolve.sql opts='-c shorturl.url_cache=off' ;;
 	*) file=$S/$w.resolve.sql ;;
 	esac
@@ -529,6 +536,7 @@ WITH r AS (
 )
 SELECT m.id, m.phase, m.workload, m.kind, m.rounds,
        CASE m.kind WHEN 'plain' THEN 'SELECT url FROM bench.plain WHERE code = $1'
+                   WHEN 'floor' THEN 'SELECT $1::text (no table: the floor)'
                    WHEN 'resolve_nocache' THEN 'resolve($1), url_cache = off'
                    WHEN 'resolve_cache' THEN 'resolve($1), url_cache = on'
                    WHEN 'c_plain' THEN 'SELECT url FROM bench.plain WHERE code = $1'
@@ -624,6 +632,9 @@ JOIN bench.pgb_report p ON p.id = c.plain_id JOIN bench.pgb_report s ON s.id = c
 WHERE r.kind = 'resolve_cache' AND r.workload IN ('hot', 'zipf1.001', 'uniform') ORDER BY r.phase, r.id;
 SELECT format('  (no goal) resolve with the cache, %-10s %s x plain, %s x nocache', workload || ':', "x plain", "x nocache")
 FROM bench.pgb_report WHERE kind = 'resolve_cache' AND workload NOT IN ('hot', 'zipf1.001', 'uniform') ORDER BY phase, id;
+SELECT format('  the floor, SELECT \$1::text with no table: %s x the plain SELECT (by CPU per tx: %s x): no lookup can beat the plain SELECT by more on this machine',
+              "x plain", "x plain by CPU")
+FROM bench.pgb_report WHERE kind = 'floor';
 SELECT format('  Redis anchor, %s: resolve with the cache %s x the Redis mix (%s vs %s TPS; by CPU per tx: %s x); hit rates: URL cache %s %%, Redis %s %%',
               r.workload, round((1 / x.second_raw)::numeric, 2), r."median TPS", x."median TPS",
               round((1 / x.second_cpu_raw)::numeric, 2), r."hit %", x."hit %")
