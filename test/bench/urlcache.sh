@@ -423,7 +423,7 @@ pgb() {
 # widest W... prints the workload of those that asks for the most links:
 # uniform, else the Zipf with the smallest exponent, else none (hot)
 widest() {
-	printf '%s\n' "$@" | grep -v '^hot$' | sed 's/^uniform$/zipf0/' | sort -t f -k2 -g | head -n1 | sed 's/^zipf0$/uniform/'
+	printf '%s\n' "$@" | { grep -v '^hot$' || true; } | sed 's/^uniform$/zipf0/' | sort -t f -k2 -g | head -n1 | sed 's/^zipf0$/uniform/'
 }
 
 # prewarm_phase P fills the cache before the phase's rounds, once: the
