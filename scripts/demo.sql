@@ -80,6 +80,21 @@ SELECT mode, pending_links, pending_visits, flushes, flushed_visits, worker_pid 
 FROM shorturl.stats;
 
 \echo
+\echo '--- the URL cache: hot links answered from shared memory, and never stale ---'
+SELECT shorturl.shorten('https://example.com/cache-demo') AS cached_code \gset
+SELECT url_cache_hits AS hits_before, url_cache_misses AS misses_before FROM shorturl.stats \gset
+SELECT count(shorturl.resolve(:'cached_code')) AS lookups FROM generate_series(1, 1000);
+SELECT url_cache_hits - :hits_before AS hits, url_cache_misses - :misses_before AS misses,
+       url_cache_entries AS entries, pg_size_pretty(url_cache_size) AS cache_size
+FROM shorturl.stats;
+\echo 'an edit is seen by the next statement, with no invalidation code in the application:'
+SELECT url FROM shorturl.update_link(:'cached_code', '{"url": "https://example.com/cache-demo-edited"}');
+SELECT shorturl.resolve(:'cached_code') AS resolves_to;
+\echo 'and Prometheus sees the hit rate (shorturl.metrics(), or postgres_exporter):'
+SELECT l AS metric FROM regexp_split_to_table(shorturl.metrics(), E'\n') l
+WHERE l ~ '^shorturl_url_cache_(hits|misses)_total';
+
+\echo
 \echo '--- managing links: an owner, an edit with PATCH semantics, a takedown, a QR code ---'
 SELECT shorturl.shorten('https://example.com/team', owner => 'acme', title => 'Team page',
                         tags => ARRAY['about']) AS team \gset

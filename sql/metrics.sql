@@ -129,7 +129,16 @@ FROM stats_now s, links_now l, LATERAL (VALUES
     ('shorturl_rate_keys', s.rate_keys),
     ('shorturl_rate_keys_reclaimed_total', s.rate_keys_reclaimed),
     ('shorturl_rate_keys_full_total', s.rate_keys_full),
-    ('shorturl_max_rate_keys', s.max_rate_keys)) e(name, value);
+    ('shorturl_max_rate_keys', s.max_rate_keys),
+    ('shorturl_url_cache_hits_total', s.url_cache_hits),
+    ('shorturl_url_cache_misses_total', s.url_cache_misses),
+    ('shorturl_url_cache_fills_total', s.url_cache_fills),
+    ('shorturl_url_cache_rejected_total', s.url_cache_rejected),
+    ('shorturl_url_cache_evictions_total', s.url_cache_evictions),
+    ('shorturl_url_cache_invalidations_total', s.url_cache_invalidations),
+    ('shorturl_url_cache_entries', s.url_cache_entries),
+    ('shorturl_url_cache_used_bytes', s.url_cache_bytes),
+    ('shorturl_url_cache_size_bytes', s.url_cache_size)) e(name, value);
 
 -- Each metric: its type; a HELP and a TYPE line before its sample; the
 -- counters, and only they, named _total; its labels; its value what
@@ -182,11 +191,29 @@ CREATE EXTENSION pg_shorturl;
 -- the datname label escaped per the format, the mode sync
 SELECT l AS line FROM regexp_split_to_table(shorturl.metrics(), E'\n') l
 WHERE l LIKE 'shorturl\_mode\_info{%';
--- shorturl.stats is NULL in sync mode but for the rate-limit table: 25
--- metrics are NaN; the others say what shorturl.stats and the statistics
--- system say
+-- shorturl.stats is NULL in sync mode but for the rate-limit table and
+-- the URL cache (the server's): 25 metrics are NaN; the others say what
+-- shorturl.stats and the statistics system say
 SELECT count(*) AS nan FROM regexp_split_to_table(shorturl.metrics(), E'\n') l
-WHERE l LIKE '% NaN';
+WHERE l LIKE '% NaN' AND l NOT LIKE 'shorturl\_url\_cache\_%';
+-- the URL cache's nine: the server's figures, NaN only where it has no
+-- cache (the suite runs with and without one)
+SELECT count(*) AS url_cache_metrics,
+       bool_and(v[2]::float8 = coalesce((CASE v[1]
+           WHEN 'shorturl_url_cache_hits_total' THEN s.url_cache_hits
+           WHEN 'shorturl_url_cache_misses_total' THEN s.url_cache_misses
+           WHEN 'shorturl_url_cache_fills_total' THEN s.url_cache_fills
+           WHEN 'shorturl_url_cache_rejected_total' THEN s.url_cache_rejected
+           WHEN 'shorturl_url_cache_evictions_total' THEN s.url_cache_evictions
+           WHEN 'shorturl_url_cache_invalidations_total' THEN s.url_cache_invalidations
+           WHEN 'shorturl_url_cache_entries' THEN s.url_cache_entries
+           WHEN 'shorturl_url_cache_used_bytes' THEN s.url_cache_bytes
+           WHEN 'shorturl_url_cache_size_bytes' THEN s.url_cache_size END)::float8, 'NaN'))
+         AS equal_stats,
+       bool_and((v[2] = 'NaN') = (s.url_cache_size IS NULL)) AS nan_iff_no_cache
+FROM shorturl.stats s, regexp_split_to_table(shorturl.metrics(), E'\n') l,
+     regexp_match(l, '^(shorturl_url_cache_[a-z_]+)\{.*\} (.*)$') v
+WHERE v IS NOT NULL;
 SELECT v[1] AS name, v[2]::float8 = CASE v[1]
            WHEN 'shorturl_mode_info' THEN 1
            WHEN 'shorturl_links' THEN pg_stat_get_live_tuples('shorturl.links'::regclass)
@@ -196,7 +223,7 @@ SELECT v[1] AS name, v[2]::float8 = CASE v[1]
            WHEN 'shorturl_max_rate_keys' THEN s.max_rate_keys END AS equals_stats
 FROM shorturl.stats s, regexp_split_to_table(shorturl.metrics(), E'\n') l,
      regexp_match(l, '^([a-z_]+)\{.*\} (.*)$') v
-WHERE v[2] <> 'NaN'
+WHERE v[2] <> 'NaN' AND v[1] NOT LIKE 'shorturl\_url\_cache\_%'
 ORDER BY 1;
 \c contrib_regression
 DROP DATABASE :"sync_db";

@@ -337,15 +337,15 @@ SELECT (regexp_match(shorturl.metrics(),
        = (SELECT flushed_visits FROM shorturl.stats) AS metrics_agree;
 DROP EXTENSION pg_shorturl;
 
--- 0.10, the last version that landed, reaches 0.11 with ALTER EXTENSION
--- UPDATE.  A 0.11 library serving a 0.10 schema finds no invalidation
--- trigger, so it leaves the cache alone; the update adds the triggers
--- (firing always) and the cache's columns of shorturl.stats, and an edit
--- made after it is seen at once by a link the cache holds.
+-- 0.10 reaches 0.11 with ALTER EXTENSION UPDATE.  A library of 0.11 or
+-- later serving a 0.10 schema finds no invalidation trigger, so it leaves
+-- the cache alone; the update adds the triggers (firing always) and the
+-- cache's columns of shorturl.stats, and an edit made after it is seen at
+-- once by a link the cache holds.
 CREATE EXTENSION pg_shorturl VERSION '0.10';
 SELECT shorturl.shorten('https://example.com/ten', alias => 'ten') AS code;
 SELECT count(shorturl.resolve('ten')) AS clicks FROM generate_series(1, 3);
-ALTER EXTENSION pg_shorturl UPDATE;
+ALTER EXTENSION pg_shorturl UPDATE TO '0.11';
 SELECT extversion FROM pg_extension WHERE extname = 'pg_shorturl';
 SELECT tgname, tgenabled FROM pg_trigger
 WHERE tgrelid = 'shorturl.links'::regclass AND tgname LIKE 'links_url_cache%' ORDER BY tgname;
@@ -371,4 +371,25 @@ INSERT INTO shorturl.copied_links (id, visits) VALUES (7001, 5), (7002, 0);
 INSERT INTO shorturl.arrived_links (id) VALUES (7001);
 SELECT shorturl.forget_arrived('{7001}') AS arrivals_forgotten;
 SELECT array_agg(id) AS copies_left FROM shorturl.copied_links;
+DROP EXTENSION pg_shorturl;
+
+-- 0.11, the last version that landed, reaches 0.12 with ALTER EXTENSION
+-- UPDATE: shorturl.metrics() gains the URL cache's nine metrics, equal to
+-- the columns of shorturl.stats (NaN where there is no cache), and keeps
+-- its grants: pg_monitor's, not PUBLIC's.
+CREATE EXTENSION pg_shorturl VERSION '0.11';
+SELECT count(*) AS cache_metrics_before FROM regexp_split_to_table(shorturl.metrics(), E'\n') l
+WHERE l LIKE 'shorturl\_url\_cache\_%{%';
+ALTER EXTENSION pg_shorturl UPDATE;
+SELECT extversion FROM pg_extension WHERE extname = 'pg_shorturl';
+-- (metrics checks every value against shorturl.stats; here, one)
+SELECT count(*) AS cache_metrics,
+       bool_and(v[1] <> 'shorturl_url_cache_size_bytes'
+                OR v[2]::float8 = coalesce(s.url_cache_size::float8, 'NaN')) AS size_equals_stats
+FROM shorturl.stats s, regexp_split_to_table(shorturl.metrics(), E'\n') l,
+     regexp_match(l, '^(shorturl_url_cache_[a-z_]+)\{.*\} (.*)$') v
+WHERE v IS NOT NULL;
+SELECT has_function_privilege('public', 'shorturl.metrics()', 'EXECUTE') AS public_metrics,
+       has_function_privilege('pg_monitor', 'shorturl.metrics()', 'EXECUTE') AS monitor_metrics,
+       obj_description('shorturl.metrics()'::regprocedure, 'pg_proc') IS NOT NULL AS commented;
 DROP EXTENSION pg_shorturl;

@@ -75,7 +75,16 @@ my %from_stats = (
 	shorturl_rate_keys                    => 's.rate_keys',
 	shorturl_rate_keys_reclaimed_total    => 's.rate_keys_reclaimed',
 	shorturl_rate_keys_full_total         => 's.rate_keys_full',
-	shorturl_max_rate_keys                => 's.max_rate_keys');
+	shorturl_max_rate_keys                => 's.max_rate_keys',
+	shorturl_url_cache_hits_total         => 's.url_cache_hits',
+	shorturl_url_cache_misses_total       => 's.url_cache_misses',
+	shorturl_url_cache_fills_total        => 's.url_cache_fills',
+	shorturl_url_cache_rejected_total     => 's.url_cache_rejected',
+	shorturl_url_cache_evictions_total    => 's.url_cache_evictions',
+	shorturl_url_cache_invalidations_total => 's.url_cache_invalidations',
+	shorturl_url_cache_entries            => 's.url_cache_entries',
+	shorturl_url_cache_used_bytes         => 's.url_cache_bytes',
+	shorturl_url_cache_size_bytes         => 's.url_cache_size');
 
 # Exporters still running, for the END block
 my @running;
