@@ -82,8 +82,10 @@ FROM shorturl.stats;
 \echo
 \echo '--- the URL cache: hot links answered from shared memory, and never stale ---'
 SELECT shorturl.shorten('https://example.com/cache-demo') AS cached_code \gset
-SELECT url_cache_hits AS hits_before, url_cache_misses AS misses_before FROM shorturl.stats \gset
+SELECT coalesce(url_cache_hits, 0) AS hits_before, coalesce(url_cache_misses, 0) AS misses_before
+FROM shorturl.stats \gset
 SELECT count(shorturl.resolve(:'cached_code')) AS lookups FROM generate_series(1, 1000);
+-- (without a cache, shorturl.url_cache_size = 0, its figures are NULL)
 SELECT url_cache_hits - :hits_before AS hits, url_cache_misses - :misses_before AS misses,
        url_cache_entries AS entries, pg_size_pretty(url_cache_size) AS cache_size
 FROM shorturl.stats;
