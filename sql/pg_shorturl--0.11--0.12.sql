@@ -1,6 +1,7 @@
 /* pg_shorturl 0.11 -> 0.12: the URL cache's figures in shorturl.metrics()
  * (and in monitoring/postgres_exporter.yaml), so that a Prometheus server
- * sees the cache's hit rate. */
+ * sees the cache's hit rate; a deleted link's shorturl.copied_links row
+ * goes with it. */
 
 \echo Use "ALTER EXTENSION pg_shorturl UPDATE TO '0.12'" to load this file. \quit
 
@@ -116,3 +117,70 @@ CROSS JOIN LATERAL (VALUES
 ) m(name, type, value, labels, help)
 $$;
 
+-------------------------------------------------------------------------
+-- A copy's record goes with its link
+--
+-- shorturl.copied_links tells a coordinator's rebalance what count a copy
+-- carried here.  forget_arrived() clears it once the move is done; but a
+-- copy whose move never got journaled (the rebalance cancelled or timed
+-- out in the copy's commit) may leave again instead, taken back to the
+-- shard it came from by a rerun under a changed shard map, and its row
+-- stayed: the day the link moved here for good, the rebalance took the
+-- stale row for its copy's count (too low, so the new shard got the clicks
+-- since then twice) and did not copy its analytics.  A link deleted here,
+-- by a move away or by a user, now takes its row along.
+-------------------------------------------------------------------------
+
+CREATE OR REPLACE FUNCTION shorturl.links_deleted()
+RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT shorturl._moving() THEN
+        INSERT INTO shorturl.retired_codes (code, domain)
+        SELECT code, domain FROM gone WHERE is_alias
+        ON CONFLICT DO NOTHING;
+    END IF;
+    DELETE FROM shorturl.visit_counts WHERE link_id IN (SELECT id FROM gone);
+    DELETE FROM shorturl.pending_visits WHERE link_id IN (SELECT id FROM gone);
+    DELETE FROM shorturl.link_visits_hourly WHERE link_id IN (SELECT id FROM gone);
+    DELETE FROM shorturl.link_visits_daily WHERE link_id IN (SELECT id FROM gone);
+    DELETE FROM shorturl.link_visits_breakdown WHERE link_id IN (SELECT id FROM gone);
+    DELETE FROM shorturl.link_visitors_daily WHERE link_id IN (SELECT id FROM gone);
+    DELETE FROM shorturl.copied_links WHERE id IN (SELECT id FROM gone);
+    RETURN NULL;
+END
+$$;
+
+COMMENT ON FUNCTION shorturl.links_deleted() IS
+'trigger on shorturl.links: retires the aliases of deleted links (not of links moving away) and deletes their counts, analytics and copy records';
+
+CREATE OR REPLACE FUNCTION shorturl.links_truncated()
+RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    INSERT INTO shorturl.retired_codes (code, domain)
+    SELECT code, domain FROM shorturl.links WHERE is_alias
+    ON CONFLICT DO NOTHING;
+    TRUNCATE shorturl.visit_counts, shorturl.pending_visits, shorturl.link_visits_hourly,
+             shorturl.link_visits_daily, shorturl.link_visits_breakdown, shorturl.link_visitors_daily,
+             shorturl.copied_links;
+    RETURN NULL;
+END
+$$;
+
+COMMENT ON FUNCTION shorturl.links_truncated() IS
+'trigger on shorturl.links: retires every alias and empties the counts, analytics and copy records before a TRUNCATE';
+
+COMMENT ON TABLE shorturl.copied_links IS
+'links a coordinator''s rebalance copied here, with the count each copy carried, until the coordinator forgets them (forget_arrived) or the link leaves (deleted, or moved away)';
+
+-------------------------------------------------------------------------
+-- Last, as every update script from 0.11 on: whatever the cache holds
+-- for this database was read under the old definitions.
+-------------------------------------------------------------------------
+
+SELECT shorturl._url_cache_reset();

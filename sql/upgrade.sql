@@ -392,4 +392,18 @@ WHERE v IS NOT NULL;
 SELECT has_function_privilege('public', 'shorturl.metrics()', 'EXECUTE') AS public_metrics,
        has_function_privilege('pg_monitor', 'shorturl.metrics()', 'EXECUTE') AS monitor_metrics,
        obj_description('shorturl.metrics()'::regprocedure, 'pg_proc') IS NOT NULL AS commented;
+-- and a link deleted here, or moved away, takes its copy record along (a
+-- stale one made a later rebalance take a wrong count): by a delete, by a
+-- move_out(), by a TRUNCATE
+SELECT shorturl.shorten('https://example.com/eleven-' || g, alias => 'eleven-' || g) AS code
+FROM generate_series(1, 3) g;
+INSERT INTO shorturl.copied_links (id, visits)
+SELECT id, 3 FROM shorturl.links WHERE code LIKE 'eleven-%';
+INSERT INTO shorturl.copied_links (id, visits) VALUES (7003, 1);
+SELECT shorturl.delete_link('eleven-1') AS deleted,
+       shorturl.move_out(ARRAY(SELECT id FROM shorturl.links WHERE code = 'eleven-2')) AS moved;
+SELECT count(*) AS copies_left, count(*) FILTER (WHERE id = 7003) AS unrelated_left
+FROM shorturl.copied_links;
+TRUNCATE shorturl.links;
+SELECT count(*) AS copies_after_truncate FROM shorturl.copied_links;
 DROP EXTENSION pg_shorturl;
