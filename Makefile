@@ -100,6 +100,12 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
+# PGXS tracks no header dependencies (unless the server was configured with
+# --enable-depend): every object is rebuilt when one of our headers
+# changes, so a struct that grew in one never meets an object compiled
+# with its old layout (shared memory read at the wrong offsets).
+$(OBJS): $(wildcard $(srcdir)/src/*.h)
+
 # make dist: the PGXN source archive pg_shorturl-<version>.zip of the
 # committed tree (HEAD: commit first), with META.json at the root of its
 # one directory, written to DIST_DIR (default: here).  test/meta/run.sh

@@ -15,10 +15,11 @@
  *	  flushed, so a visitor seen twice between flushes costs one entry.
  * Both are PostgreSQL shared hash tables of fixed size, partitioned as the
  * lock manager's is: a partition's LWLock in shared mode to bump an entry
- * (its counts are atomics), exclusive to add one.  When a table is full, a
- * value goes to its dimension's "other" entry, and when that cannot be
- * made either, the click's dimension is not kept (counted in
- * shorturl.stats); the link's count never depends on any of it.
+ * (its counts are atomics), exclusive to add one.  When the dimensions'
+ * table is fifteen sixteenths full, a value goes to its dimension's "other"
+ * entry (the rest is kept for those), and when that cannot be made either,
+ * the click's dimension is not kept (counted in shorturl.stats); the
+ * link's count never depends on any of it.
  *
  * The flush (flush.c calls analytics_flush() in its transaction) takes
  * every entry of the database out of both tables (a copy under every
@@ -105,9 +106,23 @@ typedef struct visitor_key
 	uint64		vhash;
 } visitor_key;
 
+/*
+ * How many entries each table has.  A fixed-size shared hash table that is
+ * full refuses a new entry only after looking through every freelist, each
+ * under its spinlock, so a click checks these first.  The last sixteenth of
+ * the dimension table is kept for "other" entries: a value that finds no
+ * room is then counted as its dimension's "other" rather than lost.
+ */
+typedef struct analytics_counts
+{
+	pg_atomic_uint32 ndims;
+	pg_atomic_uint32 nvisitors;
+} analytics_counts;
+
 static HTAB *dims = NULL;
 static HTAB *visitors = NULL;
 static LWLockPadded *locks = NULL;
+static analytics_counts *counts = NULL;
 
 /* What the flush of the current transaction took, to give back at abort */
 static struct
@@ -134,8 +149,9 @@ static SPIPlanPtr plan_visitors;
 Size
 analytics_shmem_size(void)
 {
-	return add_size(hash_estimate_size(shorturl_max_pending_dimensions, sizeof(dim_entry)),
-					hash_estimate_size(shorturl_max_pending_visitors, sizeof(visitor_key)));
+	return add_size(add_size(hash_estimate_size(shorturl_max_pending_dimensions, sizeof(dim_entry)),
+							 hash_estimate_size(shorturl_max_pending_visitors, sizeof(visitor_key))),
+					sizeof(analytics_counts));
 }
 
 void
@@ -150,7 +166,14 @@ analytics_init_shmem(void)
 {
 	HASHCTL		info;
 	int			flags = HASH_ELEM | HASH_BLOBS | HASH_PARTITION | HASH_FIXED_SIZE;
+	bool		found;
 
+	counts = ShmemInitStruct("pg_shorturl analytics counts", sizeof(analytics_counts), &found);
+	if (!found)
+	{
+		pg_atomic_init_u32(&counts->ndims, 0);
+		pg_atomic_init_u32(&counts->nvisitors, 0);
+	}
 	memset(&info, 0, sizeof(info));
 	info.keysize = sizeof(dim_key);
 	info.entrysize = sizeof(dim_entry);
@@ -191,7 +214,8 @@ analytics_day(TimestampTz t)
 
 /*
  * add_dim adds clicks to an entry, making it if need be.  False when the
- * table has no room for it.
+ * table has no room for it: a new value but "other" finds none once the
+ * table is fifteen sixteenths full.
  */
 static bool
 add_dim(const dim_key *key, const char *value, uint64 visits, uint64 bots)
@@ -200,6 +224,7 @@ add_dim(const dim_key *key, const char *value, uint64 visits, uint64 bots)
 	LWLock	   *lock = dims_lock(hash);
 	dim_entry  *e;
 	bool		found;
+	uint32		room = (uint32) shorturl_max_pending_dimensions;
 
 	LWLockAcquire(lock, LW_SHARED);
 	e = hash_search_with_hash_value(dims, key, hash, HASH_FIND, NULL);
@@ -213,6 +238,10 @@ add_dim(const dim_key *key, const char *value, uint64 visits, uint64 bots)
 	}
 	LWLockRelease(lock);
 
+	if (strcmp(value, ANALYTICS_OTHER) != 0)
+		room -= room / 16;
+	if (pg_atomic_read_u32(&counts->ndims) >= room)
+		return false;
 	LWLockAcquire(lock, LW_EXCLUSIVE);
 	e = hash_search_with_hash_value(dims, key, hash, HASH_ENTER_NULL, &found);
 	if (e != NULL)
@@ -222,6 +251,7 @@ add_dim(const dim_key *key, const char *value, uint64 visits, uint64 bots)
 			pg_atomic_init_u64(&e->visits, 0);
 			pg_atomic_init_u64(&e->bots, 0);
 			strlcpy(e->value, value, sizeof(e->value));
+			pg_atomic_fetch_add_u32(&counts->ndims, 1);
 		}
 		pg_atomic_fetch_add_u64(&e->visits, visits);
 		if (bots > 0)
@@ -245,8 +275,12 @@ add_visitor(const visitor_key *key)
 	LWLockRelease(lock);
 	if (e != NULL)
 		return true;
+	if (pg_atomic_read_u32(&counts->nvisitors) >= (uint32) shorturl_max_pending_visitors)
+		return false;
 	LWLockAcquire(lock, LW_EXCLUSIVE);
 	e = hash_search_with_hash_value(visitors, key, hash, HASH_ENTER_NULL, &found);
+	if (e != NULL && !found)
+		pg_atomic_fetch_add_u32(&counts->nvisitors, 1);
 	LWLockRelease(lock);
 	return e != NULL;
 }
@@ -366,6 +400,7 @@ remove_where(Oid dbid, const int64 *links, int nlinks)
 			(links == NULL || bsearch(&d->key.link_id, links, nlinks, sizeof(int64), by_int64)))
 		{
 			(void) hash_search(dims, &d->key, HASH_REMOVE, NULL);
+			pg_atomic_fetch_sub_u32(&counts->ndims, 1);
 			removed++;
 		}
 	}
@@ -376,6 +411,7 @@ remove_where(Oid dbid, const int64 *links, int nlinks)
 			(links == NULL || bsearch(&v->link_id, links, nlinks, sizeof(int64), by_int64)))
 		{
 			(void) hash_search(visitors, v, HASH_REMOVE, NULL);
+			pg_atomic_fetch_sub_u32(&counts->nvisitors, 1);
 			removed++;
 		}
 	}
@@ -515,7 +551,10 @@ take_all(Oid relid)
 			d = hash_search_with_hash_value(dims, key, hash, HASH_FIND, NULL);
 			if (d != NULL && pg_atomic_read_u64(&d->visits) == 0 &&
 				pg_atomic_read_u64(&d->bots) == 0)
+			{
 				(void) hash_search_with_hash_value(dims, key, hash, HASH_REMOVE, NULL);
+				pg_atomic_fetch_sub_u32(&counts->ndims, 1);
+			}
 		}
 		LWLockRelease(&locks[p].lock);
 		LWLockAcquire(&locks[ANALYTICS_PARTITIONS + p].lock, LW_EXCLUSIVE);
@@ -523,9 +562,10 @@ take_all(Oid relid)
 		{
 			uint32		hash = visitor_hashes[i];
 
-			if (hash % ANALYTICS_PARTITIONS == (uint32) p)
-				(void) hash_search_with_hash_value(visitors, &taken.visitors[i], hash,
-												   HASH_REMOVE, NULL);
+			if (hash % ANALYTICS_PARTITIONS == (uint32) p &&
+				hash_search_with_hash_value(visitors, &taken.visitors[i], hash,
+											HASH_REMOVE, NULL) != NULL)
+				pg_atomic_fetch_sub_u32(&counts->nvisitors, 1);
 		}
 		LWLockRelease(&locks[ANALYTICS_PARTITIONS + p].lock);
 	}

@@ -230,10 +230,13 @@ bump(counter_entry *e, bool has_max, int64 max_visits, TimestampTz now, bool bot
 	/*
 	 * A rebalance moved the link away (move_out() took its clicks): a click
 	 * that found the link before the move committed must not count here,
-	 * where no one would carry it over.  The fence lasts long enough for
-	 * any such click, and ends early if the link comes back.
+	 * where no one would carry it over.  The fence holds while the move's
+	 * transaction runs, however long its commit takes, and for long enough
+	 * after it for any click that still saw the link; it ends early if the
+	 * link comes back.
 	 */
-	if (e->moving && now < TimestampTzPlusMilliseconds(e->moved_at, COUNTER_MOVE_FENCE_MS))
+	if (e->moving &&
+		(e->move_open || now < TimestampTzPlusMilliseconds(e->moved_at, COUNTER_MOVE_FENCE_MS)))
 		return SHARED_GONE;
 	if (e->limited)
 	{

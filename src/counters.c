@@ -287,6 +287,7 @@ remove_slot(int p, uint32 i)
 			pg_atomic_write_u64(&h->first_hour, pg_atomic_read_u64(&e->first_hour));
 			h->inflight_bots = e->inflight_bots;
 			h->moving = e->moving;
+			h->move_open = e->move_open;
 			h->moved_at = e->moved_at;
 			pg_atomic_write_u32(&h->gen, pg_atomic_read_u32(&e->gen));
 			h->flush_xid = e->flush_xid;
@@ -385,6 +386,7 @@ counters_enter(const counter_key *key, uint32 hash, bool *found)
 	pg_atomic_write_u64(&e->last_visit, 0);
 	e->exhausted_at = 0;
 	e->moving = false;
+	e->move_open = false;
 	e->moved_at = 0;
 	shared->part[p].used++;
 	return e;

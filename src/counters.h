@@ -38,6 +38,8 @@ typedef struct counter_entry
 	bool		moving;			/* under the exclusive partition lock: a
 								 * rebalance took the link away at moved_at
 								 * (see clicks.c) */
+	bool		move_open;		/* moving, and the move's transaction has
+								 * not ended: moved_at is when it began */
 	pg_atomic_uint64 pending;	/* clicks no flush has taken yet */
 	pg_atomic_uint64 pending_bots;	/* of those, clicks by bots */
 	pg_atomic_uint64 first_hour;	/* the hour of the oldest pending clicks
@@ -49,10 +51,12 @@ typedef struct counter_entry
 	int64		total;			/* limited links: visits so far, all told */
 	pg_atomic_uint64 last_visit;	/* TimestampTz of the latest click */
 	TimestampTz exhausted_at;	/* limited links: when total reached the max */
-	TimestampTz moved_at;		/* see moving */
+	TimestampTz moved_at;		/* see moving: when the move took the
+								 * clicks, then when it committed */
 } counter_entry;
 
-/* How long a moved link's entry refuses clicks (see clicks.c) */
+/* How long a moved link's entry refuses clicks after its move commits (see
+ * clicks.c) */
 #define COUNTER_MOVE_FENCE_MS	10000
 
 #define COUNTER_MAX_USAGE	3

@@ -750,9 +750,18 @@ settle_reset(flush_item *item, const counter_key *key, uint32 hash, bool committ
 		}
 		pg_atomic_write_u32(&e->gen, pg_atomic_read_u32(&e->gen) + 1);
 		SpinLockRelease(&e->mutex);
-		/* a move that rolls back lets the link count here again */
-		if (!committed && item->move)
-			e->moving = false;
+		if (item->move)
+		{
+			/*
+			 * A move that rolls back lets the link count here again; one
+			 * that commits fences it for a while from now (clicks.c).
+			 */
+			if (!committed)
+				e->moving = false;
+			else
+				e->moved_at = GetCurrentTimestamp();
+			e->move_open = false;
+		}
 	}
 	LWLockRelease(lock);
 }
@@ -838,6 +847,7 @@ settle(bool committed)
 			SpinLockRelease(&e->mutex);
 			/* the link has come back: the fence of its earlier move ends */
 			e->moving = false;
+			e->move_open = false;
 		}
 		LWLockRelease(lock);
 	}
@@ -984,6 +994,7 @@ take_link(int64 link_id, bool move)
 		if (move)
 		{
 			e->moving = true;
+			e->move_open = true;
 			e->moved_at = GetCurrentTimestamp();
 		}
 	}

@@ -14,8 +14,9 @@
 #    links and clicks.  The coordinator's update refuses while the shards
 #    run 0.10 (55000); once they run 0.11, each shard has its copies'
 #    foreign table, not a member of the extension, the coordinator has the
-#    objects of a fresh one, and every link resolves; add_shard() refuses
-#    a database whose pg_shorturl is 0.10;
+#    objects of a fresh one (updated on to the latest version, with the
+#    same routines), and every link resolves; add_shard() refuses a
+#    database whose pg_shorturl is 0.10;
 # 2. a third shard added, the rebalance is terminated while the new
 #    shard's commit of the first batch waits (a deferred trigger sleeps
 #    there): the copies and their copied_links rows are there, the journal
@@ -68,12 +69,22 @@ is(co(q{SELECT string_agg(c.relname || '=' || (d.objid IS NOT NULL), ' ' ORDER B
 	WHERE c.relnamespace = 'shorturl_remote'::regnamespace AND c.relname LIKE '%copied_links'}),
 	'alpha_copied_links=false bravo_copied_links=false',
 	'each shard has its copies\' foreign table, not a member of the extension');
+# and on to the latest (0.11: the fixes of bugs A and B of 009)
+co(q{ALTER EXTENSION pg_shorturl_coordinator UPDATE});
+is(co(q{SELECT extversion FROM pg_extension WHERE extname = 'pg_shorturl_coordinator'}),
+	co(q{SELECT default_version FROM pg_available_extensions WHERE name = 'pg_shorturl_coordinator'}),
+	'... and on to the latest version');
 co('CREATE DATABASE fresh');
 $coord->safe_psql('fresh', 'CREATE EXTENSION pg_shorturl_coordinator CASCADE');
 my $objects = q{SELECT string_agg(pg_describe_object(classid, objid, 0), E'\n' ORDER BY 1)
 	FROM pg_depend WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e'
 	  AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'pg_shorturl_coordinator')};
 is(co($objects), $coord->safe_psql('fresh', $objects), 'an updated coordinator has the objects of a fresh one');
+my $routines = q{SELECT string_agg(p.oid::regprocedure || ' ' || md5(pg_get_functiondef(p.oid))
+	                  || ' ' || coalesce(p.proacl::text, '-'), E'\n' ORDER BY 1)
+	FROM pg_proc p JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'
+	WHERE d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'pg_shorturl_coordinator')};
+is(co($routines), $coord->safe_psql('fresh', $routines), '... and the same routines, bodies and privileges');
 is(co(q{SELECT count(*) FROM made WHERE shorturl.resolve(code, NULL) = 'https://example.com/m/' || g}), $n_links,
 	'after the update every link resolves to its URL');
 co(q{INSERT INTO clicks SELECT code FROM made});

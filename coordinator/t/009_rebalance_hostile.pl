@@ -19,12 +19,14 @@
 # 3. terminated while the old shard (bravo) commits step 3 (move_out): its
 #    links are gone there and their final counts in moved_links, the
 #    journal has the batch; a moving link is clicked through the
-#    coordinator meanwhile, and another on bravo directly until bravo
-#    serves it again (its counter's fence lasts 10 s, the held commit
-#    longer); the rerun finishes the move with every click served counted;
+#    coordinator meanwhile, and another on bravo directly for 15 s: its
+#    counter's fence must refuse it while move_out's commit is held, though
+#    that is longer than the 10 s the fence lasts after a commit; the rerun
+#    finishes the move with every click served counted;
 # 4. (in case 1's window) a link of the half-moved batch, clicked on
 #    alpha like the other, deleted through the coordinator: it must be
-#    gone, now and after the rerun;
+#    gone, now and after the rerun; another disabled: it must not be
+#    served from the copy its old shard still has;
 # 5. cancelled in the new shard's commit of the copy (delta), then the
 #    operator puts the weight back: the rerun takes the copies back off
 #    delta and must leave no copied_links row there; the weight raised
@@ -52,16 +54,12 @@ my %node = map { $_ => ShortURL::Test::shard($_, @conf) } qw(alpha bravo charlie
 my %shard = map { $_ => $node{$_} } qw(alpha bravo);    # the cluster's shards
 my $coord = ShortURL::Test::coordinator('coord');
 
-# Bugs this test found, not fixed yet (stop 27's note): their checks are
-# TODO, so that they report without failing the suite, and say so the day
-# they pass.  (Bug D, a copied_links row a copy left behind, is fixed:
-# pg_shorturl 0.12's links_deleted trigger takes it along; case 5.)
-my $bug_a = 'bug A: a cancelled or timed-out rebalance keeps running_pid, and '
-  . 'refuses every other session\'s rebalance while its own stays connected';
-my $bug_b = 'bug B: a link deleted while its move is half done is deleted only on '
-  . 'its new shard, is served from the old one, and the rerun copies it back';
-my $bug_c = 'bug C: move_out()\'s 10 s fence ends while its commit is held; the '
-  . 'old shard then serves the link again and drops the click at the commit';
+# Bugs this test found, all fixed: A (a cancelled run kept running_pid and
+# refused every other session's) and B (a link deleted while its batch was
+# half moved came back) in pg_shorturl_coordinator 0.11; C (move_out()'s
+# fence ended 10 s after it took the clicks, though its commit was still
+# held) in the core library (README "Rebalancing"); D (a copied_links row
+# a copy left behind) in pg_shorturl 0.12 (case 5).
 
 sub co { return $coord->safe_psql('postgres', $_[0]); }
 sub co_error { return ShortURL::Test::sql_error($coord, 'postgres', $_[0]); }
@@ -204,14 +202,17 @@ $shard{charlie} = $node{charlie};
 ShortURL::Test::add_shards($coord, 'postgres', [ 'charlie', $node{charlie} ]);
 # two links of the first batch (alpha -> charlie): one clicked on alpha
 # meanwhile, one deleted through the coordinator (case 4)
-my ($m1, $deleted) = split /\n/, co(q{SELECT m.code FROM made m WHERE shorturl.route(m.code) = 'charlie'
-	AND EXISTS (SELECT FROM shorturl_remote.alpha_links l WHERE l.code = m.code) ORDER BY m.g LIMIT 2});
+my ($m1, $deleted, $disabled) = split /\n/, co(q{SELECT m.code FROM made m WHERE shorturl.route(m.code) = 'charlie'
+	AND EXISTS (SELECT FROM shorturl_remote.alpha_links l WHERE l.code = m.code) ORDER BY m.g LIMIT 3});
 my $gate = hold_commits('charlie', 'shorturl.links');
 my $run = ShortURL::Test::session($coord, 'postgres');
 my ($pid) = ShortURL::Test::ask($run, 'SET client_min_messages = warning; SELECT pg_backend_pid()');
 ShortURL::Test::send_sql($run, 'CALL shorturl.rebalance(1000)');
 ok(ShortURL::Test::wait_until($node{charlie}, 'postgres', $held_sql, 60),
 	'case 1: the copy into charlie is committing, held there');
+like(co_error("SET lock_timeout = '5s'; CALL shorturl.rebalance(1000)"),
+	qr/^55006: a rebalance is already running \(pid $pid\)/,
+	'case 1: meanwhile a rebalance from another session is refused (55006)');
 ok(click_on('alpha', $m1), 'case 1: a moving link clicked on alpha, its old shard, meanwhile');
 click_on('alpha', $deleted);
 co("SELECT pg_cancel_backend($pid)");
@@ -229,19 +230,20 @@ is((ShortURL::Test::ask($run, 'SELECT 1'))[0], '1', 'case 1: the cancelled sessi
 
 # 4. a user deletes a link of the half-moved batch through the coordinator
 is(co("SELECT shorturl.delete_link('$deleted')"), 't', 'case 4: a link of the half-moved batch deleted through the coordinator');
-TODO:
-{
-	local $TODO = $bug_b;
-	is(co("SELECT shorturl.link_status('$deleted')"), 'unknown', 'case 4: ... it is unknown to the coordinator at once');
-}
+is(co("SELECT shorturl.link_status('$deleted')"), 'unknown', 'case 4: ... it is unknown to the coordinator at once');
+is(join(' ', map { "$_=" . on($_, "SELECT count(*) FROM shorturl.links WHERE code = '$deleted'") } qw(alpha charlie)),
+	'alpha=0 charlie=0', 'case 4: ... and gone from both its old shard and its copy\'s');
+# another is disabled: its owner (charlie) has it, so its old shard's copy
+# must not serve it either
+is(co("SELECT shorturl.disable_link('$disabled', 'abuse report')"), 't',
+	'case 4: another link of the half-moved batch disabled through the coordinator');
+is(co("SELECT concat_ws('|', coalesce(shorturl.resolve('$disabled', NULL), 'null'),
+	coalesce(shorturl.resolve('$disabled'), 'null'), shorturl.link_status('$disabled'))"), 'null|null|disabled',
+	'case 4: ... it is not served, with or without a domain, and link_status() says disabled');
 
 # the rerun from another session, while the cancelled one stays connected
 $error = co_error('SET client_min_messages = warning; CALL shorturl.rebalance(1000)');
-TODO:
-{
-	local $TODO = $bug_a;
-	is($error, '', 'case 1: a rebalance from another session runs: the cancelled one no longer does');
-}
+is($error, '', 'case 1: a rebalance from another session runs: the cancelled one no longer does');
 if ($error ne '')
 {
 	diag("rerun from another session: $error; rerunning in the cancelled session");
@@ -251,14 +253,12 @@ if ($error ne '')
 ShortURL::Test::end_session($run);
 my ($census, $want) = check_cluster('case 1', gone => [$deleted]);
 is($census->{visits}{$m1}, 2, 'case 1: the link clicked on alpha meanwhile has its 2 clicks');
-TODO:
-{
-	local $TODO = $bug_b;
-	is(($census->{where}{$deleted} // '(none)') . ' ' . co("SELECT shorturl.link_status('$deleted')"), '(none) unknown',
-		'case 4: after the rerun the deleted link is on no shard, unknown')
-	  or diag("case 4: the deleted link is back on $census->{where}{$deleted} with $census->{visits}{$deleted} visits"
-		. " (it served $want->{$deleted} clicks, one on alpha after the copy)");
-}
+is(($census->{where}{$disabled} // '(none)') . '|' . co("SELECT concat_ws('|', coalesce(shorturl.resolve('$disabled', NULL), 'null'),
+	shorturl.link_status('$disabled'))"), 'charlie|null|disabled', 'case 4: after the rerun the disabled link is on charlie, disabled');
+is(($census->{where}{$deleted} // '(none)') . ' ' . co("SELECT shorturl.link_status('$deleted')"), '(none) unknown',
+	'case 4: after the rerun the deleted link is on no shard, unknown')
+  or diag("case 4: the deleted link is back on $census->{where}{$deleted} with $census->{visits}{$deleted} visits"
+	. " (it served $want->{$deleted} clicks, one on alpha after the copy)");
 
 # ---------------------------------------------------------------------
 # 2. statement_timeout fires while the new shard commits the copy
@@ -316,17 +316,19 @@ co("SELECT pg_terminate_backend($pid)");
 ($out, $error) = ShortURL::Test::answer($run, 30);
 like($error, qr/^57P01: |^session ended/, 'case 3: the rebalance was terminated');
 ShortURL::Test::end_session($run);
-# a client routed to bravo: its counter's fence refuses the link for 10 s
-# after move_out took its clicks, and bravo's commit is held longer
+# a client routed to bravo: its counter's fence refuses the link while
+# move_out's transaction is open, which here is longer than the 10 s the
+# fence lasts once it commits (bug C: it used to end 10 s after the take)
 my $served = 0;
+my $tries = 0;
 my $deadline = time + 15;
 while (time < $deadline)
 {
+	$tries++;
 	last if ($served = click_on('bravo', $m5));
 	usleep(250_000);
 }
-note($served ? 'case 3: bravo served the moving link again while its move_out was held'
-	: 'case 3: bravo refused the moving link until its move_out was over');
+ok(!$served, "case 3: bravo refused the moving link all the while its move_out was held ($tries tries in 15 s)");
 is(on('bravo', $held_sql), 't', 'case 3: (bravo\'s move_out was still held meanwhile)');
 ok(release_commits('bravo', $gate), 'case 3: bravo\'s commit is over once let go');
 is(on('bravo', qq{SELECT count(*) FROM shorturl.moved_links}), $journaled,
@@ -335,14 +337,10 @@ $error = co_error('SET client_min_messages = warning; CALL shorturl.rebalance(10
 is($error, '', 'case 3: the rerun completes');
 ($census, $want) = check_cluster('case 3', gone => [$deleted], apart => [$m5]);
 is($census->{visits}{$m3}, $before{$m3} + 1, 'case 3: the link clicked through the coordinator meanwhile has its clicks');
-TODO:
-{
-	local $TODO = $served ? $bug_c : undef;
-	is($census->{visits}{$m5}, $want->{$m5},
-		"case 3: the link clicked on bravo has every click bravo served ($served there during the held move_out)")
-	  or diag('case 3: bravo\'s stats (refused_clicks|dropped_deltas): '
-		  . on('bravo', 'SELECT refused_clicks, dropped_deltas FROM shorturl.stats'));
-}
+is($census->{visits}{$m5}, $want->{$m5}, 'case 3: the link clicked on bravo has every click bravo served')
+  or diag('case 3: bravo\'s stats (refused_clicks|dropped_deltas): '
+	  . on('bravo', 'SELECT refused_clicks, dropped_deltas FROM shorturl.stats'));
+is(on('bravo', 'SELECT dropped_deltas FROM shorturl.stats'), 0, 'case 3: bravo dropped no click');
 
 # ---------------------------------------------------------------------
 # 5. Cancelled in the copy's commit, then the operator changes their mind
