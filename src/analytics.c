@@ -214,11 +214,12 @@ analytics_day(TimestampTz t)
 
 /*
  * add_dim adds clicks to an entry, making it if need be.  False when the
- * table has no room for it: a new value but "other" finds none once the
- * table is fifteen sixteenths full.
+ * table has no room for it: with reserve, a new value but "other" finds
+ * none once the table is fifteen sixteenths full.  (Clicks given back by a
+ * flush that did not write them may use the reserve: they had room once.)
  */
 static bool
-add_dim(const dim_key *key, const char *value, uint64 visits, uint64 bots)
+add_dim(const dim_key *key, const char *value, uint64 visits, uint64 bots, bool reserve)
 {
 	uint32		hash = get_hash_value(dims, key);
 	LWLock	   *lock = dims_lock(hash);
@@ -238,7 +239,7 @@ add_dim(const dim_key *key, const char *value, uint64 visits, uint64 bots)
 	}
 	LWLockRelease(lock);
 
-	if (strcmp(value, ANALYTICS_OTHER) != 0)
+	if (reserve && strcmp(value, ANALYTICS_OTHER) != 0)
 		room -= room / 16;
 	if (pg_atomic_read_u32(&counts->ndims) >= room)
 		return false;
@@ -320,12 +321,12 @@ analytics_record(int64 link_id, TimestampTz when, const char *const values[ANALY
 		if (values[d] == NULL)
 			continue;
 		make_dim_key(&key, relid, link_id, day, (analytics_dim) d, values[d]);
-		if (add_dim(&key, values[d], 1, bot ? 1 : 0))
+		if (add_dim(&key, values[d], 1, bot ? 1 : 0, true))
 			continue;
 		/* no room for the value: its dimension's "other" may have some */
 		make_dim_key(&key, relid, link_id, day, (analytics_dim) d, ANALYTICS_OTHER);
 		if (strcmp(values[d], ANALYTICS_OTHER) != 0 &&
-			add_dim(&key, ANALYTICS_OTHER, 1, bot ? 1 : 0))
+			add_dim(&key, ANALYTICS_OTHER, 1, bot ? 1 : 0, true))
 			pg_atomic_fetch_add_u64(&db->analytics_overflow, 1);
 		else
 			pg_atomic_fetch_add_u64(&db->analytics_dropped, 1);
@@ -923,6 +924,7 @@ analytics_settle(bool committed)
 {
 	db_state   *db;
 	uint64		lost = 0;
+	uint64		overflow = 0;
 	uint64		lost_visitors = 0;
 
 	if (!taken.active)
@@ -931,12 +933,22 @@ analytics_settle(bool committed)
 	for (int i = 0; i < taken.ndims; i++)
 	{
 		dim_entry  *d = &taken.dims[i];
+		uint64		visits = pg_atomic_read_u64(&d->visits);
+		uint64		bots = pg_atomic_read_u64(&d->bots);
+		dim_key		other;
 
 		if (committed && !taken.dims_kept[i])
 			continue;
-		if (!add_dim(&d->key, d->value, pg_atomic_read_u64(&d->visits),
-					 pg_atomic_read_u64(&d->bots)))
-			lost += pg_atomic_read_u64(&d->visits);
+		if (add_dim(&d->key, d->value, visits, bots, false))
+			continue;
+		/* as a click does: "other", if it has room */
+		make_dim_key(&other, d->key.relid, d->key.link_id, d->key.day,
+					 (analytics_dim) d->key.dim, ANALYTICS_OTHER);
+		if (strcmp(d->value, ANALYTICS_OTHER) != 0 &&
+			add_dim(&other, ANALYTICS_OTHER, visits, bots, false))
+			overflow += visits;
+		else
+			lost += visits;
 	}
 	for (int i = 0; i < taken.nvisitors; i++)
 	{
@@ -948,6 +960,7 @@ analytics_settle(bool committed)
 	if (db != NULL)
 	{
 		pg_atomic_fetch_add_u64(&db->analytics_dropped, lost);
+		pg_atomic_fetch_add_u64(&db->analytics_overflow, overflow);
 		pg_atomic_fetch_add_u64(&db->visitors_dropped, lost_visitors);
 	}
 	taken.active = false;

@@ -49,6 +49,7 @@
 #include "access/transam.h"
 #include "miscadmin.h"
 #include "storage/shmem.h"
+#include "utils/timestamp.h"
 
 #include "counters.h"
 #include "pg_shorturl.h"
@@ -314,9 +315,10 @@ counters_delete(counter_entry *e)
 
 /*
  * evict_one gives up the least recently used entry of a partition that has
- * nothing pending or in flight (CLOCK: each pass lowers usage counts until
- * one reaches zero).  False if every entry holds unflushed clicks.
- * Exclusive lock held, so no click can land on the victim meanwhile.
+ * nothing pending or in flight, and is not the fence of a link moving away
+ * (CLOCK: each pass lowers usage counts until one reaches zero).  False if
+ * every entry holds unflushed clicks or a fence.  Exclusive lock held, so
+ * no click can land on the victim meanwhile.
  */
 static bool
 evict_one(int p)
@@ -324,6 +326,7 @@ evict_one(int p)
 	counter_partition *part = &shared->part[p];
 	uint32		scanned = 0;
 	uint32		limit = shared->slots * (COUNTER_MAX_USAGE + 1);
+	TimestampTz now = 0;
 
 	while (scanned++ < limit)
 	{
@@ -336,6 +339,14 @@ evict_one(int p)
 			continue;
 		if (pg_atomic_read_u64(&e->pending) != 0 || e->inflight != 0)
 			continue;
+		/* without its entry, a moved link would count here again (clicks.c) */
+		if (e->moving)
+		{
+			if (now == 0)
+				now = GetCurrentTimestamp();
+			if (e->move_open || now < TimestampTzPlusMilliseconds(e->moved_at, COUNTER_MOVE_FENCE_MS))
+				continue;
+		}
 		if (e->usage > 0)
 		{
 			e->usage--;

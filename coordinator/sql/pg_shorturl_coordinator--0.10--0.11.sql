@@ -20,14 +20,18 @@
 -- _rebalance_running: whether the backend a rebalance recorded still runs
 -- it.  A run that ended by an error (a cancel, a statement_timeout) leaves
 -- running_pid behind, since it commits as it goes; its session, if still
--- connected, is then idle or runs something else.  A backend this role may
--- not see the state of counts as running: a guess must not let two runs
--- move the same links.
+-- connected, is then idle or runs something else.  Only an idle one counts
+-- as stopped: one busy with another statement, or whose state this role
+-- may not see (or that pg_stat_activity does not track), counts as running,
+-- since a guess must not let two runs move the same links.  The snapshot of
+-- pg_stat_activity a transaction keeps is dropped first: it may be older
+-- than the other run.
 CREATE FUNCTION shorturl._rebalance_running(pid integer)
 RETURNS boolean
 LANGUAGE sql VOLATILE PARALLEL RESTRICTED
 SET search_path = pg_catalog, pg_temp
 AS $$
+    SELECT pg_catalog.pg_stat_clear_snapshot();
     SELECT EXISTS (SELECT FROM pg_catalog.pg_stat_activity a
                     WHERE a.pid = _rebalance_running.pid
                       AND a.pid <> pg_catalog.pg_backend_pid()
