@@ -299,6 +299,32 @@ make_dim_key(dim_key *key, Oid relid, int64 link_id, int32 day, analytics_dim di
 	key->vhash = hll_hash(value, strlen(value));
 }
 
+/* What add_dim_or_other did with a value's clicks */
+typedef enum dim_added
+{
+	DIM_KEPT,					/* in the value's own entry */
+	DIM_OTHER,					/* no room: in its dimension's "other" */
+	DIM_LOST					/* no room for either */
+} dim_added;
+
+/*
+ * add_dim_or_other adds clicks to a value's entry or, when the table has no
+ * room for it, to its dimension's "other" (see add_dim for reserve).
+ */
+static dim_added
+add_dim_or_other(const dim_key *key, const char *value, uint64 visits, uint64 bots, bool reserve)
+{
+	dim_key		other;
+
+	if (add_dim(key, value, visits, bots, reserve))
+		return DIM_KEPT;
+	if (strcmp(value, ANALYTICS_OTHER) == 0)
+		return DIM_LOST;
+	make_dim_key(&other, key->relid, key->link_id, key->day, (analytics_dim) key->dim,
+				 ANALYTICS_OTHER);
+	return add_dim(&other, ANALYTICS_OTHER, visits, bots, reserve) ? DIM_OTHER : DIM_LOST;
+}
+
 /*
  * analytics_record keeps what a counted click tells: a value for each
  * dimension (values[d] NULL: none) and, unless it is a bot's, its visitor
@@ -321,15 +347,17 @@ analytics_record(int64 link_id, TimestampTz when, const char *const values[ANALY
 		if (values[d] == NULL)
 			continue;
 		make_dim_key(&key, relid, link_id, day, (analytics_dim) d, values[d]);
-		if (add_dim(&key, values[d], 1, bot ? 1 : 0, true))
-			continue;
-		/* no room for the value: its dimension's "other" may have some */
-		make_dim_key(&key, relid, link_id, day, (analytics_dim) d, ANALYTICS_OTHER);
-		if (strcmp(values[d], ANALYTICS_OTHER) != 0 &&
-			add_dim(&key, ANALYTICS_OTHER, 1, bot ? 1 : 0, true))
-			pg_atomic_fetch_add_u64(&db->analytics_overflow, 1);
-		else
-			pg_atomic_fetch_add_u64(&db->analytics_dropped, 1);
+		switch (add_dim_or_other(&key, values[d], 1, bot ? 1 : 0, true))
+		{
+			case DIM_KEPT:
+				break;
+			case DIM_OTHER:
+				pg_atomic_fetch_add_u64(&db->analytics_overflow, 1);
+				break;
+			case DIM_LOST:
+				pg_atomic_fetch_add_u64(&db->analytics_dropped, 1);
+				break;
+		}
 	}
 	if (has_visitor && !bot)
 	{
@@ -934,21 +962,20 @@ analytics_settle(bool committed)
 	{
 		dim_entry  *d = &taken.dims[i];
 		uint64		visits = pg_atomic_read_u64(&d->visits);
-		uint64		bots = pg_atomic_read_u64(&d->bots);
-		dim_key		other;
 
 		if (committed && !taken.dims_kept[i])
 			continue;
-		if (add_dim(&d->key, d->value, visits, bots, false))
-			continue;
-		/* as a click does: "other", if it has room */
-		make_dim_key(&other, d->key.relid, d->key.link_id, d->key.day,
-					 (analytics_dim) d->key.dim, ANALYTICS_OTHER);
-		if (strcmp(d->value, ANALYTICS_OTHER) != 0 &&
-			add_dim(&other, ANALYTICS_OTHER, visits, bots, false))
-			overflow += visits;
-		else
-			lost += visits;
+		switch (add_dim_or_other(&d->key, d->value, visits, pg_atomic_read_u64(&d->bots), false))
+		{
+			case DIM_KEPT:
+				break;
+			case DIM_OTHER:
+				overflow += visits;
+				break;
+			case DIM_LOST:
+				lost += visits;
+				break;
+		}
 	}
 	for (int i = 0; i < taken.nvisitors; i++)
 	{

@@ -235,8 +235,7 @@ bump(counter_entry *e, bool has_max, int64 max_visits, TimestampTz now, bool bot
 	 * after it for any click that still saw the link; it ends early if the
 	 * link comes back.
 	 */
-	if (e->moving &&
-		(e->move_open || now < TimestampTzPlusMilliseconds(e->moved_at, COUNTER_MOVE_FENCE_MS)))
+	if (counters_fenced(e, now))
 		return SHARED_GONE;
 	if (e->limited)
 	{

@@ -344,7 +344,7 @@ evict_one(int p)
 		{
 			if (now == 0)
 				now = GetCurrentTimestamp();
-			if (e->move_open || now < TimestampTzPlusMilliseconds(e->moved_at, COUNTER_MOVE_FENCE_MS))
+			if (counters_fenced(e, now))
 				continue;
 		}
 		if (e->usage > 0)

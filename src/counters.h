@@ -15,6 +15,7 @@
 #include "port/atomics.h"
 #include "storage/lwlock.h"
 #include "storage/spin.h"
+#include "utils/timestamp.h"
 
 /*
  * A link is known by its database, its links table and its id.  No two
@@ -58,6 +59,18 @@ typedef struct counter_entry
 /* How long a moved link's entry refuses clicks after its move commits (see
  * clicks.c) */
 #define COUNTER_MOVE_FENCE_MS	10000
+
+/*
+ * counters_fenced tells whether a rebalance's move fences an entry at now:
+ * while the move's transaction is open, and for COUNTER_MOVE_FENCE_MS after
+ * it committed.  The partition lock is held.
+ */
+static inline bool
+counters_fenced(const counter_entry *e, TimestampTz now)
+{
+	return e->moving &&
+		(e->move_open || now < TimestampTzPlusMilliseconds(e->moved_at, COUNTER_MOVE_FENCE_MS));
+}
 
 #define COUNTER_MAX_USAGE	3
 
