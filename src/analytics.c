@@ -37,7 +37,7 @@
  * dimensions and visitors is lost, never a click's count or its hour.
  *
  * One concern, the two shared tables and their way to the tables on disk;
- * the file is long (about 900 lines) because taking, keeping aside and
+ * the file is long (about 1,000 lines) because taking, keeping aside and
  * giving back entries share the flush's per-transaction state, as in
  * flush.c.  Reading the analytics is in series.c.
  *
