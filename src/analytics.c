@@ -26,18 +26,23 @@
  * partition lock in shared mode, then removals a partition at a time; see
  * take_all()), keeps
  * aside those of links it cannot see yet (made by a transaction still in
- * progress: they go back at commit, as their counts do), then
+ * progress: they go back at commit, as their counts do; decide_fates()),
+ * then
  * adds the dimension counts to shorturl.link_visits_breakdown, keeping at
  * most shorturl.max_dimension_values values per link, day and dimension
  * (the rest go to "other"), and merges the visitors into each link-day's
  * HyperLogLog sketch in shorturl.link_visitors_daily (hll.c).  If the
  * transaction aborts, the entries go back into the tables.
  *
- * Nothing of this is kept across a restart: at most one flush interval of
- * dimensions and visitors is lost, never a click's count or its hour.
+ * The worker writes them every shorturl.analytics_flush_interval (10 s),
+ * or sooner when a table is half full (worker.c), not with every flush of
+ * the counts: a busy link's values and sketch are rewritten less often.
+ * A clean shutdown saves what is pending in the counters' file (the end
+ * of this file); a crash loses at most one such interval of dimensions
+ * and visitors, never a click's count or its hour.
  *
  * One concern, the two shared tables and their way to the tables on disk;
- * the file is long (about 1,000 lines) because taking, keeping aside and
+ * the file is long (about 1,200 lines) because taking, keeping aside and
  * giving back entries share the flush's per-transaction state, as in
  * flush.c.  Reading the analytics is in series.c.
  *
@@ -124,15 +129,26 @@ static HTAB *visitors = NULL;
 static LWLockPadded *locks = NULL;
 static analytics_counts *counts = NULL;
 
+/*
+ * What the flush does with a taken entry, by its link (decide_fates()).  At
+ * abort every entry goes back to shared memory; at commit only kept ones.
+ */
+typedef enum entry_fate
+{
+	FATE_WRITE,					/* the flush sees the link: written */
+	FATE_KEEP,					/* the flush cannot see it yet: back at commit */
+	FATE_DROP,					/* the link is gone for good */
+} entry_fate;
+
 /* What the flush of the current transaction took, to give back at abort */
 static struct
 {
 	bool		active;
 	dim_entry  *dims;			/* copies: visits and bots read out */
-	bool	   *dims_kept;		/* of a link the flush cannot see yet */
+	char	   *dims_fate;		/* entry_fate of each */
 	int			ndims;
 	visitor_key *visitors;
-	bool	   *visitors_kept;
+	char	   *visitors_fate;
 	int			nvisitors;
 } taken;
 
@@ -320,8 +336,9 @@ add_dim_or_other(const dim_key *key, const char *value, uint64 visits, uint64 bo
 		return DIM_KEPT;
 	if (strcmp(value, ANALYTICS_OTHER) == 0)
 		return DIM_LOST;
-	make_dim_key(&other, key->relid, key->link_id, key->day, (analytics_dim) key->dim,
-				 ANALYTICS_OTHER);
+	/* the key's own database: the postmaster restores entries too */
+	other = *key;
+	other.vhash = hll_hash(ANALYTICS_OTHER, strlen(ANALYTICS_OTHER));
 	return add_dim(&other, ANALYTICS_OTHER, visits, bots, reserve) ? DIM_OTHER : DIM_LOST;
 }
 
@@ -402,7 +419,22 @@ analytics_pending(int64 *ndims, int64 *nvisitors)
 		LWLockRelease(&locks[i].lock);
 }
 
+/*
+ * analytics_filling tells whether either table is half full: the worker
+ * then writes them with its flush, whatever their interval says.
+ */
+bool
+analytics_filling(void)
+{
+	if (dims == NULL)
+		return false;
+	return pg_atomic_read_u32(&counts->ndims) >= (uint32) shorturl_max_pending_dimensions / 2 ||
+		pg_atomic_read_u32(&counts->nvisitors) >= (uint32) shorturl_max_pending_visitors / 2;
+}
+
 static int	by_int64(const void *a, const void *b);
+static int	by_dim_key(const void *a, const void *b);
+static int	by_link_day(const void *a, const void *b);
 
 /*
  * remove_where removes the entries of both tables that match a database
@@ -611,10 +643,11 @@ take_all(Oid relid)
 		pfree(stale);
 	pfree(dim_hashes);
 	pfree(visitor_hashes);
-	taken.dims_kept = MemoryContextAllocZero(TopTransactionContext,
-											 Max(taken.ndims, 1) * sizeof(bool));
-	taken.visitors_kept = MemoryContextAllocZero(TopTransactionContext,
-												 Max(taken.nvisitors, 1) * sizeof(bool));
+	/* in index order, so that the statements' probes go through it in order */
+	qsort(taken.dims, taken.ndims, sizeof(dim_entry), by_dim_key);
+	qsort(taken.visitors, taken.nvisitors, sizeof(visitor_key), by_link_day);
+	taken.dims_fate = MemoryContextAllocZero(TopTransactionContext, Max(taken.ndims, 1));
+	taken.visitors_fate = MemoryContextAllocZero(TopTransactionContext, Max(taken.nvisitors, 1));
 }
 
 static int
@@ -626,15 +659,34 @@ by_int64(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
+/* by_dim_key orders dimension entries as the table's primary key, nearly */
+static int
+by_dim_key(const void *a, const void *b)
+{
+	const dim_key *x = &((const dim_entry *) a)->key;
+	const dim_key *y = &((const dim_entry *) b)->key;
+
+	if (x->link_id != y->link_id)
+		return (x->link_id > y->link_id) - (x->link_id < y->link_id);
+	if (x->day != y->day)
+		return (x->day > y->day) - (x->day < y->day);
+	if (x->dim != y->dim)
+		return (x->dim > y->dim) - (x->dim < y->dim);
+	return (x->vhash > y->vhash) - (x->vhash < y->vhash);
+}
+
 /*
- * keep_unseen marks the taken entries of links the flush cannot see but
- * that may still exist (made by a transaction still in progress, or
- * deleted by one that may roll back): they go back to shared memory when
- * the flush commits, as their clicks' counts do (flush.c).  The entries of
- * links gone for good are dropped.
+ * decide_fates looks the taken entries' links up, once for all of them.
+ * The entries of links the flush cannot see but that may still exist (made
+ * by a transaction still in progress, or deleted by one that may roll
+ * back) are kept: they go back to shared memory when the flush commits, as
+ * their clicks' counts do (flush.c).  The entries of links gone for good
+ * are dropped.  The rest are written, without a second look: a link
+ * deleted meanwhile leaves orphaned rows, which the worker's sweep deletes
+ * (purge.c), as it does the counts'.
  */
 static void
-keep_unseen(void)
+decide_fates(void)
 {
 	static SPIPlanPtr plan_seen;
 	Oid			argtypes[1] = {INT8ARRAYOID};
@@ -642,6 +694,7 @@ keep_unseen(void)
 	int64	   *ids = palloc((taken.ndims + taken.nvisitors + 1) * sizeof(int64));
 	Datum	   *datums;
 	int64	   *seen;
+	char	   *unseen;
 	int			n = 0;
 	int			nseen;
 
@@ -660,6 +713,7 @@ keep_unseen(void)
 				ids[k++] = ids[i];
 		n = k;
 	}
+	unseen = palloc(n);
 	datums = palloc(n * sizeof(Datum));
 	for (int i = 0; i < n; i++)
 		datums[i] = Int64GetDatum(ids[i]);
@@ -676,20 +730,33 @@ keep_unseen(void)
 
 		seen[i] = DatumGetInt64(spi_result(i, 1, &isnull));
 	}
-	/* ids becomes the unseen links that may exist */
+	/* ids becomes the unseen links: each may exist, or is gone for good */
 	{
 		int			k = 0;
 
 		for (int i = 0; i < n; i++)
-			if (!bsearch(&ids[i], seen, nseen, sizeof(int64), by_int64) &&
-				lookup_link_may_exist(ids[i]))
+			if (!bsearch(&ids[i], seen, nseen, sizeof(int64), by_int64))
+			{
+				unseen[k] = lookup_link_may_exist(ids[i]) ? FATE_KEEP : FATE_DROP;
 				ids[k++] = ids[i];
+			}
 		n = k;
 	}
 	for (int i = 0; n > 0 && i < taken.ndims; i++)
-		taken.dims_kept[i] = bsearch(&taken.dims[i].key.link_id, ids, n, sizeof(int64), by_int64) != NULL;
+	{
+		int64	   *at = bsearch(&taken.dims[i].key.link_id, ids, n, sizeof(int64), by_int64);
+
+		if (at != NULL)
+			taken.dims_fate[i] = unseen[at - ids];
+	}
 	for (int i = 0; n > 0 && i < taken.nvisitors; i++)
-		taken.visitors_kept[i] = bsearch(&taken.visitors[i].link_id, ids, n, sizeof(int64), by_int64) != NULL;
+	{
+		int64	   *at = bsearch(&taken.visitors[i].link_id, ids, n, sizeof(int64), by_int64);
+
+		if (at != NULL)
+			taken.visitors_fate[i] = unseen[at - ids];
+	}
+	pfree(unseen);
 	pfree(ids);
 	pfree(datums);
 	pfree(seen);
@@ -702,8 +769,8 @@ keep_unseen(void)
  * day has begun), and only the rest are inserted.  A value new to its
  * link, day and dimension gets a row of its own while they have fewer than
  * shorturl.max_dimension_values; the new values of a batch take the free
- * places in order of their clicks, and the rest go to "other".  Entries
- * kept for links the flush cannot see yet are left out.
+ * places in order of their clicks, and the rest go to "other".  Only the
+ * entries to write (decide_fates()) are written.
  */
 static void
 write_dims(int from, int to)
@@ -719,7 +786,7 @@ write_dims(int from, int to)
 	int			k;
 
 	for (int i = from; i < to; i++)
-		if (!taken.dims_kept[i])
+		if (taken.dims_fate[i] == FATE_WRITE)
 			at[n++] = i;
 	if (n == 0)
 		return;
@@ -788,8 +855,7 @@ write_dims(int from, int to)
 						 "WITH d AS (SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
 						 "                                    pg_catalog.unnest($3), pg_catalog.unnest($4),"
 						 "                                    pg_catalog.unnest($5), pg_catalog.unnest($6))"
-						 "                  AS d(link_id, day, dimension, value, visits, bots)"
-						 "            WHERE EXISTS (SELECT FROM shorturl.links l WHERE l.id = d.link_id)),"
+						 "                  AS d(link_id, day, dimension, value, visits, bots)),"
 						 "     k AS (SELECT DISTINCT link_id, day, dimension FROM d),"
 						 "     have AS (SELECT k.*, (SELECT pg_catalog.count(*) FROM shorturl.link_visits_breakdown b"
 						 "                            WHERE b.link_id = k.link_id AND b.day = k.day"
@@ -845,24 +911,31 @@ write_visitors(void)
 	Datum	   *sketches;
 	Datum		values[3];
 	int			ngroups = 0;
-	hll_sketch *sketch = palloc(sizeof(hll_sketch));
+	hll_sketch *sketch;
 	uint64		proc;
+	visitor_key *w = palloc((taken.nvisitors + 1) * sizeof(visitor_key));
+	int			nw = 0;
 
-	qsort(taken.visitors, taken.nvisitors, sizeof(visitor_key), by_link_day);
-	ids = palloc(taken.nvisitors * sizeof(Datum));
-	days = palloc(taken.nvisitors * sizeof(Datum));
-	sketches = palloc(taken.nvisitors * sizeof(Datum));
+	/* the visitors to write, in order of link and day (take_all()) */
 	for (int i = 0; i < taken.nvisitors; i++)
+		if (taken.visitors_fate[i] == FATE_WRITE)
+			w[nw++] = taken.visitors[i];
+	if (nw == 0)
+		return;
+	ids = palloc(nw * sizeof(Datum));
+	days = palloc(nw * sizeof(Datum));
+	sketches = palloc(nw * sizeof(Datum));
+	for (int i = 0; i < nw; i++)
 	{
-		if (i > 0 && taken.visitors[i].link_id == taken.visitors[i - 1].link_id &&
-			taken.visitors[i].day == taken.visitors[i - 1].day)
+		if (i > 0 && w[i].link_id == w[i - 1].link_id && w[i].day == w[i - 1].day)
 			continue;
-		ids[ngroups] = Int64GetDatum(taken.visitors[i].link_id);
-		days[ngroups] = DateADTGetDatum((DateADT) taken.visitors[i].day);
+		ids[ngroups] = Int64GetDatum(w[i].link_id);
+		days[ngroups] = DateADTGetDatum((DateADT) w[i].day);
 		ngroups++;
 	}
 
 	/* the sketches the link-days have, in the order of the groups */
+	sketch = palloc(sizeof(hll_sketch));
 	values[0] = spi_array(ids, ngroups, INT8OID);
 	values[1] = spi_array(days, ngroups, DATEOID);
 	spi_run(spi_plan_generic(&plan_sketches,
@@ -899,9 +972,9 @@ write_visitors(void)
 				hll_init(sketch);
 			}
 		}
-		for (; i < taken.nvisitors && taken.visitors[i].link_id == DatumGetInt64(ids[g]) &&
-			 taken.visitors[i].day == (int32) DatumGetDateADT(days[g]); i++)
-			hll_add(sketch, taken.visitors[i].vhash);
+		for (; i < nw && w[i].link_id == DatumGetInt64(ids[g]) &&
+			 w[i].day == (int32) DatumGetDateADT(days[g]); i++)
+			hll_add(sketch, w[i].vhash);
 		out = palloc(VARHDRSZ + hll_serialized_size(sketch));
 		SET_VARSIZE(out, VARHDRSZ + hll_serialized_size(sketch));
 		hll_serialize(sketch, (uint8 *) VARDATA(out));
@@ -915,7 +988,6 @@ write_visitors(void)
 					 "INSERT INTO shorturl.link_visitors_daily AS v (link_id, day, sketch)"
 					 " SELECT d.* FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
 					 "                            pg_catalog.unnest($3)) AS d(link_id, day, sketch)"
-					 "  WHERE EXISTS (SELECT FROM shorturl.links l WHERE l.id = d.link_id)"
 					 " ON CONFLICT (link_id, day) DO UPDATE SET sketch = excluded.sketch",
 					 3, argtypes),
 			values, NULL, false, SPI_OK_INSERT);
@@ -935,7 +1007,7 @@ analytics_flush(Oid relid)
 		return;
 	taken.active = true;
 	take_all(relid);
-	keep_unseen();
+	decide_fates();
 	for (int from = 0; from < taken.ndims; from += DIMS_BATCH_SIZE)
 		write_dims(from, Min(from + DIMS_BATCH_SIZE, taken.ndims));
 	if (taken.nvisitors > 0)
@@ -963,7 +1035,7 @@ analytics_settle(bool committed)
 		dim_entry  *d = &taken.dims[i];
 		uint64		visits = pg_atomic_read_u64(&d->visits);
 
-		if (committed && !taken.dims_kept[i])
+		if (committed && taken.dims_fate[i] != FATE_KEEP)
 			continue;
 		switch (add_dim_or_other(&d->key, d->value, visits, pg_atomic_read_u64(&d->bots), false))
 		{
@@ -979,7 +1051,7 @@ analytics_settle(bool committed)
 	}
 	for (int i = 0; i < taken.nvisitors; i++)
 	{
-		if (committed && !taken.visitors_kept[i])
+		if (committed && taken.visitors_fate[i] != FATE_KEEP)
 			continue;
 		if (!add_visitor(&taken.visitors[i]))
 			lost_visitors++;
@@ -993,6 +1065,174 @@ analytics_settle(bool committed)
 	taken.active = false;
 	taken.dims = NULL;
 	taken.visitors = NULL;
-	taken.dims_kept = taken.visitors_kept = NULL;
+	taken.dims_fate = taken.visitors_fate = NULL;
 	taken.ndims = taken.nvisitors = 0;
+}
+
+/* ---------------------------------------------------------------------
+ * Across a clean restart: a section of the counters' file
+ * (counters_file.c), written and read by the postmaster alone
+ * ---------------------------------------------------------------------
+ */
+
+/* A dimension entry as saved: its counts read out */
+typedef struct saved_dim
+{
+	dim_key		key;
+	uint64		visits;
+	uint64		bots;
+	char		value[ANALYTICS_VALUE_SIZE];
+} saved_dim;
+
+/* What the section says about itself, before its records */
+typedef struct saved_header
+{
+	uint32		dim_size;		/* sizeof(saved_dim): the layout */
+	uint32		visitor_size;	/* sizeof(visitor_key) */
+	uint64		ndims;
+	uint64		nvisitors;
+} saved_header;
+
+struct analytics_saved
+{
+	saved_header h;				/* as written */
+	uint64		ndims;			/* read: no more than the tables hold */
+	uint64		nvisitors;
+	saved_dim  *dims;
+	visitor_key *visitors;
+};
+
+/* analytics_unsaved counts the entries a clean shutdown would save */
+uint64
+analytics_unsaved(void)
+{
+	if (dims == NULL)
+		return 0;
+	return (uint64) hash_get_num_entries(dims) + (uint64) hash_get_num_entries(visitors);
+}
+
+/*
+ * analytics_file_write writes both tables' entries (the postmaster at
+ * exit, when no other process is left: no lock); false if a write failed.
+ */
+bool
+analytics_file_write(FILE *file)
+{
+	saved_header h = {sizeof(saved_dim), sizeof(visitor_key), 0, 0};
+	HASH_SEQ_STATUS status;
+	dim_entry  *d;
+	visitor_key *v;
+
+	if (dims != NULL)
+	{
+		hash_seq_init(&status, dims);
+		while ((d = hash_seq_search(&status)) != NULL)
+			if (pg_atomic_read_u64(&d->visits) > 0 || pg_atomic_read_u64(&d->bots) > 0)
+				h.ndims++;
+		h.nvisitors = (uint64) hash_get_num_entries(visitors);
+	}
+	if (fwrite(&h, sizeof(h), 1, file) != 1)
+		return false;
+	if (dims == NULL)
+		return true;
+	hash_seq_init(&status, dims);
+	while ((d = hash_seq_search(&status)) != NULL)
+	{
+		saved_dim	r;
+
+		if (pg_atomic_read_u64(&d->visits) == 0 && pg_atomic_read_u64(&d->bots) == 0)
+			continue;
+		memset(&r, 0, sizeof(r));
+		r.key = d->key;
+		r.visits = pg_atomic_read_u64(&d->visits);
+		r.bots = pg_atomic_read_u64(&d->bots);
+		strlcpy(r.value, d->value, sizeof(r.value));
+		if (fwrite(&r, sizeof(r), 1, file) != 1)
+		{
+			hash_seq_term(&status);
+			return false;
+		}
+	}
+	hash_seq_init(&status, visitors);
+	while ((v = hash_seq_search(&status)) != NULL)
+		if (fwrite(v, sizeof(*v), 1, file) != 1)
+		{
+			hash_seq_term(&status);
+			return false;
+		}
+	return true;
+}
+
+/*
+ * analytics_file_read reads the section written by analytics_file_write,
+ * to restore once the file is gone: no more entries than the tables hold
+ * (settings may have shrunk them), the rest skipped and logged as lost by
+ * analytics_file_restore().  NULL, with *why, if the section is damaged.
+ */
+analytics_saved *
+analytics_file_read(FILE *file, const char **why)
+{
+	analytics_saved *saved = palloc0(sizeof(analytics_saved));
+
+	if (fread(&saved->h, sizeof(saved->h), 1, file) != 1)
+		*why = "it is truncated";
+	else if (saved->h.dim_size != sizeof(saved_dim) || saved->h.visitor_size != sizeof(visitor_key))
+		*why = "it was written by another version of pg_shorturl";
+	else
+	{
+		/* no more than the tables hold: the rest is skipped, and counted */
+		saved->ndims = Min(saved->h.ndims, (uint64) shorturl_max_pending_dimensions);
+		saved->nvisitors = Min(saved->h.nvisitors, (uint64) shorturl_max_pending_visitors);
+		saved->dims = palloc((saved->ndims + 1) * sizeof(saved_dim));
+		saved->visitors = palloc((saved->nvisitors + 1) * sizeof(visitor_key));
+		if (fread(saved->dims, sizeof(saved_dim), saved->ndims, file) != saved->ndims ||
+			fseeko(file, (off_t) ((saved->h.ndims - saved->ndims) * sizeof(saved_dim)), SEEK_CUR) != 0 ||
+			fread(saved->visitors, sizeof(visitor_key), saved->nvisitors, file) != saved->nvisitors)
+			*why = "it is truncated";
+		else
+			return saved;
+	}
+	if (saved->dims)
+		pfree(saved->dims);
+	if (saved->visitors)
+		pfree(saved->visitors);
+	pfree(saved);
+	return NULL;
+}
+
+/*
+ * analytics_file_restore puts what analytics_file_read read into the
+ * tables just made (the postmaster, before any other process starts), as
+ * far as they have room, and frees it.
+ */
+void
+analytics_file_restore(analytics_saved *saved)
+{
+	uint64		lost = saved->h.ndims - saved->ndims;
+	uint64		lost_visitors = saved->h.nvisitors - saved->nvisitors;
+
+	for (uint64 i = 0; i < saved->ndims; i++)
+	{
+		saved_dim  *r = &saved->dims[i];
+
+		r->value[sizeof(r->value) - 1] = '\0';
+		if (add_dim_or_other(&r->key, r->value, r->visits, r->bots, false) == DIM_LOST)
+			lost++;
+	}
+	for (uint64 i = 0; i < saved->nvisitors; i++)
+		if (!add_visitor(&saved->visitors[i]))
+			lost_visitors++;
+	if (saved->h.ndims > 0 || saved->h.nvisitors > 0)
+		ereport(LOG,
+				(errmsg("pg_shorturl: restored " UINT64_FORMAT " unflushed dimension values and " UINT64_FORMAT " visitors saved at shutdown",
+						saved->h.ndims - lost, saved->h.nvisitors - lost_visitors)));
+	if (lost > 0 || lost_visitors > 0)
+		ereport(LOG,
+				(errmsg("pg_shorturl: the analytics tables are too small to restore every saved entry: "
+						UINT64_FORMAT " dimension values and " UINT64_FORMAT " visitors are lost",
+						lost, lost_visitors),
+				 errhint("Raise shorturl.max_pending_dimensions or shorturl.max_pending_visitors.")));
+	pfree(saved->dims);
+	pfree(saved->visitors);
+	pfree(saved);
 }

@@ -9,6 +9,8 @@
 #ifndef SHORTURL_ANALYTICS_H
 #define SHORTURL_ANALYTICS_H
 
+#include <stdio.h>
+
 #include "datatype/timestamp.h"
 
 typedef enum analytics_dim
@@ -43,6 +45,14 @@ extern void analytics_pending(int64 *ndims, int64 *nvisitors);
 extern int64 analytics_discard_database(Oid dbid);
 extern void analytics_forget_links(const int64 *links, int n);
 extern void analytics_flush(Oid relid);
+extern bool analytics_filling(void);
 extern void analytics_settle(bool committed);
+
+/* across a clean restart, in the counters' file (counters_file.c) */
+typedef struct analytics_saved analytics_saved;
+extern uint64 analytics_unsaved(void);
+extern bool analytics_file_write(FILE *file);
+extern analytics_saved *analytics_file_read(FILE *file, const char **why);
+extern void analytics_file_restore(analytics_saved *saved);
 
 #endif							/* SHORTURL_ANALYTICS_H */

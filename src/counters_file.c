@@ -5,7 +5,8 @@
  *	  clean restart.
  *
  * At a clean shutdown the postmaster, after every other process has
- * exited, writes the entries with pending clicks to a file, and the next
+ * exited, writes the entries with pending clicks to a file, and then the
+ * unflushed dimension values and visitors (analytics.c), and the next
  * start reads them back, as pg_stat_statements does with its statistics.
  * The file says which data it belongs to (system identifier, shutdown
  * checkpoint, data directory's inode, PostgreSQL version, layout) and is
@@ -27,13 +28,16 @@
 #include "miscadmin.h"
 #include "storage/fd.h"
 
+#include "analytics.h"
 #include "counters.h"
 #include "counters_file.h"
 
 /* Where a clean shutdown leaves the pending clicks for the next start */
 #define DUMP_FILE		"pg_stat/pg_shorturl_counters.stat"
 #define DUMP_MAGIC		0x53555244	/* "SURD" */
-#define DUMP_VERSION	4
+#define DUMP_VERSION	5
+/* 0.12 wrote version 4: no analytics section after the records */
+#define DUMP_VERSION_V4 4
 /* 0.7 wrote version 3: the records without the fields from pending_bots on */
 #define DUMP_VERSION_V3 3
 
@@ -98,7 +102,8 @@ dump_belongs_here(const dump_header *h, const char **why)
 	if (!crc_ok)
 		*why = "the control file is damaged";
 	else if (h->magic != DUMP_MAGIC ||
-			 !((h->version == DUMP_VERSION && h->record_size == sizeof(dump_record)) ||
+			 !(((h->version == DUMP_VERSION || h->version == DUMP_VERSION_V4) &&
+				h->record_size == sizeof(dump_record)) ||
 			   (h->version == DUMP_VERSION_V3 && h->record_size == DUMP_RECORD_V3_SIZE)))
 		*why = "it was written by another version of pg_shorturl";
 	else if (h->pg_major != PG_VERSION_NUM / 100)
@@ -135,6 +140,7 @@ counters_file_load(void)
 	dump_record *records;
 	int64		loaded = 0;
 	uint64		lost = 0;
+	analytics_saved *saved = NULL;
 
 	if (file == NULL)
 	{
@@ -161,6 +167,9 @@ counters_file_load(void)
 		if (fread(&records[i], h.record_size, 1, file) != 1)
 			why = "it is truncated";
 	}
+	/* since version 5, the analytics, read whole or not at all */
+	if (why == NULL && h.version == DUMP_VERSION)
+		saved = analytics_file_read(file, &why);
 	FreeFile(file);
 
 	if (!discard_dump())
@@ -207,6 +216,8 @@ counters_file_load(void)
 		ereport(LOG,
 				(errmsg("pg_shorturl: restored " INT64_FORMAT " unflushed visits saved at shutdown",
 						loaded)));
+	if (saved != NULL)
+		analytics_file_restore(saved);
 }
 
 /* What a walk over the table before saving learns */
@@ -294,7 +305,7 @@ counters_file_save(int code, Datum arg pg_attribute_unused())
 				(errmsg("pg_shorturl: not saving unflushed visits: a flush was interrupted")));
 		return;
 	}
-	if (census.entries == 0)
+	if (census.entries == 0 && analytics_unsaved() == 0)
 		return;
 
 	control = get_controlfile(DataDir, &crc_ok);
@@ -321,7 +332,7 @@ counters_file_save(int code, Datum arg pg_attribute_unused())
 	writer.file = file;
 	for (int p = 0; p < counters_partitions() && !writer.failed; p++)
 		counters_scan(p, write_visit, &writer);
-	if (writer.failed)
+	if (writer.failed || !analytics_file_write(file))
 		goto error;
 	if (FreeFile(file))
 	{

@@ -638,13 +638,14 @@ begin_flush(void)
  * flush_clicks writes this database's pending clicks held in partitions
  * [first, first + n) of the counter table to shorturl.visit_counts within
  * the current transaction, compacts shorturl.pending_visits, and returns
- * how many visits it wrote.  The shared entries
- * are settled when the transaction ends.  A second call in the same
+ * how many visits it wrote; with analytics (and from the first partition),
+ * the dimensions and visitors too.  The shared entries are settled when
+ * the transaction ends.  A second call in the same
  * transaction finds nothing more to do and returns 0; links reset earlier
  * in the transaction keep their new clicks for the next flush.
  */
 int64
-flush_clicks(int first, int n)
+flush_clicks(int first, int n, bool analytics)
 {
 	int64		applied = 0;
 	click_mode	mode = clicks_mode();
@@ -685,7 +686,7 @@ flush_clicks(int first, int n)
 	mark_exhausted();
 	keep_unseen();
 	(void) compact_pending();
-	if (first == 0 && catalog_tables()->analytics)
+	if (analytics && first == 0 && catalog_tables()->analytics)
 		analytics_flush(flush_tx.relid);
 	SPI_finish();
 
@@ -1134,11 +1135,12 @@ PG_FUNCTION_INFO_V1(shorturl_flush);
 
 /*
  * shorturl_flush implements flush() RETURNS bigint: write this database's
- * unflushed clicks to the tables now, in this transaction; they leave
- * shared memory when it commits.  Returns the visits written.
+ * unflushed clicks, dimensions and visitors to the tables now, in this
+ * transaction; they leave shared memory when it commits.  Returns the
+ * visits written.
  */
 Datum
 shorturl_flush(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_INT64(flush_clicks(0, flush_partitions()));
+	PG_RETURN_INT64(flush_clicks(0, flush_partitions(), true));
 }

@@ -8,7 +8,7 @@
 #ifndef SHORTURL_FLUSH_H
 #define SHORTURL_FLUSH_H
 
-extern int64 flush_clicks(int first_partition, int npartitions);
+extern int64 flush_clicks(int first_partition, int npartitions, bool analytics);
 extern int	flush_partitions(void);
 extern int64 flush_reset_link(int64 link_id);
 extern bool flush_reset_here(int64 link_id);

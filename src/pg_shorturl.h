@@ -35,6 +35,7 @@ extern int	shorturl_max_databases;
 extern int	shorturl_max_workers;
 extern char *shorturl_database;
 extern int	shorturl_flush_interval;
+extern int	shorturl_analytics_flush_interval;
 extern int	shorturl_purge_interval;
 extern int	shorturl_purge_grace;
 extern int	shorturl_purge_batch_size;

@@ -71,6 +71,9 @@
 
 static db_state *my_db = NULL;
 
+/* When a flush last wrote the dimensions and visitors (0: never) */
+static TimestampTz analytics_flushed = 0;
+
 /*
  * worker_describe fills in what the launcher and the workers share: they
  * connect (the launcher to no database) and start once the server is
@@ -209,9 +212,9 @@ in_transaction(int64 (*work) (void *), void *arg, const char *activity, bool *re
 }
 
 static int64
-flush_work(void *arg pg_attribute_unused())
+flush_work(void *arg)
 {
-	return flush_clicks(0, flush_partitions());
+	return flush_clicks(0, flush_partitions(), *(bool *) arg);
 }
 
 static int64
@@ -248,14 +251,23 @@ nap(long ms)
 	quit_if_asked();
 }
 
-/* flush_now runs one flush and returns when the next one is due */
+/*
+ * flush_now runs one flush and returns when the next one is due.  It
+ * writes the dimensions and visitors too when all is set, when
+ * shorturl.analytics_flush_interval has passed since it last did, or when
+ * either of their tables is half full.
+ */
 static TimestampTz
-flush_now(bool *ready)
+flush_now(bool *ready, bool all)
 {
 	TimestampTz started = GetCurrentTimestamp();
+	bool		analytics = all || analytics_filling() ||
+		started >= TimestampTzPlusMilliseconds(analytics_flushed, shorturl_analytics_flush_interval);
 
 	pg_atomic_write_u32(&my_db->flush_requested, 0);
-	(void) in_transaction(flush_work, NULL, "flushing click counters", ready);
+	(void) in_transaction(flush_work, &analytics, "flushing click counters", ready);
+	if (analytics)
+		analytics_flushed = started;
 	return TimestampTzPlusMilliseconds(started, shorturl_flush_interval);
 }
 
@@ -284,7 +296,7 @@ purge_all(TimestampTz *next_flush, bool orphans, bool *ready)
 			nap(PURGE_PAUSE_MS);
 			if (GetCurrentTimestamp() >= *next_flush ||
 				pg_atomic_read_u32(&my_db->flush_requested))
-				*next_flush = flush_now(ready);
+				*next_flush = flush_now(ready, false);
 		}
 	}
 }
@@ -359,7 +371,7 @@ shorturl_worker_main(Datum main_arg)
 		/* 4. whatever is due */
 		now = GetCurrentTimestamp();
 		if (pg_atomic_read_u32(&my_db->flush_requested) || now >= next_flush)
-			next_flush = flush_now(&ready);
+			next_flush = flush_now(&ready, false);
 		if (ready && GetCurrentTimestamp() >= next_purge)
 		{
 			bool		orphans = GetCurrentTimestamp() >= next_orphans;
@@ -382,7 +394,7 @@ shorturl_worker_main(Datum main_arg)
 		if (leaving)
 		{
 			if (ready)
-				(void) flush_now(&ready);
+				(void) flush_now(&ready, true);
 			break;
 		}
 		/* make way for databases waiting for a worker */

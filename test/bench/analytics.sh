@@ -96,6 +96,9 @@
 #                                 phase 2, and 2-4 run at the defaults)
 #   BENCH_MAX_PENDING_VISITORS    phase 2's shorturl.max_pending_visitors
 #                                 (default: the default)
+#   BENCH_PHASE2_CONF             more lines for phase 2's postgresql.conf,
+#                                 e.g. "shorturl.analytics_flush_interval =
+#                                 '1s'" to compare a schedule (default none)
 #   BENCH_FLUSH_LINKS             link counts of the flush measurement
 #                                 (default "10000 50000")
 #   BENCH_FLUSH_TRAP_LINKS        links of the flush into tables VACUUMed
@@ -168,6 +171,7 @@ if [ "$big_dims" -gt 0 ]; then
 	{
 		echo "shorturl.max_pending_dimensions = $big_dims"
 		[ -z "$big_visitors" ] || echo "shorturl.max_pending_visitors = $big_visitors"
+		[ -z "${BENCH_PHASE2_CONF:-}" ] || echo "$BENCH_PHASE2_CONF"
 	} >>"$conf"
 	trap 'scratch_server_stop "$SERVER2"; scratch_server_stop "$BENCH_WORK"; rm -rf "$BENCH_WORK"' EXIT
 	scratch_server_start "$SERVER2" "$BENCH_DIR/bench.conf" "$conf"
@@ -231,7 +235,8 @@ warm_up() {
 settings() {
 	bench_psql -Atc "SELECT string_agg(name || ' = ' || setting || coalesce(unit, ''), ', ' ORDER BY name)
 	                 FROM pg_settings WHERE name IN ('shorturl.max_pending_links', 'shorturl.max_pending_dimensions',
-	                     'shorturl.max_pending_visitors', 'shorturl.flush_interval', 'shorturl.max_dimension_values')"
+	                     'shorturl.max_pending_visitors', 'shorturl.flush_interval', 'shorturl.max_dimension_values',
+	                     'shorturl.analytics_flush_interval')"
 }
 
 # load_links stores the links and the facts in the current server.

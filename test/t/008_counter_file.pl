@@ -22,10 +22,12 @@
 # - (c) copy: a copy of the data directory started as an independent
 #   server does not restore (its directory is another inode), while the
 #   original does: the clicks count once across both;
-# - (d) damaged or foreign: a save file from another cluster, truncated,
-#   with a damaged magic number or an impossible entry count is ignored
-#   with its reason logged, removed, and the server starts with its own
-#   flushed count; the same server's intact file is restored.
+# - (d) damaged or foreign: a save file from another cluster, truncated
+#   (in its entries or its analytics' section), with a damaged magic
+#   number or an impossible entry count is ignored with its reason logged,
+#   removed, and the server starts with its own flushed count; a file of
+#   the previous layout (version 4) and the same server's intact file are
+#   restored.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -36,12 +38,17 @@ use FindBin;
 use lib "$FindBin::Bin/../perl";
 use ShortURL::Test;
 
-# Offsets in the save file's header (struct dump_header in src/counters.c):
+# Offsets in the save file's header (struct dump_header in src/counters_file.c):
 # magic, version, pg_major and record_size (uint32 each), then
 # system_identifier, checkpoint, datadir_ino, count (uint64)
-my $OFFSET_MAGIC = 0;
-my $OFFSET_COUNT = 40;
-my $HEADER_SIZE  = 48;
+my $OFFSET_MAGIC   = 0;
+my $OFFSET_VERSION = 4;
+my $OFFSET_COUNT   = 40;
+my $HEADER_SIZE    = 48;
+# since version 5 the entries are followed by the analytics' section
+# (struct saved_header in src/analytics.c: two uint32, two uint64; with
+# no dimension value or visitor pending, nothing more)
+my $ANALYTICS_HEADER_SIZE = 24;
 
 my @conf = ("shorturl.flush_interval = '1h'", "shorturl.purge_interval = '1h'");
 
@@ -260,7 +267,10 @@ sub damage
 damage('foreign', 'it belongs to another database system',
 	sub { copy($foreign_file, $file) or die "could not copy: $!"; });
 # proves a file cut inside its entries restores none of them, not some
-damage('truncated entries', 'it is truncated', sub { truncate $file, (-s $file) - 10 or die; });
+damage('truncated entries', 'it is truncated',
+	sub { truncate $file, (-s $file) - $ANALYTICS_HEADER_SIZE - 10 or die; });
+# proves a file cut inside its analytics' section restores nothing either
+damage('truncated analytics', 'it is truncated', sub { truncate $file, (-s $file) - 10 or die; });
 # proves a file shorter than its header is refused
 damage('truncated header', 'it is truncated', sub { truncate $file, $HEADER_SIZE - 10 or die; });
 # proves a damaged magic number is refused
@@ -269,6 +279,16 @@ damage('magic', 'it was written by another version of pg_shorturl',
 # proves an entry count larger than the table is refused
 damage('count', 'it holds more entries than the table',
 	sub { patch($file, $OFFSET_COUNT, pack('Q<', 1 << 40)); });
+
+# proves a file of the previous layout (version 4, written by 0.12's
+# library: no analytics' section) is still restored after an upgrade
+ShortURL::Test::clicks($y, 'postgres', 1, 20, 'd1');
+$y->stop;
+patch($file, $OFFSET_VERSION, pack('L<', 4));
+truncate $file, (-s $file) - $ANALYTICS_HEADER_SIZE or die;
+is(start($y), restored(20), 'version 4: a file without the analytics\' section restores its 20 visits');
+$n += 20;
+is(visits($y, 'd1'), $n, "version 4: visits is exactly $n");
 
 # proves the refusals above are the file's fault: the intact file restores
 ShortURL::Test::clicks($y, 'postgres', 1, 20, 'd1');

@@ -19,7 +19,10 @@
 #   max_visits, one clicked by resolve(code), one never clicked among
 #   them); the postmaster logs the restore of exactly the pending clicks,
 #   and the tables (visit_counts, link_visits_hourly) hold the clicks and
-#   the bots' clicks exactly;
+#   the bots' clicks exactly; the dimensions and visitors pending at the
+#   restart (shorturl.analytics_flush_interval = 1h) are restored too
+#   (logged), so after the flush each dimension of each link adds up to its
+#   visits, and unique_visitors() counts every visitor;
 # - (b) immediate stop under load, flush_interval = 1h: a forced flush in
 #   the middle of the load, 100 more clicks of each link, pg_ctl stop -m
 #   immediate: each link reads series = visits = exactly what that flush
@@ -200,17 +203,28 @@ cmp_ok(stats('flushes'), '>', $flushes, '(a) the worker flushed during the first
 is(figures($A_LINKS), expected($XACTS), '(a) after the first batch: visits = series = clicks, each link');
 
 interval('1h');
+# the analytics then wait for the restart: the worker writes them only
+# with an interval's flush, or when a table is half full
+query(q{ALTER SYSTEM SET shorturl.analytics_flush_interval = '1h'; SELECT pg_reload_conf()});
+query('SELECT shorturl.flush()');
 clicks();
 my $pending = $CLIENTS * $XACTS * $xact_clicks;
 # proves the second batch is still only in shared memory, so the restart must carry it
 is(stats('pending_visits'), $pending, "(a) with flush_interval = 1h the second batch's $pending clicks are pending");
 is(figures($A_LINKS), expected(2 * $XACTS), '(a) before the restart: visits = series = clicks of both batches');
 
+# proves the second batch's dimensions and visitors are only in shared memory too
+my ($pending_dims, $pending_visitors) = (stats('pending_dimension_values'), stats('pending_visitors'));
+cmp_ok($pending_dims, '>', 0, "(a) the second batch's dimension values are pending ($pending_dims)");
+cmp_ok($pending_visitors, '>', 0, "(a) the second batch's visitors are pending ($pending_visitors)");
+
 my $offset = ShortURL::Test::log_offset($node);
 $node->restart;
-# proves the postmaster saved and restored the pending clicks, once
-is(restored($offset), "pg_shorturl: restored $pending unflushed visits saved at shutdown",
-	"(a) one log line: restored $pending unflushed visits");
+# proves the postmaster saved and restored the pending clicks, dimensions and visitors, once
+is(restored($offset),
+	"pg_shorturl: restored $pending unflushed visits saved at shutdown\n"
+	  . "pg_shorturl: restored $pending_dims unflushed dimension values and $pending_visitors visitors saved at shutdown",
+	"(a) two log lines: restored $pending unflushed visits, $pending_dims dimension values, $pending_visitors visitors");
 ok(served(), '(a) the worker serves again after the restart');
 # proves the restore gave the series the same clicks as the counts, bots' as bots'
 is(figures($A_LINKS), expected(2 * $XACTS), '(a) after a fast restart: visits = series = clicks, each link');
@@ -222,6 +236,21 @@ my $n = 2 * $CLIENTS * $XACTS;
 is(tables($A_LINKS),
 	join(' ', map { my ($all, $bots) = map { $_ * $n } @{ $PER_XACT{$_} }; "$_=$all/$all/$bots" } sort keys %PER_XACT),
 	'(a) the tables hold each click once: visit_counts = link_visits_hourly, and its bots');
+
+# proves no dimension value was lost or counted twice across the restart:
+# every click of these links passed facts, so each dimension adds up to
+# the link's visits (a3 was clicked by code alone: no rows)
+my $DIMS_ADD_UP = join ' || ', map {
+	"(SELECT coalesce(sum(b.visits), 0) FROM shorturl.visit_breakdown(l.code, '$_') b)::text"
+} qw(referrer country device);
+is(joined(per_link("shorturl.visits(l.code) || ' ' || $DIMS_ADD_UP", $A_LINKS, 'on')),
+	joined({ map { my $v = $PER_XACT{$_}[0] * $n; ($_ => $_ eq 'a3' ? "$v 000" : "$v $v$v$v") } keys %PER_XACT }),
+	'(a) after the restart and a flush: each dimension of each link adds up to its visits');
+# proves the visitors came back: a1 has one per client, m1 one, the bots none
+is(joined(per_link('shorturl.unique_visitors(l.code)', $A_LINKS)),
+	joined({ %{ { map { $_ => 0 } keys %PER_XACT } }, a1 => $CLIENTS, m1 => 1 }),
+	'(a) after the restart and a flush: unique_visitors() counts every visitor, each link');
+query(q{ALTER SYSTEM RESET shorturl.analytics_flush_interval; SELECT pg_reload_conf()});
 
 # ---------------------------------------------------------------------
 # Load: every link of a set clicked once per transaction, with a bot's

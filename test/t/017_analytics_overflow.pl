@@ -21,6 +21,12 @@
 #    (1 + 87 * 3 = 262 dropped);
 # 3. 200 visitors of one link: 128 kept, 72 lost (visitors_dropped), and
 #    unique_visitors() (exact below 384) says 128.
+# 4. the worker's schedule (flushes every 100 ms, analytics every hour):
+#    one link with 10 referrers (12 entries): two flushes write its count
+#    but leave its dimension values pending; 60 referrers more while the
+#    worker is held back (72 entries, over half of 128): its next flush
+#    writes them all; a few more, then
+#    shorturl.analytics_flush_interval = 100ms: written at once.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -89,5 +95,60 @@ sql('SELECT shorturl.flush()');
 is(sql(qq{SELECT shorturl.unique_visitors('$seen', now() - interval '1 day', now() + interval '1 day')}), 128,
 	'unique_visitors() counts the 128 kept');
 is(sql(qq{SELECT shorturl.visits('$seen')}), 200, 'and the link\'s visits are all 200');
+
+# ---------------------------------------------------------------------
+# 4. The worker writes analytics every interval, or when half full
+# ---------------------------------------------------------------------
+sql(q{ALTER SYSTEM SET shorturl.analytics_flush_interval = '1h'; SELECT pg_reload_conf()});
+ShortURL::Test::set_flush_interval($node, 'postgres', '100ms');
+my $sched = sql(q{SELECT shorturl.shorten('https://example.com/schedule')});
+
+# waits until the worker has flushed twice more
+sub two_flushes
+{
+	my $flushes = ShortURL::Test::stats($node, 'postgres', 'flushes');
+	return ShortURL::Test::wait_until($node, 'postgres',
+		"SELECT flushes >= $flushes + 2 FROM shorturl.stats");
+}
+
+# referrers clicks $sched with referrers $from..$to
+sub referrers
+{
+	my ($from, $to) = @_;
+	return sql(qq{SELECT count(shorturl.resolve('$sched', NULL, 'https://t' || g || '.example/'))
+		FROM generate_series($from, $to) g});
+}
+
+# breakdown is "referrer values with a row|their visits"
+sub breakdown
+{
+	return sql(qq{SELECT count(*) || '|' || coalesce(sum(visits), 0) FROM shorturl.visit_breakdown('$sched',
+		'referrer', now() - interval '1 day', now() + interval '1 day')});
+}
+# nothing pending to begin with
+sql('SELECT shorturl.flush()');
+is(referrers(1, 10), 10, '4. one link resolved with 10 referrers');
+ok(two_flushes(), 'the worker flushed twice');
+is(sql(qq{SELECT shorturl.visits('$sched') || '|' || pending_visits || '|' || pending_dimension_values
+	FROM shorturl.stats}), '10|0|12',
+	'its count was written, its 12 dimension values (10 referrers, country, device) are still pending');
+is(breakdown(), '0|0', 'no referrer row yet');
+
+# with the worker held back, so that no flush comes between the clicks
+ShortURL::Test::set_flush_interval($node, 'postgres', '1h');
+is(referrers(11, 70), 60, '60 more referrers, the worker held back');
+is((split /\|/, stat_row())[0], 72, '72 entries pending, over half of max_pending_dimensions');
+ShortURL::Test::set_flush_interval($node, 'postgres', '100ms');
+ok(two_flushes(), 'the worker flushed twice');
+is((split /\|/, stat_row())[0], 0, 'the half-full table was written with the count');
+is(breakdown(), '70|70', 'the link has its 70 referrer rows');
+
+is(referrers(71, 73), 3, '3 more referrers');
+ok(two_flushes(), 'the worker flushed twice');
+is((split /\|/, stat_row())[0], 5, 'their 5 dimension values are pending');
+sql(q{ALTER SYSTEM SET shorturl.analytics_flush_interval = '100ms'; SELECT pg_reload_conf()});
+ok(ShortURL::Test::wait_until($node, 'postgres', 'SELECT pending_dimension_values = 0 FROM shorturl.stats'),
+	'with analytics_flush_interval = 100ms the worker writes them');
+is(breakdown(), '73|73', 'the link has its 73 referrer rows');
 
 done_testing();
