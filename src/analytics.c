@@ -50,6 +50,8 @@
  */
 #include "postgres.h"
 
+#include <sys/stat.h>
+
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "miscadmin.h"
@@ -131,10 +133,12 @@ static analytics_counts *counts = NULL;
 
 /*
  * What the flush does with a taken entry, by its link (decide_fates()).  At
- * abort every entry goes back to shared memory; at commit only kept ones.
+ * abort every entry goes back to shared memory; at commit all but those
+ * written or dropped (one still undecided was never written).
  */
 typedef enum entry_fate
 {
+	FATE_UNDECIDED,				/* decide_fates() has not run */
 	FATE_WRITE,					/* the flush sees the link: written */
 	FATE_KEEP,					/* the flush cannot see it yet: back at commit */
 	FATE_DROP,					/* the link is gone for good */
@@ -742,19 +746,17 @@ decide_fates(void)
 			}
 		n = k;
 	}
-	for (int i = 0; n > 0 && i < taken.ndims; i++)
+	for (int i = 0; i < taken.ndims; i++)
 	{
-		int64	   *at = bsearch(&taken.dims[i].key.link_id, ids, n, sizeof(int64), by_int64);
+		int64	   *at = n > 0 ? bsearch(&taken.dims[i].key.link_id, ids, n, sizeof(int64), by_int64) : NULL;
 
-		if (at != NULL)
-			taken.dims_fate[i] = unseen[at - ids];
+		taken.dims_fate[i] = at != NULL ? unseen[at - ids] : FATE_WRITE;
 	}
-	for (int i = 0; n > 0 && i < taken.nvisitors; i++)
+	for (int i = 0; i < taken.nvisitors; i++)
 	{
-		int64	   *at = bsearch(&taken.visitors[i].link_id, ids, n, sizeof(int64), by_int64);
+		int64	   *at = n > 0 ? bsearch(&taken.visitors[i].link_id, ids, n, sizeof(int64), by_int64) : NULL;
 
-		if (at != NULL)
-			taken.visitors_fate[i] = unseen[at - ids];
+		taken.visitors_fate[i] = at != NULL ? unseen[at - ids] : FATE_WRITE;
 	}
 	pfree(unseen);
 	pfree(ids);
@@ -1014,6 +1016,13 @@ analytics_flush(Oid relid)
 		write_visitors();
 }
 
+/* written_or_dropped tells whether a committed flush is done with an entry */
+static bool
+written_or_dropped(const char *fate, int i)
+{
+	return fate != NULL && (fate[i] == FATE_WRITE || fate[i] == FATE_DROP);
+}
+
 /*
  * analytics_settle ends the transaction's flush: at abort, what it took
  * goes back (as far as there is room).  Runs in a transaction callback:
@@ -1035,7 +1044,7 @@ analytics_settle(bool committed)
 		dim_entry  *d = &taken.dims[i];
 		uint64		visits = pg_atomic_read_u64(&d->visits);
 
-		if (committed && taken.dims_fate[i] != FATE_KEEP)
+		if (committed && written_or_dropped(taken.dims_fate, i))
 			continue;
 		switch (add_dim_or_other(&d->key, d->value, visits, pg_atomic_read_u64(&d->bots), false))
 		{
@@ -1051,7 +1060,7 @@ analytics_settle(bool committed)
 	}
 	for (int i = 0; i < taken.nvisitors; i++)
 	{
-		if (committed && taken.visitors_fate[i] != FATE_KEEP)
+		if (committed && written_or_dropped(taken.visitors_fate, i))
 			continue;
 		if (!add_visitor(&taken.visitors[i]))
 			lost_visitors++;
@@ -1102,7 +1111,10 @@ struct analytics_saved
 	visitor_key *visitors;
 };
 
-/* analytics_unsaved counts the entries a clean shutdown would save */
+/*
+ * analytics_unsaved counts the entries of both tables: a clean shutdown
+ * saves those with clicks when there is any
+ */
 uint64
 analytics_unsaved(void)
 {
@@ -1173,24 +1185,44 @@ analytics_saved *
 analytics_file_read(FILE *file, const char **why)
 {
 	analytics_saved *saved = palloc0(sizeof(analytics_saved));
+	struct stat st;
+	off_t		at;
+	uint64		rest = 0;
 
 	if (fread(&saved->h, sizeof(saved->h), 1, file) != 1)
 		*why = "it is truncated";
 	else if (saved->h.dim_size != sizeof(saved_dim) || saved->h.visitor_size != sizeof(visitor_key))
 		*why = "it was written by another version of pg_shorturl";
+	else if (fstat(fileno(file), &st) != 0 || (at = ftello(file)) < 0 || st.st_size < at)
+		*why = "it cannot be measured";
+	/* the rest of the file is the records: exactly, checked before any allocation */
+	else if ((rest = (uint64) (st.st_size - at)) / sizeof(saved_dim) < saved->h.ndims ||
+			 rest / sizeof(visitor_key) < saved->h.nvisitors ||
+			 saved->h.ndims * sizeof(saved_dim) + saved->h.nvisitors * sizeof(visitor_key) != rest)
+		*why = "it is truncated";
 	else
 	{
 		/* no more than the tables hold: the rest is skipped, and counted */
 		saved->ndims = Min(saved->h.ndims, (uint64) shorturl_max_pending_dimensions);
 		saved->nvisitors = Min(saved->h.nvisitors, (uint64) shorturl_max_pending_visitors);
-		saved->dims = palloc((saved->ndims + 1) * sizeof(saved_dim));
-		saved->visitors = palloc((saved->nvisitors + 1) * sizeof(visitor_key));
-		if (fread(saved->dims, sizeof(saved_dim), saved->ndims, file) != saved->ndims ||
-			fseeko(file, (off_t) ((saved->h.ndims - saved->ndims) * sizeof(saved_dim)), SEEK_CUR) != 0 ||
-			fread(saved->visitors, sizeof(visitor_key), saved->nvisitors, file) != saved->nvisitors)
+		saved->dims = palloc_extended((saved->ndims + 1) * sizeof(saved_dim),
+									  MCXT_ALLOC_HUGE | MCXT_ALLOC_NO_OOM);
+		saved->visitors = palloc_extended((saved->nvisitors + 1) * sizeof(visitor_key),
+										  MCXT_ALLOC_HUGE | MCXT_ALLOC_NO_OOM);
+		if (saved->dims == NULL || saved->visitors == NULL)
+			*why = "there is not enough memory to read it";
+		else if (fread(saved->dims, sizeof(saved_dim), saved->ndims, file) != saved->ndims ||
+				 fseeko(file, (off_t) ((saved->h.ndims - saved->ndims) * sizeof(saved_dim)), SEEK_CUR) != 0 ||
+				 fread(saved->visitors, sizeof(visitor_key), saved->nvisitors, file) != saved->nvisitors)
 			*why = "it is truncated";
 		else
-			return saved;
+		{
+			for (uint64 i = 0; i < saved->ndims && *why == NULL; i++)
+				if (saved->dims[i].key.dim < 0 || saved->dims[i].key.dim >= ANALYTICS_DIMS)
+					*why = "it is damaged";
+			if (*why == NULL)
+				return saved;
+		}
 	}
 	if (saved->dims)
 		pfree(saved->dims);

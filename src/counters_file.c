@@ -36,7 +36,7 @@
 #define DUMP_FILE		"pg_stat/pg_shorturl_counters.stat"
 #define DUMP_MAGIC		0x53555244	/* "SURD" */
 #define DUMP_VERSION	5
-/* 0.12 wrote version 4: no analytics section after the records */
+/* libraries from 0.8 to this one's previous build wrote version 4: no analytics section */
 #define DUMP_VERSION_V4 4
 /* 0.7 wrote version 3: the records without the fields from pending_bots on */
 #define DUMP_VERSION_V3 3

@@ -265,8 +265,8 @@ flush_now(bool *ready, bool all)
 		started >= TimestampTzPlusMilliseconds(analytics_flushed, shorturl_analytics_flush_interval);
 
 	pg_atomic_write_u32(&my_db->flush_requested, 0);
-	(void) in_transaction(flush_work, &analytics, "flushing click counters", ready);
-	if (analytics)
+	/* a flush that failed wrote nothing: the next one tries again */
+	if (in_transaction(flush_work, &analytics, "flushing click counters", ready) >= 0 && analytics)
 		analytics_flushed = started;
 	return TimestampTzPlusMilliseconds(started, shorturl_flush_interval);
 }

@@ -23,7 +23,8 @@
 #   server does not restore (its directory is another inode), while the
 #   original does: the clicks count once across both;
 # - (d) damaged or foreign: a save file from another cluster, truncated
-#   (in its entries or its analytics' section), with a damaged magic
+#   (in its entries or its analytics' section or records), with a damaged
+#   analytics record, a damaged magic
 #   number or an impossible entry count is ignored with its reason logged,
 #   removed, and the server starts with its own flushed count; a file of
 #   the previous layout (version 4) and the same server's intact file are
@@ -271,6 +272,33 @@ damage('truncated entries', 'it is truncated',
 	sub { truncate $file, (-s $file) - $ANALYTICS_HEADER_SIZE - 10 or die; });
 # proves a file cut inside its analytics' section restores nothing either
 damage('truncated analytics', 'it is truncated', sub { truncate $file, (-s $file) - 10 or die; });
+
+# analytics_record_at is the offset of the first dimension value's record
+# in the save file: after the header, the counter records and the
+# analytics' header
+sub analytics_record_at
+{
+	open my $fh, '<:raw', $file or die "could not open $file: $!";
+	read($fh, my $header, $HEADER_SIZE) == $HEADER_SIZE or die 'short header';
+	close $fh;
+	my $record_size = unpack('L<', substr($header, 12, 4));
+	my $count = unpack('Q<', substr($header, $OFFSET_COUNT, 8));
+	return $HEADER_SIZE + $count * $record_size + $ANALYTICS_HEADER_SIZE;
+}
+
+# a click with a referrer leaves three dimension values in the section
+sub referrer_click
+{
+	$y->safe_psql('postgres', q{SELECT shorturl.resolve('d1', NULL, 'https://x.example/')});
+	return;
+}
+# proves a file cut inside its analytics' records restores nothing
+referrer_click();
+damage('truncated analytics records', 'it is truncated', sub { truncate $file, (-s $file) - 10 or die; });
+# proves a dimension record with an impossible dimension (offset 20 in
+# struct dim_key) is refused, not used as an index
+referrer_click();
+damage('analytics record', 'it is damaged', sub { patch($file, analytics_record_at() + 20, pack('l<', 7)); });
 # proves a file shorter than its header is refused
 damage('truncated header', 'it is truncated', sub { truncate $file, $HEADER_SIZE - 10 or die; });
 # proves a damaged magic number is refused

@@ -167,13 +167,13 @@ is(query("SELECT shorturl.device_class('$BOT') || ' ' || shorturl.device_class('
 # (a) A clean restart carries the unflushed clicks of counts and series
 # ---------------------------------------------------------------------
 my $script = join '', map { "SELECT 1 / ($_ IS NOT NULL)::int;\n" }
-  "shorturl.resolve('a1', NULL, 'https://news.example.com/item/' || :client_id, 'FR', '$HUMAN', 'visitor-' || :client_id)",
+  "shorturl.resolve('a1', NULL, 'https://news.example.com/item/' || :client_id, 'FR', '$HUMAN', 'visitor-BATCH-' || :client_id)",
   "shorturl.resolve('a2', NULL, NULL, 'DE', '$MOBILE', NULL)",
   "shorturl.resolve('a2', NULL, 'https://www.google.com/', NULL, '$BOT', NULL)",
   "shorturl.resolve('a3')",
   "shorturl.resolve('a4', NULL, NULL, 'US', '$BOT', 'crawler')",
   "shorturl.resolve('m1', '', 'https://t.co/x', 'JP', '$BOT')",
-  "shorturl.resolve('m1', NULL, NULL, NULL, '$HUMAN', 'visitor-m')";
+  "shorturl.resolve('m1', NULL, NULL, NULL, '$HUMAN', 'visitor-m-BATCH')";
 my $xact_clicks = 0;
 $xact_clicks += $_->[0] for values %PER_XACT;
 
@@ -190,7 +190,8 @@ sub clicks
 		[qr{actually processed: $n/$n}],
 		[],
 		"(a) pgbench $batch: $CLIENTS clients x $XACTS transactions of $xact_clicks clicks, all resolved",
-		{ "012_clicks_$batch.sql" => $script },
+		# each batch its own visitors, so that a lost one shows
+		{ "012_clicks_$batch.sql" => $script =~ s/BATCH/$batch/gr },
 		'postgres');
 }
 
@@ -240,15 +241,16 @@ is(tables($A_LINKS),
 # proves no dimension value was lost or counted twice across the restart:
 # every click of these links passed facts, so each dimension adds up to
 # the link's visits (a3 was clicked by code alone: no rows)
-my $DIMS_ADD_UP = join ' || ', map {
+my $DIMS_ADD_UP = join " || ' ' || ", map {
 	"(SELECT coalesce(sum(b.visits), 0) FROM shorturl.visit_breakdown(l.code, '$_') b)::text"
 } qw(referrer country device);
 is(joined(per_link("shorturl.visits(l.code) || ' ' || $DIMS_ADD_UP", $A_LINKS, 'on')),
-	joined({ map { my $v = $PER_XACT{$_}[0] * $n; ($_ => $_ eq 'a3' ? "$v 000" : "$v $v$v$v") } keys %PER_XACT }),
+	joined({ map { my $v = $PER_XACT{$_}[0] * $n; ($_ => $_ eq 'a3' ? "$v 0 0 0" : "$v $v $v $v") } keys %PER_XACT }),
 	'(a) after the restart and a flush: each dimension of each link adds up to its visits');
-# proves the visitors came back: a1 has one per client, m1 one, the bots none
+# proves the visitors came back: a1 has one per client and batch, m1 one
+# per batch (each batch's are new), the bots none
 is(joined(per_link('shorturl.unique_visitors(l.code)', $A_LINKS)),
-	joined({ %{ { map { $_ => 0 } keys %PER_XACT } }, a1 => $CLIENTS, m1 => 1 }),
+	joined({ %{ { map { $_ => 0 } keys %PER_XACT } }, a1 => 2 * $CLIENTS, m1 => 2 }),
 	'(a) after the restart and a flush: unique_visitors() counts every visitor, each link');
 query(q{ALTER SYSTEM RESET shorturl.analytics_flush_interval; SELECT pg_reload_conf()});
 
