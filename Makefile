@@ -43,7 +43,9 @@ OBJS = \
 	src/analytics.o \
 	src/ratelimit.o \
 	src/blocklist.o \
+	src/ship.o \
 	src/flush.o \
+	src/apply.o \
 	src/purge.o \
 	src/stats.o \
 	src/worker.o \
@@ -59,7 +61,7 @@ OBJS = \
 DATA = $(wildcard sql/pg_shorturl--*.sql)
 
 # One pg_regress file per feature: sql/<name>.sql against expected/<name>.out.
-REGRESS = base62 routing store counters manage rls analytics abuse metrics upgrade
+REGRESS = base62 routing store counters manage rls analytics abuse metrics replicas upgrade
 REGRESS_OPTS = --temp-instance=tmp_check_regress --temp-config=test/pg_shorturl.conf
 
 # Isolation specs live in test/isolation/specs, expected output beside them.
@@ -87,12 +89,12 @@ endif
 # headers (-isystem wins over PGXS's -I for the same directory), since some
 # of their inline functions have unused parameters.
 PG_CFLAGS = -Wall -Wextra $(if $(WERROR),-Werror)
-PG_CPPFLAGS = -isystem $(shell $(PG_CONFIG) --includedir-server)
+PG_CPPFLAGS = -isystem $(shell $(PG_CONFIG) --includedir-server) -I$(shell $(PG_CONFIG) --includedir)
 # libsodium: SipHash of the code permutation; ICU: internationalised host
 # names and confusable detection in URL validation; libqrencode and libpng:
 # the QR codes of qr_svg() and qr_png(); xxHash: the visitor hashes of the
-# unique-visitor sketches
-SHLIB_LINK = -lm -lsodium -licui18n -licuuc -lqrencode -lpng -lxxhash
+# unique-visitor sketches; libpq: a standby ships its clicks to the primary
+SHLIB_LINK = -lm -lsodium -licui18n -licuuc -lqrencode -lpng -lxxhash -lpq
 
 EXTRA_CLEAN = test/fuzz/build test/unit/build tmp_check_regress tmp_check_iso
 

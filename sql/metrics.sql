@@ -138,7 +138,13 @@ FROM stats_now s, links_now l, LATERAL (VALUES
     ('shorturl_url_cache_invalidations_total', s.url_cache_invalidations),
     ('shorturl_url_cache_entries', s.url_cache_entries),
     ('shorturl_url_cache_used_bytes', s.url_cache_bytes),
-    ('shorturl_url_cache_size_bytes', s.url_cache_size)) e(name, value);
+    ('shorturl_url_cache_size_bytes', s.url_cache_size),
+    ('shorturl_ship_unshipped_visits', s.unshipped_visits),
+    ('shorturl_ship_visits_total', s.shipped_visits),
+    ('shorturl_ship_batches_total', s.ship_batches),
+    ('shorturl_ship_failures_total', s.ship_failures),
+    ('shorturl_ship_last_timestamp_seconds', extract(epoch FROM s.last_ship_at)),
+    ('shorturl_ship_dropped_visits_total', s.standby_dropped)) e(name, value);
 
 -- Each metric: its type; a HELP and a TYPE line before its sample; the
 -- counters, and only they, named _total; its labels; its value what
@@ -192,7 +198,7 @@ CREATE EXTENSION pg_shorturl;
 SELECT l AS line FROM regexp_split_to_table(shorturl.metrics(), E'\n') l
 WHERE l LIKE 'shorturl\_mode\_info{%';
 -- shorturl.stats is NULL in sync mode but for the rate-limit table and
--- the URL cache (the server's): 25 metrics are NaN; the others say what
+-- the URL cache (the server's): 31 metrics are NaN (the six of shipping too); the others say what
 -- shorturl.stats and the statistics system say
 SELECT count(*) AS nan FROM regexp_split_to_table(shorturl.metrics(), E'\n') l
 WHERE l LIKE '% NaN' AND l NOT LIKE 'shorturl\_url\_cache\_%';

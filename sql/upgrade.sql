@@ -373,14 +373,14 @@ SELECT shorturl.forget_arrived('{7001}') AS arrivals_forgotten;
 SELECT array_agg(id) AS copies_left FROM shorturl.copied_links;
 DROP EXTENSION pg_shorturl;
 
--- 0.11, the last version that landed, reaches 0.12 with ALTER EXTENSION
+-- 0.11 reaches 0.12 with ALTER EXTENSION
 -- UPDATE: shorturl.metrics() gains the URL cache's nine metrics, equal to
 -- the columns of shorturl.stats (NaN where there is no cache), and keeps
 -- its grants: pg_monitor's, not PUBLIC's.
 CREATE EXTENSION pg_shorturl VERSION '0.11';
 SELECT count(*) AS cache_metrics_before FROM regexp_split_to_table(shorturl.metrics(), E'\n') l
 WHERE l LIKE 'shorturl\_url\_cache\_%{%';
-ALTER EXTENSION pg_shorturl UPDATE;
+ALTER EXTENSION pg_shorturl UPDATE TO '0.12';
 SELECT extversion FROM pg_extension WHERE extname = 'pg_shorturl';
 -- (metrics checks every value against shorturl.stats; here, one)
 SELECT count(*) AS cache_metrics,
@@ -406,4 +406,31 @@ SELECT count(*) AS copies_left, count(*) FILTER (WHERE id = 7003) AS unrelated_l
 FROM shorturl.copied_links;
 TRUNCATE shorturl.links;
 SELECT count(*) AS copies_after_truncate FROM shorturl.copied_links;
+DROP EXTENSION pg_shorturl;
+
+-- 0.12, the last version that landed, reaches 0.13 with ALTER EXTENSION
+-- UPDATE: shorturl.standby_batches and the two functions a standby ships
+-- its clicks with, none of them PUBLIC's; the stats view gains the
+-- shipping's columns (NULL on a primary).  A batch applied once adds its
+-- clicks to the counts and the series at once; sent again, it is a no-op.
+CREATE EXTENSION pg_shorturl VERSION '0.12';
+SELECT shorturl.shorten('https://example.com/twelve', alias => 'twelve') AS code;
+SELECT count(shorturl.resolve('twelve')) AS clicks FROM generate_series(1, 2);
+ALTER EXTENSION pg_shorturl UPDATE;
+SELECT extversion FROM pg_extension WHERE extname = 'pg_shorturl';
+SELECT has_table_privilege('public', 'shorturl.standby_batches', 'SELECT') AS public_reads_batches,
+       has_function_privilege('public', 'shorturl.apply_clicks(bigint, text, bigint, oid, bigint[], timestamptz[], bigint[], bigint[], timestamptz[])', 'EXECUTE') AS public_applies,
+       has_function_privilege('public', 'shorturl.shipped_seq(bigint, text)', 'EXECUTE') AS public_asks;
+SELECT mode <> 'standby' AS primary_mode, unshipped_visits IS NULL AS no_unshipped,
+       shipped_visits IS NULL AS no_shipped FROM shorturl.stats;
+SELECT system_identifier AS sysid FROM pg_control_system() \gset
+SELECT 'shorturl.links'::regclass::oid AS links \gset
+SELECT shorturl.shipped_seq(:sysid, 'sb-upgrade') AS before_any;
+SELECT shorturl.apply_clicks(:sysid, 'sb-upgrade', 1, :links,
+         ARRAY[(SELECT id FROM shorturl.links WHERE code = 'twelve')],
+         ARRAY[date_bin('1 hour', now(), '2000-01-01 00:00+00')], '{5}', '{1}', ARRAY[now()]) AS applied,
+       shorturl.apply_clicks(:sysid, 'sb-upgrade', 1, :links,
+         ARRAY[(SELECT id FROM shorturl.links WHERE code = 'twelve')],
+         ARRAY[date_bin('1 hour', now(), '2000-01-01 00:00+00')], '{5}', '{1}', ARRAY[now()]) AS again;
+SELECT shorturl.visits('twelve') AS visits, shorturl.shipped_seq(:sysid, 'sb-upgrade') AS last_seq;
 DROP EXTENSION pg_shorturl;

@@ -219,6 +219,13 @@ lookup_tables(void)
 	t.owner = rel_owner(t.links);
 	/* a library newer than the schema (before ALTER EXTENSION UPDATE) */
 	t.analytics = OidIsValid(get_relname_relid("link_visits_hourly", nsp));
+	t.standby_batches = get_relname_relid("standby_batches", nsp);
+	if (OidIsValid(t.standby_batches))
+	{
+		keys[0] = 1;			/* system_id */
+		keys[1] = 2;			/* standby */
+		t.standby_batches_pkey = find_index(nsp, "standby_batches", "standby_batches_pkey", keys, 2);
+	}
 
 	tables = t;
 	tables_valid = true;

@@ -55,6 +55,9 @@ typedef struct shorturl_tables
 	AttrNumber	pending_att[COUNTS_NCOLUMNS];
 	/* since 0.8: visit analytics (shorturl.link_visits_hourly and friends) */
 	bool		analytics;
+	/* since 0.13: shorturl.standby_batches and its primary key (else invalid) */
+	Oid			standby_batches;
+	Oid			standby_batches_pkey;
 } shorturl_tables;
 
 extern void catalog_init(void);

@@ -23,7 +23,14 @@
  *	  link's visit must never be served and then undone, so this path does
  *	  not serve limited links at all: they need shared memory, whose count
  *	  no rollback touches.
- *	- On a hot standby nothing is counted; limited links are not served.
+ *	- On a hot standby, in a database the workers serve, into the shared
+ *	  counter table as on a primary, to be shipped to the primary by the
+ *	  database's worker (ship.c).  Limited links are not served there: their
+ *	  total lives on the primary.  When the link's partition is full, a
+ *	  click is served uncounted at once (there is no table to fall back to,
+ *	  and the room may come back only when the primary does), and counted
+ *	  in stats.standby_dropped.  With shorturl.ship_interval = 0, without a
+ *	  name to ship under, or without preloading, a standby counts nothing.
  *
  * When the shared table is full of entries with unflushed clicks, a click
  * asks the worker to flush and waits for room (backpressure), up to
@@ -143,11 +150,14 @@ database_allowed(void)
 click_mode
 clicks_mode(void)
 {
+	bool		shared = counters_available() && database_allowed() &&
+		dbstate_mine() != NULL;
+
+	/* a standby counts what it can ship: it needs a name to ship under */
 	if (RecoveryInProgress())
-		return CLICKS_NONE;
-	if (counters_available() && database_allowed() && dbstate_mine() != NULL)
-		return CLICKS_SHARED;
-	return CLICKS_TABLE;
+		return shared && shorturl_ship_interval > 0 && lookup_standby_name() != NULL ?
+			CLICKS_STANDBY : CLICKS_NONE;
+	return shared ? CLICKS_SHARED : CLICKS_TABLE;
 }
 
 /*
@@ -159,7 +169,9 @@ clicks_mode(void)
 db_state *
 clicks_stats_slot(void)
 {
-	return clicks_mode() == CLICKS_SHARED ? dbstate_mine() : NULL;
+	click_mode	mode = clicks_mode();
+
+	return mode == CLICKS_SHARED || mode == CLICKS_STANDBY ? dbstate_mine() : NULL;
 }
 
 /* ---------------------------------------------------------------------
@@ -277,6 +289,20 @@ xid_visible(TransactionId xid, Snapshot snapshot)
 	if (TransactionIdIsCurrentTransactionId(xid))
 		return true;
 	return !XidInMVCCSnapshot(xid, snapshot) && TransactionIdDidCommit(xid);
+}
+
+/*
+ * inflight_visible tells whether an entry's in-flight clicks are in the
+ * stored counts a snapshot sees: on a primary, those of a flush whose
+ * transaction it sees committed; on a standby, those of a batch whose
+ * apply on the primary it has replayed (ship.c).
+ */
+static bool
+inflight_visible(TransactionId xid, uint64 ship_seq, Snapshot snapshot)
+{
+	if (RecoveryInProgress())
+		return lookup_batch_applied(lookup_standby_name(), ship_seq, snapshot);
+	return xid_visible(xid, snapshot);
 }
 
 /*
@@ -502,6 +528,11 @@ clicks_count(int64 link_id, bool has_max, int64 max_visits, bool bot)
 			return has_max ? CLICK_REFUSED : CLICK_COUNTED;
 		case CLICKS_TABLE:
 			return count_in_tables(link_id, has_max, bot);
+		case CLICKS_STANDBY:
+			/* a limited link's total is the primary's */
+			if (has_max)
+				return CLICK_REFUSED;
+			break;
 		case CLICKS_SHARED:
 			break;
 	}
@@ -523,8 +554,16 @@ clicks_count(int64 link_id, bool has_max, int64 max_visits, bool bot)
 	 * The table is full: ask for a flush and wait for room, trying again
 	 * each time a flush makes some.  The click registers on the condition
 	 * variable before it tries again, so a flush that ends in between
-	 * still wakes it.
+	 * still wakes it.  A standby does not wait: its room comes back only
+	 * when the primary has a batch, which may be long if it is down, and
+	 * a redirect must stay fast; the click is served uncounted.
 	 */
+	if (RecoveryInProgress())
+	{
+		dbstate_request_flush(db);
+		pg_atomic_fetch_add_u64(&db->standby_dropped, 1);
+		return CLICK_COUNTED;
+	}
 	pg_atomic_fetch_add_u64(&db->room_waits, 1);
 	{
 		TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
@@ -579,12 +618,13 @@ clicks_live_visits(int64 link_id)
 	bool		flushes_held = false;
 	int64		visits = 0;
 	bool		served;
+	db_state   *db;
 
 	/*
 	 * Shared memory may hold clicks of a database no longer served (see
 	 * clicks_leftover()), so it is read whenever it exists.
 	 */
-	if (RecoveryInProgress() || !counters_available())
+	if (!counters_available())
 	{
 		/* a parallel worker may not take a fresh snapshot */
 		Snapshot	snapshot = RegisterSnapshot(IsInParallelMode() ? GetActiveSnapshot()
@@ -597,6 +637,8 @@ clicks_live_visits(int64 link_id)
 
 	/* a limited link's total is kept only where clicks go to shared memory */
 	served = clicks_mode() == CLICKS_SHARED;
+	/* a standby's batch in flight: its number tells when the primary has it */
+	db = RecoveryInProgress() ? dbstate_mine() : NULL;
 	counters_make_key(&key, MyDatabaseId, catalog_tables()->links, link_id);
 	hash = counters_hash(&key);
 	lock = counters_lock_for(hash);
@@ -610,6 +652,7 @@ clicks_live_visits(int64 link_id)
 		Snapshot	snapshot;
 		bool		stable;
 		int64		pending = 0;
+		uint64		ship_seq = 0;
 
 		if (attempt == MAX_READ_ATTEMPTS && !flushes_held)
 		{
@@ -635,6 +678,9 @@ clicks_live_visits(int64 link_id)
 			inflight = e->inflight;
 			xid = e->flush_xid;
 			SpinLockRelease(&e->mutex);
+			/* after the entry: the batch that took its clicks is numbered first */
+			if (db != NULL)
+				ship_seq = pg_atomic_read_u64(&db->ship_seq);
 		}
 		evictions = counters_evictions(hash);
 		LWLockRelease(lock);
@@ -660,7 +706,7 @@ clicks_live_visits(int64 link_id)
 			pending = (int64) pg_atomic_read_u64(&e->pending);
 		LWLockRelease(lock);
 		if (stable)
-			visits += pending + (xid_visible(xid, snapshot) ? 0 : inflight);
+			visits += pending + (inflight_visible(xid, ship_seq, snapshot) ? 0 : inflight);
 		UnregisterSnapshot(snapshot);
 		if (stable)
 			break;
@@ -686,9 +732,10 @@ clicks_live_read(int64 link_id, clicks_stored_reader read, void *arg, clicks_liv
 	LWLock	   *lock;
 	LOCKTAG		tag;
 	bool		flushes_held = false;
+	db_state   *db;
 
 	memset(out, 0, sizeof(*out));
-	if (RecoveryInProgress() || !counters_available())
+	if (!counters_available())
 	{
 		Snapshot	snapshot = RegisterSnapshot(GetLatestSnapshot());
 
@@ -696,6 +743,7 @@ clicks_live_read(int64 link_id, clicks_stored_reader read, void *arg, clicks_liv
 		UnregisterSnapshot(snapshot);
 		return;
 	}
+	db = RecoveryInProgress() ? dbstate_mine() : NULL;
 	counters_make_key(&key, MyDatabaseId, catalog_tables()->links, link_id);
 	hash = counters_hash(&key);
 	lock = counters_lock_for(hash);
@@ -708,6 +756,7 @@ clicks_live_read(int64 link_id, clicks_stored_reader read, void *arg, clicks_liv
 		Snapshot	snapshot;
 		bool		stable;
 		clicks_live_parts parts;
+		uint64		ship_seq = 0;
 
 		if (attempt == MAX_READ_ATTEMPTS && !flushes_held)
 		{
@@ -727,6 +776,8 @@ clicks_live_read(int64 link_id, clicks_stored_reader read, void *arg, clicks_liv
 			parts.inflight_bots = e->inflight_bots;
 			xid = e->flush_xid;
 			SpinLockRelease(&e->mutex);
+			if (db != NULL)
+				ship_seq = pg_atomic_read_u64(&db->ship_seq);
 			/* first_hour before pending: see note_hour() */
 			parts.first_hour = pg_atomic_read_u64(&e->first_hour);
 			parts.pending_bots = (int64) pg_atomic_read_u64(&e->pending_bots);
@@ -743,7 +794,7 @@ clicks_live_read(int64 link_id, clicks_stored_reader read, void *arg, clicks_liv
 			UnregisterSnapshot(snapshot);
 			break;
 		}
-		if (xid_visible(xid, snapshot))
+		if (inflight_visible(xid, ship_seq, snapshot))
 			parts.inflight = parts.inflight_bots = 0;
 
 		LWLockAcquire(lock, LW_SHARED);

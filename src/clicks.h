@@ -26,7 +26,10 @@ typedef enum click_mode
 {
 	CLICKS_SHARED,				/* in shared memory, flushed by the worker */
 	CLICKS_TABLE,				/* in the tables, in the caller's transaction */
-	CLICKS_NONE					/* on a hot standby: not counted */
+	CLICKS_STANDBY,				/* on a hot standby: in shared memory,
+								 * shipped to the primary (ship.c) */
+	CLICKS_NONE					/* on a hot standby that does not ship:
+								 * not counted */
 } click_mode;
 
 /*

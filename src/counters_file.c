@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "access/transam.h"
 #include "access/xlog.h"
 #include "catalog/pg_control.h"
 #include "common/controldata_utils.h"
@@ -110,14 +111,16 @@ dump_belongs_here(const dump_header *h, const char **why)
 		*why = "it was written by another major version of PostgreSQL";
 	else if (h->system_identifier != control->system_identifier)
 		*why = "it belongs to another database system";
-	else if (control->state != DB_SHUTDOWNED)
-		*why = "the server did not shut down cleanly, or was a standby";
+	else if (control->state != DB_SHUTDOWNED &&
+			 control->state != DB_SHUTDOWNED_IN_RECOVERY)
+		*why = "the server did not shut down cleanly";
 	else if (h->checkpoint != control->checkPoint)
 		*why = "the data changed after it was written";
 	else if (stat(DataDir, &st) != 0 || (uint64) st.st_ino != h->datadir_ino)
 		*why = "the data directory is a copy";
-	else if (access(STANDBY_SIGNAL_FILE, F_OK) == 0 ||
-			 access(RECOVERY_SIGNAL_FILE, F_OK) == 0)
+	else if (control->state == DB_SHUTDOWNED &&
+			 (access(STANDBY_SIGNAL_FILE, F_OK) == 0 ||
+			  access(RECOVERY_SIGNAL_FILE, F_OK) == 0))
 		*why = "the server starts in recovery";
 	else
 		ok = true;
@@ -225,6 +228,7 @@ typedef struct save_census
 {
 	uint64		entries;		/* entries with pending clicks */
 	bool		interrupted;	/* an entry has clicks in flight */
+	int64		unsettled;		/* a standby's clicks shipped, not acknowledged */
 } save_census;
 
 static bool
@@ -232,11 +236,13 @@ census_visit(counter_entry *e, void *arg)
 {
 	save_census *c = arg;
 
-	if (e->inflight != 0)
+	if (e->inflight != 0 && TransactionIdIsValid(e->flush_xid))
 	{
 		c->interrupted = true;
 		return false;
 	}
+	/* a standby's batch (ship.c): the primary may have applied it */
+	c->unsettled += e->inflight;
 	if (pg_atomic_read_u64(&e->pending) > 0)
 		c->entries++;
 	return true;
@@ -292,7 +298,7 @@ counters_file_save(int code, Datum arg pg_attribute_unused())
 	bool		crc_ok;
 	ControlFileData *control;
 	struct stat st;
-	save_census census = {0, false};
+	save_census census = {0, false, 0};
 	save_writer writer = {NULL, false};
 
 	if (code != 0 || !counters_available())
@@ -305,11 +311,16 @@ counters_file_save(int code, Datum arg pg_attribute_unused())
 				(errmsg("pg_shorturl: not saving unflushed visits: a flush was interrupted")));
 		return;
 	}
+	if (census.unsettled > 0)
+		ereport(LOG,
+				(errmsg("pg_shorturl: not saving " INT64_FORMAT " visits shipped to the primary and not acknowledged: it may have applied them",
+						census.unsettled)));
 	if (census.entries == 0 && analytics_unsaved() == 0)
 		return;
 
 	control = get_controlfile(DataDir, &crc_ok);
-	if (!crc_ok || control->state != DB_SHUTDOWNED || stat(DataDir, &st) != 0)
+	if (!crc_ok || stat(DataDir, &st) != 0 ||
+		(control->state != DB_SHUTDOWNED && control->state != DB_SHUTDOWNED_IN_RECOVERY))
 	{
 		ereport(LOG,
 				(errmsg("pg_shorturl: not saving unflushed visits: the server did not shut down cleanly")));

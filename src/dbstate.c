@@ -87,6 +87,13 @@ init_slot(db_state *db)
 	pg_atomic_init_u64(&db->sync_fallbacks, 0);
 	pg_atomic_init_u64(&db->refused_clicks, 0);
 	pg_atomic_init_u64(&db->dropped_deltas, 0);
+	pg_atomic_init_u64(&db->ship_seq, 0);
+	pg_atomic_init_u64(&db->ship_next, 0);
+	pg_atomic_init_u64(&db->shipped_visits, 0);
+	pg_atomic_init_u64(&db->ship_batches, 0);
+	pg_atomic_init_u64(&db->ship_failures, 0);
+	pg_atomic_init_u64(&db->last_ship_at, 0);
+	pg_atomic_init_u64(&db->standby_dropped, 0);
 }
 
 /* dbstate_init_shmem attaches to the slots; from the shmem_startup_hook */

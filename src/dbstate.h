@@ -53,6 +53,15 @@ typedef struct db_state
 	pg_atomic_uint64 sync_fallbacks;
 	pg_atomic_uint64 refused_clicks;
 	pg_atomic_uint64 dropped_deltas;
+	/* a hot standby's shipping of its clicks (ship.c) */
+	pg_atomic_uint64 ship_seq;	/* the batch in flight, 0 for none */
+	pg_atomic_uint64 ship_next; /* the next batch's number, 0 before the
+								 * first connection */
+	pg_atomic_uint64 shipped_visits;	/* acknowledged by the primary */
+	pg_atomic_uint64 ship_batches;
+	pg_atomic_uint64 ship_failures;
+	pg_atomic_uint64 last_ship_at;
+	pg_atomic_uint64 standby_dropped;	/* served uncounted: no room */
 	pg_atomic_uint64 analytics_overflow;	/* values sent to "other": no room */
 	pg_atomic_uint64 analytics_dropped;	/* dimension values lost: no room */
 	pg_atomic_uint64 visitors_dropped;	/* visitors lost: no room */

@@ -36,6 +36,7 @@
 #include "postgres.h"
 
 #include "access/table.h"
+#include "access/xlog.h"
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "fmgr.h"
@@ -54,6 +55,7 @@
 #include "flush.h"
 #include "lookup.h"
 #include "pg_shorturl.h"
+#include "ship.h"
 #include "spi_util.h"
 
 /* Links per statement of a flush */
@@ -74,6 +76,8 @@ typedef struct flush_item
 	bool		reset;			/* taken by a reset: dropped, not applied */
 	bool		move;			/* the reset of a link moving away */
 	bool		limited;		/* its entry keeps a limited link's total */
+	bool		shipped;		/* a standby's (flush_apply_shipped()): no
+								 * entry of ours holds it */
 } flush_item;
 
 /* The flush of the current transaction, if any */
@@ -81,6 +85,7 @@ static struct
 {
 	bool		active;
 	bool		collected;		/* flush_clicks() ran in this transaction */
+	bool		shipped;		/* or flush_apply_shipped() did */
 	SubTransactionId subid;
 	flush_item *items;			/* in TopTransactionContext, by link_id */
 	int			nitems;
@@ -180,6 +185,7 @@ collect_visit(counter_entry *e, void *arg)
 	item->kept = false;
 	item->reset = false;
 	item->move = false;
+	item->shipped = false;
 
 	SpinLockAcquire(&e->mutex);
 	e->inflight += (int64) delta;
@@ -433,7 +439,7 @@ apply_series(void)
 		int64		rest = item->delta - first;
 		int64		rest_bots = Min(item->bots, rest);
 
-		if (!item->applied || item->reset)
+		if (!item->applied || item->reset || item->shipped)
 			continue;
 		if (first > 0 && first_hour == last_hour)
 		{
@@ -527,7 +533,8 @@ keep_unseen(void)
 	{
 		flush_item *item = &flush_tx.items[i];
 
-		if (!item->applied && !item->reset && lookup_link_may_exist(item->link_id))
+		if (!item->applied && !item->reset && !item->shipped &&
+			lookup_link_may_exist(item->link_id))
 			item->kept = true;
 	}
 }
@@ -616,6 +623,14 @@ begin_flush(void)
 	/* one flush of this database at a time, to the end of its transaction */
 	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, 0, 0, SHORTURL_LOCK_FLUSH);
 	(void) LockAcquire(&tag, ExclusiveLock, false, false);
+	/* promoted with a standby's batch in flight: settle it before taking any */
+	if (counters_available() && !RecoveryInProgress())
+	{
+		db_state   *db = dbstate_mine();
+
+		if (db != NULL && pg_atomic_read_u64(&db->ship_seq) != 0)
+			ship_promoted(db);
+	}
 	if (flush_tx.active)
 		return;
 	flush_tx.started = GetCurrentTimestamp();
@@ -631,6 +646,7 @@ begin_flush(void)
 	flush_tx.adjust_ids = NULL;
 	flush_tx.adjust_by = NULL;
 	flush_tx.collected = false;
+	flush_tx.shipped = false;
 	flush_tx.active = true;
 }
 
@@ -650,7 +666,8 @@ flush_clicks(int first, int n, bool analytics)
 	int64		applied = 0;
 	click_mode	mode = clicks_mode();
 
-	if (mode == CLICKS_NONE || (flush_tx.active && flush_tx.collected))
+	if (mode == CLICKS_NONE || mode == CLICKS_STANDBY ||
+		(flush_tx.active && flush_tx.collected))
 		return 0;
 
 	/* the transaction may have reset links already: their items come first */
@@ -796,6 +813,13 @@ settle(bool committed)
 			settle_reset(item, &key, hash, committed);
 			continue;
 		}
+		if (item->shipped)
+		{
+			/* in the tables, or its link is gone (the standby keeps nothing) */
+			if (committed && !item->applied)
+				dropped += item->delta;
+			continue;
+		}
 		LWLockAcquire(lock, LW_SHARED);
 		/* an entry with clicks in flight is never removed */
 		e = counters_lookup(&key, hash);
@@ -827,7 +851,7 @@ settle(bool committed)
 	}
 
 	/* visits added to the table raise a limited link's total with them */
-	for (int i = 0; committed && i < flush_tx.nadjust; i++)
+	for (int i = 0; committed && counters_available() && i < flush_tx.nadjust; i++)
 	{
 		counter_key key;
 		uint32		hash;
@@ -859,7 +883,7 @@ settle(bool committed)
 		for (int i = 0; i < flush_tx.nitems; i++)
 		{
 			if (!flush_tx.items[i].applied && !flush_tx.items[i].reset &&
-				!flush_tx.items[i].kept)
+				!flush_tx.items[i].kept && !flush_tx.items[i].shipped)
 				clicks_forget(flush_tx.items[i].link_id);
 		}
 	}
@@ -871,7 +895,7 @@ settle(bool committed)
 		pg_atomic_fetch_add_u64(&db->flushed_visits, (uint64) flushed);
 		pg_atomic_fetch_add_u64(&db->dropped_deltas, (uint64) dropped);
 		/* a reset or a move alone is no flush */
-		if (flush_tx.collected)
+		if (flush_tx.collected && !flush_tx.shipped)
 		{
 			pg_atomic_fetch_add_u64(&db->flushes, 1);
 			pg_atomic_write_u64(&db->last_flush_at, (uint64) now);
@@ -951,7 +975,7 @@ take_link(int64 link_id, bool move)
 	TransactionId xid;
 	int64		taken = 0;
 
-	if (!counters_available() || clicks_mode() == CLICKS_NONE)
+	if (!counters_available() || RecoveryInProgress())
 		return 0;
 	xid = GetTopTransactionId();
 	/* (room for it now: the commit callback that uses it must not fail) */
@@ -1081,6 +1105,27 @@ flush_take_link(int64 link_id)
 }
 
 /*
+ * note_adjust notes visits to add to a limited link's total in shared
+ * memory when the transaction commits (settle()).
+ */
+static void
+note_adjust(int64 link_id, int64 visits)
+{
+	if (flush_tx.nadjust == 0)
+	{
+		flush_tx.adjust_ids = MemoryContextAlloc(TopTransactionContext, 64 * sizeof(int64));
+		flush_tx.adjust_by = MemoryContextAlloc(TopTransactionContext, 64 * sizeof(int64));
+	}
+	else if (flush_tx.nadjust % 64 == 0)
+	{
+		flush_tx.adjust_ids = repalloc(flush_tx.adjust_ids, (flush_tx.nadjust + 64) * sizeof(int64));
+		flush_tx.adjust_by = repalloc(flush_tx.adjust_by, (flush_tx.nadjust + 64) * sizeof(int64));
+	}
+	flush_tx.adjust_ids[flush_tx.nadjust] = link_id;
+	flush_tx.adjust_by[flush_tx.nadjust++] = visits;
+}
+
+/*
  * flush_add_visits adds visits to a link's stored count in the current
  * transaction (the last clicks of a link that moved here), and to its
  * series at the current hour, and to its total in shared memory when the
@@ -1117,18 +1162,129 @@ flush_add_visits(int64 link_id, int64 visits)
 						 2, argtypes),
 				values, NULL, false, SPI_OK_INSERT);
 	SPI_finish();
-	if (flush_tx.nadjust == 0)
+	note_adjust(link_id, visits);
+}
+
+/* by_row_link orders shipped rows by link, then hour */
+static int
+by_row_link(const void *a, const void *b)
+{
+	const shipped_row *x = a;
+	const shipped_row *y = b;
+
+	if (x->link_id != y->link_id)
+		return (x->link_id > y->link_id) - (x->link_id < y->link_id);
+	return (x->hour > y->hour) - (x->hour < y->hour);
+}
+
+/*
+ * flush_apply_shipped adds a standby's shipped clicks (ship.c) to the
+ * tables in the current transaction, through a flush's own statements, so
+ * they cost the WAL of the primary's own clicks: the counts with
+ * apply_batch(), the rows' hours as they came, and at commit a limited
+ * link's total in shared memory.  A link may have a row per hour.  The
+ * clicks of links deleted meanwhile are dropped (stats.dropped_deltas).
+ * Returns the clicks applied.  Takes the flush lock; a transaction applies
+ * one batch, and no flush, reset or move beside it.
+ */
+int64
+flush_apply_shipped(shipped_row *rows, int n)
+{
+	int64		applied = 0;
+	int			nseries = 0;
+	Datum	   *ids;
+	Datum	   *hours;
+	Datum	   *visits;
+	Datum	   *bots;
+
+	begin_flush();
+	if (flush_tx.nitems > 0 || flush_tx.collected)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cannot apply shipped clicks in a transaction that flushed, reset, moved or applied click counts")));
+	/* not a flush of ours, but no flush in this transaction after it */
+	flush_tx.collected = true;
+	flush_tx.shipped = true;
+	qsort(rows, n, sizeof(shipped_row), by_row_link);
+	/* one row per link and hour: an upsert may touch a row once */
+	if (n > 0)
 	{
-		flush_tx.adjust_ids = MemoryContextAlloc(TopTransactionContext, 64 * sizeof(int64));
-		flush_tx.adjust_by = MemoryContextAlloc(TopTransactionContext, 64 * sizeof(int64));
+		int			k = 0;
+
+		for (int i = 1; i < n; i++)
+		{
+			if (rows[i].link_id == rows[k].link_id && rows[i].hour == rows[k].hour)
+			{
+				rows[k].visits += rows[i].visits;
+				rows[k].bots += rows[i].bots;
+				rows[k].last_visit = Max(rows[k].last_visit, rows[i].last_visit);
+			}
+			else
+				rows[++k] = rows[i];
+		}
+		n = k + 1;
 	}
-	else if (flush_tx.nadjust % 64 == 0)
+	for (int i = 0; i < n; i++)
 	{
-		flush_tx.adjust_ids = repalloc(flush_tx.adjust_ids, (flush_tx.nadjust + 64) * sizeof(int64));
-		flush_tx.adjust_by = repalloc(flush_tx.adjust_by, (flush_tx.nadjust + 64) * sizeof(int64));
+		flush_item *item;
+
+		if (i > 0 && rows[i].link_id == rows[i - 1].link_id)
+		{
+			item = &flush_tx.items[flush_tx.nitems - 1];
+			item->delta += rows[i].visits;
+			item->bots += rows[i].bots;
+			item->last_visit = Max(item->last_visit, rows[i].last_visit);
+			continue;
+		}
+		if (flush_tx.nitems == flush_tx.cap)
+		{
+			flush_tx.cap *= 2;
+			flush_tx.items = repalloc(flush_tx.items, flush_tx.cap * sizeof(flush_item));
+		}
+		item = &flush_tx.items[flush_tx.nitems++];
+		memset(item, 0, sizeof(*item));
+		item->link_id = rows[i].link_id;
+		item->delta = rows[i].visits;
+		item->bots = rows[i].bots;
+		item->last_visit = rows[i].last_visit;
+		item->shipped = true;
+		/* the link may have become limited since: mark_exhausted() checks */
+		item->limited = true;
 	}
-	flush_tx.adjust_ids[flush_tx.nadjust] = link_id;
-	flush_tx.adjust_by[flush_tx.nadjust++] = visits;
+
+	spi_begin();
+	for (int from = 0; from < flush_tx.nitems; from += FLUSH_BATCH_SIZE)
+		apply_batch(from, Min(from + FLUSH_BATCH_SIZE, flush_tx.nitems));
+	ids = palloc(Max(n, 1) * sizeof(Datum));
+	hours = palloc(Max(n, 1) * sizeof(Datum));
+	visits = palloc(Max(n, 1) * sizeof(Datum));
+	bots = palloc(Max(n, 1) * sizeof(Datum));
+	for (int i = 0; i < n; i++)
+	{
+		flush_item *item = find_item(rows[i].link_id);
+
+		if (item == NULL || !item->applied)
+			continue;
+		ids[nseries] = Int64GetDatum(rows[i].link_id);
+		hours[nseries] = TimestampTzGetDatum(rows[i].hour);
+		visits[nseries] = Int64GetDatum(rows[i].visits);
+		bots[nseries] = Int64GetDatum(rows[i].bots);
+		nseries++;
+	}
+	if (catalog_tables()->analytics)
+		for (int from = 0; from < nseries; from += FLUSH_BATCH_SIZE)
+			apply_series_batch(ids + from, hours + from, visits + from, bots + from,
+							   Min(nseries - from, FLUSH_BATCH_SIZE));
+	mark_exhausted();
+	SPI_finish();
+	for (int i = 0; i < flush_tx.nitems; i++)
+	{
+		if (!flush_tx.items[i].applied)
+			continue;
+		applied += flush_tx.items[i].delta;
+		note_adjust(flush_tx.items[i].link_id, flush_tx.items[i].delta);
+	}
+	return applied;
 }
 
 PG_FUNCTION_INFO_V1(shorturl_flush);

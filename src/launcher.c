@@ -546,8 +546,8 @@ shorturl_launcher_main(Datum main_arg pg_attribute_unused())
 
 	while (!stop_requested)
 	{
-		/* a standby has nothing to flush or purge: wait for promotion */
-		if (!RecoveryInProgress())
+		/* a standby that ships no clicks needs no worker: wait for promotion */
+		if (!RecoveryInProgress() || shorturl_ship_interval > 0)
 		{
 			List	   *dbs;
 

@@ -27,7 +27,9 @@
 #include "catalog/pg_collation.h"
 #include "executor/tuptable.h"
 #include "storage/bufmgr.h"
+#include "access/xlog.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/fmgroids.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
@@ -35,6 +37,7 @@
 #include "catalog.h"
 #include "compat.h"
 #include "lookup.h"
+#include "pg_shorturl.h"
 
 /* fill_row reads a link's row from a slot of shorturl.links */
 static void
@@ -268,4 +271,66 @@ lookup_link_may_exist(int64 link_id)
 	index_close(index, NoLock);
 	table_close(heap, NoLock);
 	return found;
+}
+
+/*
+ * lookup_standby_name is the name a standby ships its clicks under
+ * (shorturl.standby_name, else cluster_name); NULL if it has none.
+ */
+const char *
+lookup_standby_name(void)
+{
+	if (shorturl_standby_name && shorturl_standby_name[0])
+		return shorturl_standby_name;
+	if (cluster_name && cluster_name[0])
+		return cluster_name;
+	return NULL;
+}
+
+/*
+ * lookup_batch_applied tells whether a snapshot sees the primary's commit
+ * of a standby's batch seq (ship.c): shorturl.standby_batches holds that
+ * standby's number at seq or beyond.  On a standby, the row is the
+ * replayed one, so the stored counts at the snapshot include the batch.
+ * False before 0.13's schema.
+ */
+bool
+lookup_batch_applied(const char *standby, uint64 seq, Snapshot snapshot)
+{
+	const shorturl_tables *t = catalog_tables();
+	Relation	heap;
+	Relation	index;
+	TupleTableSlot *slot;
+	IndexScanDesc scan;
+	ScanKeyData skey;
+	bool		applied = false;
+
+	if (seq == 0 || standby == NULL || !OidIsValid(t->standby_batches))
+		return false;
+	heap = table_open(t->standby_batches, AccessShareLock);
+	index = index_open(t->standby_batches_pkey, AccessShareLock);
+	slot = table_slot_create(heap, NULL);
+	ScanKeyInit(&skey, 1, BTEqualStrategyNumber, F_INT8EQ,
+				Int64GetDatum((int64) GetSystemIdentifier()));
+	scan = compat_index_beginscan(heap, index, snapshot, 1, 0);
+	index_rescan(scan, &skey, 1, NULL, 0);
+	/* a primary has few standbys: compare the names here */
+	while (index_getnext_slot(scan, ForwardScanDirection, slot))
+	{
+		bool		isnull;
+		Datum		name = slot_getattr(slot, 2, &isnull);
+		Datum		last;
+
+		if (isnull || strcmp(TextDatumGetCString(name), standby) != 0)
+			continue;
+		last = slot_getattr(slot, 3, &isnull);
+		applied = !isnull && (uint64) DatumGetInt64(last) >= seq;
+		break;
+	}
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	/* the locks stay to the end of the transaction: no DROP cuts in */
+	index_close(index, NoLock);
+	table_close(heap, NoLock);
+	return applied;
 }

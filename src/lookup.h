@@ -31,6 +31,8 @@ extern bool lookup_link(Relation heap, const char *code, int code_len,
 						bool want_url, link_row *row, bool *newest);
 extern int64 lookup_stored_visits(int64 link_id, Snapshot snapshot);
 extern bool lookup_link_may_exist(int64 link_id);
+extern const char *lookup_standby_name(void);
+extern bool lookup_batch_applied(const char *standby, uint64 seq, Snapshot snapshot);
 
 /* A link that shorten(reuse => true) may hand out again */
 typedef struct link_candidate

@@ -76,6 +76,14 @@ COMPAT_MODULE_MAGIC("pg_shorturl", SHORTURL_VERSION);
  */
 #define DEFAULT_REMOTE_TIMEOUT_MS	5000
 
+/*
+ * A standby ships its clicks to the primary once a second (ship.c), and
+ * gives up on a connection or an answer after 10 s, to try again with the
+ * same batch.
+ */
+#define DEFAULT_SHIP_INTERVAL_MS	1000
+#define DEFAULT_SHIP_TIMEOUT_MS		10000
+
 /* Analytics: values kept per link, day and dimension; how long hours and days stay */
 #define DEFAULT_MAX_DIMENSION_VALUES	20
 #define DEFAULT_HOURLY_RETENTION_S		(7 * 24 * 60 * 60)
@@ -131,6 +139,10 @@ int			shorturl_purge_interval = DEFAULT_PURGE_INTERVAL_S;
 int			shorturl_purge_grace = DEFAULT_PURGE_GRACE_S;
 int			shorturl_purge_batch_size = DEFAULT_PURGE_BATCH_SIZE;
 int			shorturl_remote_timeout = DEFAULT_REMOTE_TIMEOUT_MS;
+int			shorturl_ship_interval = DEFAULT_SHIP_INTERVAL_MS;
+int			shorturl_ship_timeout = DEFAULT_SHIP_TIMEOUT_MS;
+char	   *shorturl_primary_conninfo = NULL;
+char	   *shorturl_standby_name = NULL;
 bool		shorturl_count_bots = false;
 int			shorturl_max_dimension_values = DEFAULT_MAX_DIMENSION_VALUES;
 int			shorturl_hourly_retention = DEFAULT_HOURLY_RETENTION_S;
@@ -181,6 +193,19 @@ check_shorten_quota(char **newval, void **extra pg_attribute_unused(), GucSource
 			GUC_check_errdetail("The period is second, minute, hour, day or week.");
 			break;
 	}
+	return false;
+}
+
+/*
+ * check_standby_name accepts '' or a name the primary keeps: up to 63
+ * bytes, as in shorturl.standby_batches.
+ */
+static bool
+check_standby_name(char **newval, void **extra pg_attribute_unused(), GucSource source pg_attribute_unused())
+{
+	if (strlen(*newval) < NAMEDATALEN)
+		return true;
+	GUC_check_errdetail("A standby's name has at most %d bytes.", NAMEDATALEN - 1);
 	return false;
 }
 
@@ -267,6 +292,45 @@ define_settings(void)
 							PGC_SUSET,
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("shorturl.ship_interval",
+							"Time between two shipments of a standby's clicks to the primary.",
+							"0: a standby serves links without max_visits uncounted.  "
+							"A standby's crash can lose this much of its clicks.",
+							&shorturl_ship_interval,
+							DEFAULT_SHIP_INTERVAL_MS,
+							0, 24 * 60 * 60 * 1000,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("shorturl.ship_timeout",
+							"Time a standby waits for the primary to connect or to answer a shipment.",
+							"Then it closes the connection and sends the same batch again later.",
+							&shorturl_ship_timeout,
+							DEFAULT_SHIP_TIMEOUT_MS,
+							100, 24 * 60 * 60 * 1000,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomStringVariable("shorturl.primary_conninfo",
+							   "Connection string a standby ships its clicks with; empty for the server's primary_conninfo.",
+							   "The database is always the one whose clicks are shipped.",
+							   &shorturl_primary_conninfo,
+							   "",
+							   PGC_SIGHUP,
+							   GUC_SUPERUSER_ONLY,
+							   NULL, NULL, NULL);
+
+	DefineCustomStringVariable("shorturl.standby_name",
+							   "The name a standby ships its clicks under, unique among the primary's standbys; empty for cluster_name.",
+							   "With neither set, a standby does not ship.",
+							   &shorturl_standby_name,
+							   "",
+							   PGC_SIGHUP,
+							   0,
+							   check_standby_name, NULL, NULL);
 
 	DefineCustomIntVariable("shorturl.max_workers",
 							"Workers that flush and purge at the same time, one database each.",

@@ -35,7 +35,8 @@ typedef struct pending_count
 {
 	Oid			relid;			/* entries of this shorturl.links only */
 	int64		links;
-	int64		visits;
+	int64		visits;			/* pending and in flight */
+	int64		inflight;
 } pending_count;
 
 static bool
@@ -49,6 +50,7 @@ count_pending(counter_entry *e, void *arg)
 	SpinLockAcquire(&e->mutex);
 	n = e->inflight;
 	SpinLockRelease(&e->mutex);
+	c->inflight += n;
 	n += (int64) pg_atomic_read_u64(&e->pending);
 	if (n > 0)
 	{
@@ -94,10 +96,10 @@ shorturl_stats(PG_FUNCTION_ARGS)
 	TupleDesc	desc;
 	Datum	   *values;
 	bool	   *nulls;
-	stat_value	v[48];
+	stat_value	v[64];
 	int			n = 0;
 	click_mode	mode = clicks_mode();
-	db_state   *db = (mode == CLICKS_SHARED) ? dbstate_mine() : NULL;
+	db_state   *db = (mode == CLICKS_SHARED || mode == CLICKS_STANDBY) ? dbstate_mine() : NULL;
 
 	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
@@ -105,12 +107,12 @@ shorturl_stats(PG_FUNCTION_ARGS)
 	v[n++] = (stat_value)
 	{
 		"mode", CStringGetTextDatum(mode == CLICKS_SHARED ? "shared" :
-									mode == CLICKS_NONE ? "standby" : "sync"), false
+									mode == CLICKS_TABLE ? "sync" : "standby"), false
 	};
 	if (db != NULL)
 	{
 		const shorturl_tables *t = catalog_tables_if_installed();
-		pending_count pc = {t ? t->links : InvalidOid, 0, 0};
+		pending_count pc = {t ? t->links : InvalidOid, 0, 0, 0};
 		uint64		flush_us = pg_atomic_read_u64(&db->last_flush_us);
 		char		error[DBSTATE_ERROR_SIZE];
 		TimestampTz error_at;
@@ -129,7 +131,9 @@ shorturl_stats(PG_FUNCTION_ARGS)
 		dbstate_unlock();
 
 		v[n++] = (stat_value) {"pending_links", Int64GetDatum(pc.links), false};
-		v[n++] = (stat_value) {"pending_visits", Int64GetDatum(pc.visits), false};
+		/* on a standby, the clicks in flight are the batch's: unshipped_visits */
+		v[n++] = (stat_value) {"pending_visits",
+		Int64GetDatum(mode == CLICKS_STANDBY ? pc.visits - pc.inflight : pc.visits), false};
 		v[n++] = int8_value("flushed_visits", &db->flushed_visits);
 		v[n++] = int8_value("flushes", &db->flushes);
 		v[n++] = ts_value("last_flush_at", &db->last_flush_at);
@@ -141,6 +145,15 @@ shorturl_stats(PG_FUNCTION_ARGS)
 		v[n++] = int8_value("sync_fallbacks", &db->sync_fallbacks);
 		v[n++] = int8_value("refused_clicks", &db->refused_clicks);
 		v[n++] = int8_value("dropped_deltas", &db->dropped_deltas);
+		if (mode == CLICKS_STANDBY)
+		{
+			v[n++] = (stat_value) {"unshipped_visits", Int64GetDatum(pc.visits), false};
+			v[n++] = int8_value("shipped_visits", &db->shipped_visits);
+			v[n++] = int8_value("ship_batches", &db->ship_batches);
+			v[n++] = int8_value("ship_failures", &db->ship_failures);
+			v[n++] = ts_value("last_ship_at", &db->last_ship_at);
+			v[n++] = int8_value("standby_dropped", &db->standby_dropped);
+		}
 		v[n++] = (stat_value) {"worker_pid", Int32GetDatum(worker_pid), worker_pid == 0};
 		v[n++] = (stat_value) {"last_error", CStringGetTextDatum(error), error[0] == '\0'};
 		v[n++] = (stat_value) {"last_error_at", TimestampTzGetDatum(error_at), error_at == 0};

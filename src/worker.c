@@ -23,6 +23,11 @@
  * An error in a flush or purge is logged, kept in shorturl.stats, and the
  * worker carries on; a flush that fails loses nothing.
  *
+ * On a hot standby the worker ships its database's clicks to the primary
+ * every shorturl.ship_interval instead (ship.c), and purges nothing; when
+ * the standby is promoted it settles the batch it had in flight and
+ * leaves, for a worker of a primary.
+ *
  * Signals.  SIGTERM (shutdown, pg_terminate_backend, DROP DATABASE) uses
  * die(), as the anchors' workers do: a worker waiting on a lock or running
  * SQL ends at the next interrupt check, its transaction aborted (and its
@@ -61,6 +66,7 @@
 #include "flush.h"
 #include "pg_shorturl.h"
 #include "purge.h"
+#include "ship.h"
 #include "worker.h"
 
 /* Pause between two purge batches, so others get the table in between */
@@ -315,6 +321,112 @@ leave(int code pg_attribute_unused(), Datum arg pg_attribute_unused())
 }
 
 /*
+ * ship_round runs one round of shipping (ship_now()); an error (an altered
+ * table, the extension going) is logged and kept in the statistics, as
+ * in_transaction() does for a flush, and the worker carries on.  Returns
+ * whether the primary could be reached.
+ */
+static bool
+ship_round(void)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	volatile bool reached = false;
+
+	pgstat_report_activity(STATE_RUNNING, "shipping clicks to the primary");
+	PG_TRY();
+	{
+		reached = ship_now(my_db);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		log_error(edata);
+		dbstate_note_error(my_db, edata->message);
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
+	pgstat_report_activity(STATE_IDLE, NULL);
+	return reached;
+}
+
+/*
+ * ship_loop is the worker's life on a standby (see ship.c): a round every
+ * shorturl.ship_interval, or sooner when a backend finds the counter table
+ * full, until the standby is promoted, the extension goes, the database is
+ * no longer served, other databases wait for a worker, or shipping is
+ * turned off (shorturl.ship_interval = 0: one last round first).
+ */
+static void
+ship_loop(void)
+{
+	TimestampTz next_ship = GetCurrentTimestamp();
+	bool		ready = true;
+	bool		reached = true;
+
+	while (RecoveryInProgress())
+	{
+		TimestampTz now;
+		bool		leaving;
+		bool		asked;
+
+		/* the extension may come and go with replay */
+		StartTransactionCommand();
+		ready = extension_ready();
+		CommitTransactionCommand();
+		if (!ready)
+			break;
+
+		/*
+		 * A backend's request comes when the table is full; after a failure
+		 * it waits for the interval, so a primary that is down is not
+		 * hammered.
+		 */
+		now = GetCurrentTimestamp();
+		asked = pg_atomic_read_u32(&my_db->flush_requested) != 0;
+		if ((asked && reached) || now >= next_ship)
+		{
+			pg_atomic_write_u32(&my_db->flush_requested, 0);
+			reached = ship_round();
+			next_ship = TimestampTzPlusMilliseconds(now, Max(shorturl_ship_interval, 1));
+		}
+
+		dbstate_lock(true);
+		my_db->ext = DBEXT_PRESENT;
+		my_db->due_at = next_ship;
+		leaving = my_db->leaving;
+		dbstate_unlock();
+		/* no longer served, or shipping turned off: one last round, then go */
+		if (leaving || shorturl_ship_interval == 0)
+		{
+			(void) ship_round();
+			break;
+		}
+		/* make way for databases waiting for a worker */
+		if (dbstate_waiting() > 0)
+			break;
+
+		/* sleep until the next round, a backend needing room, or a signal */
+		now = GetCurrentTimestamp();
+		nap(next_ship > now ? (long) ((next_ship - now + 999) / 1000) : 0);
+		/* a shorter interval from a reload applies now */
+		next_ship = Min(next_ship, TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+															  Max(shorturl_ship_interval, 1)));
+	}
+	ship_disconnect();
+	dbstate_lock(true);
+	my_db->ext = ready ? DBEXT_PRESENT : DBEXT_ABSENT;
+	/* promoted: a worker of the primary is due at once */
+	my_db->due_at = GetCurrentTimestamp();
+	dbstate_unlock();
+	proc_exit(0);
+}
+
+/*
  * shorturl_worker_main is the worker's entry point; main_arg is the OID of
  * the database to serve.
  */
@@ -355,6 +467,10 @@ shorturl_worker_main(Datum main_arg)
 
 	/* the worker's SQL names everything, but pin the path all the same */
 	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
+
+	/* a standby ships; once promoted, the first flush settles its batch */
+	if (RecoveryInProgress())
+		ship_loop();
 
 	next_flush = GetCurrentTimestamp();
 	next_purge = TimestampTzPlusMilliseconds(next_flush, (int64) shorturl_purge_interval * 1000);

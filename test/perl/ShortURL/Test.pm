@@ -636,4 +636,37 @@ sub finish_pgbench
 	return ($b->{h}->result(0), $b->{out}, $b->{err});
 }
 
+# batches_row is the shorturl.standby_batches row of a standby on $node (a
+# primary, or a standby that replayed it): a hash of last_seq, batches and
+# visits (all 0 if it has none); read replicas, 018 and 019
+sub batches_row
+{
+	my ($node, $name) = @_;
+	my $row = $node->safe_psql('postgres',
+		"SELECT last_seq, batches, visits FROM shorturl.standby_batches WHERE standby = '$name'");
+	my %r = (last_seq => 0, batches => 0, visits => 0);
+	@r{qw(last_seq batches visits)} = split /\|/, $row if $row ne '';
+	return \%r;
+}
+
+# wait_shipped waits until a standby has nothing unshipped (pending or in
+# flight); returns whether it did within $timeout seconds (default 30)
+sub wait_shipped
+{
+	my ($sb, $timeout) = @_;
+	return wait_until($sb, 'postgres', 'SELECT unshipped_visits = 0 FROM shorturl.stats',
+		$timeout // 30);
+}
+
+# ship_figures shows a standby's shipping figures, for diagnosing a case
+sub ship_figures
+{
+	my ($sb) = @_;
+	return $sb->name . ': ' . $sb->safe_psql('postgres',
+		q{SELECT 'pending ' || pending_visits || ', unshipped ' || unshipped_visits
+		|| ', shipped ' || shipped_visits || ', batches ' || ship_batches || ', failures ' || ship_failures
+		|| ', dropped ' || standby_dropped || ', last ' || coalesce(last_ship_at::text, 'never')
+		|| ', error ' || coalesce(last_error, 'none') FROM shorturl.stats});
+}
+
 1;

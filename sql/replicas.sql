@@ -1,0 +1,99 @@
+--
+-- replicas: the primary's half of a standby's shipping,
+-- shorturl.apply_clicks() and shorturl.shipped_seq(): a batch applied once
+-- (a retry or an older number does nothing), its clicks in the counts, the
+-- series and a limited link's total at once, a deleted link's dropped, and
+-- every malformed batch refused with its SQLSTATE.  The standby's half
+-- (counting, shipping, retries, promotion) needs servers: TAP
+-- 018_read_replicas.
+--
+CREATE EXTENSION pg_shorturl;
+\set VERBOSITY sqlstate
+SELECT system_identifier AS sysid FROM pg_control_system() \gset
+SELECT 'shorturl.links'::regclass::oid AS links \gset
+SELECT shorturl.shorten('https://example.com/r1', alias => 'r1') AS code,
+       shorturl.shorten('https://example.com/r2', alias => 'r2', max_visits => 10) AS limited,
+       shorturl.shorten('https://example.com/r3', alias => 'r3') AS doomed;
+SELECT id AS r1 FROM shorturl.links WHERE code = 'r1' \gset
+SELECT id AS r2 FROM shorturl.links WHERE code = 'r2' \gset
+SELECT id AS r3 FROM shorturl.links WHERE code = 'r3' \gset
+SELECT date_bin('1 hour', now(), '2000-01-01 00:00+00') AS h \gset
+-- a limited link's total lives in shared memory: 3 clicks here first
+SELECT count(shorturl.resolve('r2')) AS limited_clicks FROM generate_series(1, 3);
+SELECT shorturl.delete_link('r3') AS deleted;
+
+-- batch 1: r1 in two hours, r2 once, the deleted r3 (dropped)
+SELECT shorturl.apply_clicks(:sysid, 'sb1', 1, :links,
+         ARRAY[:r1, :r1, :r2, :r3],
+         ARRAY[:'h'::timestamptz - interval '1 hour', :'h', :'h', :'h'],
+         '{2,3,4,5}', '{0,1,0,0}', ARRAY[now(), now(), now(), now()]) AS applied;
+SELECT shorturl.visits('r1') AS r1, shorturl.visits('r2') AS r2;
+SELECT count(*) AS r1_hours, sum(visits) AS r1_visits, sum(bots) AS r1_bots
+FROM shorturl.link_visits_hourly WHERE link_id = :r1;
+-- (the series leaves the bot's click out: shorturl.count_bots is off)
+SELECT sum(visits) AS r1_series FROM shorturl.visit_series('r1', now() - interval '1 day', now() + interval '1 hour', 'hour');
+SELECT last_seq, batches, visits FROM shorturl.standby_batches WHERE standby = 'sb1';
+-- the same number again: nothing
+SELECT shorturl.apply_clicks(:sysid, 'sb1', 1, :links, ARRAY[:r1], ARRAY[:'h'::timestamptz], '{7}', '{0}', ARRAY[now()]) AS again;
+SELECT shorturl.visits('r1') AS r1_unchanged;
+-- another standby keeps its own numbers
+SELECT shorturl.apply_clicks(:sysid, 'sb2', 1, :links, ARRAY[:r1], ARRAY[:'h'::timestamptz], '{1}', '{0}', ARRAY[now()]) AS sb2_first;
+SELECT standby, last_seq FROM shorturl.standby_batches ORDER BY standby;
+SELECT shorturl.shipped_seq(:sysid, 'sb1') AS sb1, shorturl.shipped_seq(:sysid, 'sb2') AS sb2,
+       shorturl.shipped_seq(:sysid, 'nobody') AS nobody;
+-- a limited link's total counts the shipped clicks: 3 + 4 + 3 = 10 reaches
+-- max_visits, so the next click is refused; the link is marked exhausted
+-- once the tables hold all 10 (the flush of the 3 clicks made here)
+SELECT shorturl.apply_clicks(:sysid, 'sb1', 2, :links, ARRAY[:r2], ARRAY[:'h'::timestamptz], '{3}', '{0}', ARRAY[now()]) AS applied;
+SELECT shorturl.visits('r2') AS r2, shorturl.resolve('r2') AS refused;
+SELECT shorturl.flush() >= 0 AS flushed;
+SELECT exhausted_at IS NOT NULL AS exhausted FROM shorturl.links WHERE code = 'r2';
+-- an older number: nothing
+SELECT shorturl.apply_clicks(:sysid, 'sb1', 1, :links, ARRAY[:r1], ARRAY[:'h'::timestamptz], '{7}', '{0}', ARRAY[now()]) AS older;
+-- an empty batch still moves the number on
+SELECT shorturl.apply_clicks(:sysid, 'sb1', 3, :links, '{}', '{}', '{}', '{}', '{}') AS empty;
+SELECT shorturl.shipped_seq(:sysid, 'sb1') AS sb1;
+-- a flush in the same transaction is refused, before or after
+BEGIN;
+SELECT shorturl.apply_clicks(:sysid, 'sb1', 4, :links, ARRAY[:r1], ARRAY[:'h'::timestamptz], '{1}', '{0}', ARRAY[now()]);
+SELECT shorturl.apply_clicks(:sysid, 'sb1', 5, :links, ARRAY[:r1], ARRAY[:'h'::timestamptz], '{1}', '{0}', ARRAY[now()]);
+ROLLBACK;
+-- (5, and 1 from sb2)
+SELECT shorturl.shipped_seq(:sysid, 'sb1') AS sb1_rolled_back, shorturl.visits('r1') AS r1_rolled_back;
+
+-- a link twice in one hour (rows merged), and a batch counted against
+-- another shorturl.links (an extension dropped and made again since): its
+-- number is kept, its clicks dropped
+SELECT shorturl.apply_clicks(:sysid, 'sb3', 1, :links, ARRAY[:r1, :r1], ARRAY[:'h'::timestamptz, :'h'],
+         '{1,2}', '{0,0}', ARRAY[now(), now()]) AS merged,
+       shorturl.visits('r1') AS r1_plus_3;
+SELECT shorturl.apply_clicks(:sysid, 'sb3', 2, 1, ARRAY[:r1], ARRAY[:'h'::timestamptz], '{5}', '{0}', ARRAY[now()]) AS other_links;
+SELECT shorturl.visits('r1') AS r1_unchanged, shorturl.shipped_seq(:sysid, 'sb3') AS sb3;
+
+-- malformed batches
+SELECT shorturl.apply_clicks(:sysid + 1, 'sb1', 9, :links, '{}', '{}', '{}', '{}', '{}');
+SELECT shorturl.apply_clicks(:sysid, '', 9, :links, '{}', '{}', '{}', '{}', '{}');
+SELECT shorturl.apply_clicks(:sysid, repeat('x', 64), 9, :links, '{}', '{}', '{}', '{}', '{}');
+SELECT shorturl.apply_clicks(:sysid, 'sb1', 0, :links, '{}', '{}', '{}', '{}', '{}');
+SELECT shorturl.apply_clicks(:sysid, 'sb1', 9, :links, ARRAY[:r1], '{}', '{1}', '{0}', ARRAY[now()]);
+SELECT shorturl.apply_clicks(:sysid, 'sb1', 9, :links, ARRAY[:r1], ARRAY[:'h'::timestamptz], '{1,2}', '{0}', ARRAY[now()]);
+SELECT shorturl.apply_clicks(:sysid, 'sb1', 9, :links, ARRAY[:r1], ARRAY[:'h'::timestamptz], '{0}', '{0}', ARRAY[now()]);
+SELECT shorturl.apply_clicks(:sysid, 'sb1', 9, :links, ARRAY[:r1], ARRAY[:'h'::timestamptz], '{1}', '{2}', ARRAY[now()]);
+SELECT shorturl.apply_clicks(:sysid, 'sb1', 9, :links, ARRAY[:r1], ARRAY[:'h'::timestamptz + interval '1 minute'], '{1}', '{0}', ARRAY[now()]);
+SELECT shorturl.apply_clicks(:sysid, 'sb1', 9, :links, ARRAY[:r1], ARRAY['infinity'::timestamptz], '{1}', '{0}', ARRAY[now()]);
+SELECT shorturl.apply_clicks(:sysid, 'sb1', 9, :links, ARRAY[:r1], ARRAY[:'h'::timestamptz], '{1}', '{0}', ARRAY['infinity'::timestamptz]);
+SELECT shorturl.apply_clicks(:sysid, 'sb1', 9, :links, ARRAY[NULL::bigint], ARRAY[:'h'::timestamptz], '{1}', '{0}', ARRAY[now()]);
+SELECT shorturl.apply_clicks(:sysid, 'sb1', 9, :links, '{{1}}', ARRAY[:'h'::timestamptz], '{1}', '{0}', ARRAY[now()]);
+SELECT shorturl.apply_clicks(:sysid, 'sb1', 9, :links, ARRAY[:r1, :r1], ARRAY[:'h'::timestamptz, :'h'], '{9223372036854775807,1}', '{0,0}', ARRAY[now(), now()]);
+SELECT shorturl.apply_clicks(:sysid, 'sb1', NULL, :links, '{}', '{}', '{}', '{}', '{}') IS NULL AS strict;
+SELECT shorturl.shipped_seq(:sysid, 'sb1') AS sb1_unchanged;
+
+-- not PUBLIC's
+CREATE ROLE replicas_stranger;
+SET ROLE replicas_stranger;
+SELECT shorturl.apply_clicks(:sysid, 'sb1', 9, :links, '{}', '{}', '{}', '{}', '{}');
+SELECT shorturl.shipped_seq(:sysid, 'sb1');
+SELECT * FROM shorturl.standby_batches;
+RESET ROLE;
+DROP ROLE replicas_stranger;
+DROP EXTENSION pg_shorturl;

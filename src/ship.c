@@ -1,0 +1,729 @@
+/*-------------------------------------------------------------------------
+ *
+ * ship.c
+ *	  Read replicas: a hot standby's clicks, shipped to the primary exactly
+ *	  once.
+ *
+ * On a standby, resolve() counts a click of a link without max_visits in
+ * the shared counter table, as on a primary (clicks.c).  The database's
+ * worker (worker.c) ships them every shorturl.ship_interval, over libpq, to
+ * the primary's shorturl.apply_clicks() (apply.c):
+ *	1. It numbers a batch (db->ship_seq), then takes the pending clicks of
+ *	   every entry of its database into inflight, as a flush does.
+ *	2. It sends the batch: one row per link and hour, with the standby's
+ *	   identity (the system identifier, which a physical standby shares
+ *	   with its primary, and its name), the number, and the OID of the
+ *	   shorturl.links it counted against.
+ *	3. The primary records the number in shorturl.standby_batches and adds
+ *	   the clicks in one transaction, or, if that standby's last number is
+ *	   not lower, does nothing: the batch was applied before.
+ *	4. Once the primary has answered and this standby has replayed that
+ *	   commit (its own standby_batches row shows the number), the entries'
+ *	   inflight goes back to zero.  Waiting for the replay keeps a reader
+ *	   of visits() here from missing the batch in between, and a promotion
+ *	   from losing a batch the old primary answered but never streamed.
+ * One batch is in flight at a time, sent again with the same number and
+ * the same clicks until the primary answers: a lost answer makes the next
+ * attempt a no-op, never a second count.  A new connection first asks the
+ * primary for the standby's last number (shorturl.shipped_seq()), so a
+ * batch applied whose answer was lost is not sent again.  A worker that
+ * starts in a server that has not shipped yet numbers from the clock in
+ * microseconds (or above the primary's last number), so its batches come
+ * after any of an earlier life of the standby still on its way.
+ *
+ * The entries' inflight is the batch: a worker that starts while a batch
+ * is in flight (its predecessor died) builds it again from them.  A reader
+ * of visits() on the standby counts pending and inflight clicks on top of
+ * the stored count, inflight until the replayed row shows the batch
+ * (clicks.c).  After a promotion, the first flush settles the batch in
+ * flight by that row (ship_promoted()): applied on the old primary, or
+ * given back to pending, for the new primary's flushes.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "access/xlogrecovery.h"
+#include "commands/dbcommands.h"
+#include "libpq-fe.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/latch.h"
+#include "utils/builtins.h"
+#include "utils/datetime.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "catalog.h"
+#include "clicks.h"
+#include "counters.h"
+#include "dbstate.h"
+#include "flush.h"
+#include "lookup.h"
+#include "pg_shorturl.h"
+#include "ship.h"
+
+/* Rows a batch makes room for at first */
+#define BATCH_INITIAL_ROWS	256
+
+/* How long a shutdown (or a replay conflict) waits for an exchange */
+#define SHUTDOWN_WAIT_MS	1000
+
+/* How often a failure to ship is logged at most (each is counted) */
+#define FAILURE_LOG_MS		60000
+
+/* The batch in flight, in the worker's memory */
+typedef struct ship_batch
+{
+	uint64		seq;			/* 0: none */
+	bool		answered;		/* the primary has applied it */
+	char		name[NAMEDATALEN];	/* the standby's name when numbered */
+	Oid			relid;			/* the shorturl.links counted against */
+	int			n;
+	int			cap;
+	shipped_row *rows;
+	int64		visits;
+} ship_batch;
+
+static ship_batch batch;
+static PGconn *conn = NULL;
+
+/* ---------------------------------------------------------------------
+ * The standby's entries
+ * ---------------------------------------------------------------------
+ */
+
+/* add_row adds one row (a link's clicks in an hour) to the batch */
+static void
+add_row(int64 link_id, TimestampTz hour, int64 visits, int64 bots, TimestampTz last_visit)
+{
+	shipped_row *r;
+
+	if (visits <= 0)
+		return;
+	if (batch.n == batch.cap)
+	{
+		batch.cap = Max(BATCH_INITIAL_ROWS, batch.cap * 2);
+		batch.rows = batch.rows == NULL ?
+			MemoryContextAlloc(TopMemoryContext, batch.cap * sizeof(shipped_row)) :
+			repalloc(batch.rows, batch.cap * sizeof(shipped_row));
+	}
+	r = &batch.rows[batch.n++];
+	r->link_id = link_id;
+	r->hour = hour;
+	r->visits = visits;
+	r->bots = Min(bots, visits);
+	r->last_visit = last_visit;
+	batch.visits += visits;
+}
+
+/*
+ * add_rows adds an entry's clicks to the batch: the first pending hour's
+ * share to that hour, the rest to the hour of the latest click, and the
+ * bots' to the latest hour first, as a flush does (apply_series()).
+ */
+static void
+add_rows(int64 link_id, int64 delta, int64 bots, uint64 first_hour, TimestampTz last_visit)
+{
+	uint64		last = clicks_hour(last_visit);
+	uint64		first_at = first_hour >> COUNTER_HOUR_SHIFT;
+	int64		first = Min((int64) (first_hour & COUNTER_HOUR_COUNT_MASK), delta);
+	int64		rest = delta - first;
+	int64		rest_bots = Min(bots, rest);
+
+	if (first > 0 && first_at == last)
+	{
+		rest += first;
+		rest_bots = bots;
+		first = 0;
+	}
+	add_row(link_id, (TimestampTz) first_at * USECS_PER_HOUR, first, bots - rest_bots, last_visit);
+	add_row(link_id, (TimestampTz) last * USECS_PER_HOUR, rest, rest_bots, last_visit);
+}
+
+/* What the walks over the entries need */
+typedef struct ship_walk
+{
+	Oid			relid;			/* shorturl.links */
+	bool		applied;		/* settle_visit: the batch is in the tables */
+	bool		stale;			/* take_visit: saw clicks of an earlier links */
+} ship_walk;
+
+/* take_visit moves an entry's pending clicks into the batch (a counters_scan visitor) */
+static bool
+take_visit(counter_entry *e, void *arg)
+{
+	ship_walk  *w = arg;
+	uint64		delta;
+	uint64		first_hour;
+	uint64		bots;
+
+	if (e->key.dbid != MyDatabaseId || pg_atomic_read_u64(&e->pending) == 0)
+		return true;
+	if (e->key.relid != w->relid)
+	{
+		/* an earlier incarnation's: ship_now() discards them */
+		w->stale = true;
+		return true;
+	}
+	delta = pg_atomic_exchange_u64(&e->pending, 0);
+	if (delta == 0)
+		return true;
+	/* pending first: see note_hour() in clicks.c */
+	first_hour = pg_atomic_exchange_u64(&e->first_hour, 0);
+	bots = Min(pg_atomic_exchange_u64(&e->pending_bots, 0), delta);
+	add_rows(e->key.link_id, (int64) delta, (int64) bots, first_hour,
+			 (TimestampTz) pg_atomic_read_u64(&e->last_visit));
+
+	SpinLockAcquire(&e->mutex);
+	e->inflight += (int64) delta;
+	e->inflight_bots += (int64) bots;
+	e->flush_xid = InvalidTransactionId;
+	pg_atomic_write_u32(&e->gen, pg_atomic_read_u32(&e->gen) + 1);
+	SpinLockRelease(&e->mutex);
+	return true;
+}
+
+/*
+ * rebuild_visit adds an entry's in-flight clicks to the batch again, for a
+ * worker that finds a batch in flight its predecessor numbered.  Their
+ * hours are gone with that worker: they go to the hour of the latest
+ * click (a series may show them an hour late; the counts are exact).
+ */
+static bool
+rebuild_visit(counter_entry *e, void *arg)
+{
+	ship_walk  *w = arg;
+	int64		inflight;
+	int64		bots;
+
+	if (e->key.dbid != MyDatabaseId || e->key.relid != w->relid)
+		return true;
+	SpinLockAcquire(&e->mutex);
+	inflight = e->inflight;
+	bots = e->inflight_bots;
+	SpinLockRelease(&e->mutex);
+	if (inflight > 0)
+	{
+		TimestampTz last = (TimestampTz) pg_atomic_read_u64(&e->last_visit);
+
+		add_row(e->key.link_id, (TimestampTz) clicks_hour(last) * USECS_PER_HOUR,
+				inflight, bots, last);
+	}
+	return true;
+}
+
+/*
+ * settle_visit ends an entry's part of the batch: applied, its in-flight
+ * clicks are the primary's now; otherwise they go back to pending, before
+ * inflight drops, as a flush's settlement does.
+ */
+static bool
+settle_visit(counter_entry *e, void *arg)
+{
+	ship_walk  *w = arg;
+	int64		inflight;
+	int64		bots;
+
+	if (e->key.dbid != MyDatabaseId)
+		return true;
+	SpinLockAcquire(&e->mutex);
+	inflight = e->inflight;
+	bots = e->inflight_bots;
+	SpinLockRelease(&e->mutex);
+	if (inflight == 0)
+		return true;
+	if (!w->applied)
+	{
+		pg_atomic_fetch_add_u64(&e->pending_bots, (uint64) bots);
+		pg_atomic_fetch_add_u64(&e->pending, (uint64) inflight);
+	}
+	SpinLockAcquire(&e->mutex);
+	e->inflight -= inflight;
+	e->inflight_bots -= bots;
+	pg_atomic_write_u32(&e->gen, pg_atomic_read_u32(&e->gen) + 1);
+	SpinLockRelease(&e->mutex);
+	return true;
+}
+
+/* walk runs a visitor over every entry, a partition at a time */
+static void
+walk(counters_visitor visit, ship_walk *w)
+{
+	for (int p = 0; p < counters_partitions(); p++)
+	{
+		LWLock	   *lock = counters_partition_lock(p);
+
+		LWLockAcquire(lock, LW_SHARED);
+		counters_scan(p, visit, w);
+		LWLockRelease(lock);
+	}
+}
+
+/* forget_batch empties the worker's copy of the batch */
+static void
+forget_batch(void)
+{
+	batch.seq = 0;
+	batch.answered = false;
+	batch.n = 0;
+	batch.visits = 0;
+}
+
+/*
+ * settle_batch ends the batch in flight (db->ship_seq): in the tables
+ * (applied) or given back to pending.
+ */
+static void
+settle_batch(db_state *db, bool applied)
+{
+	ship_walk	w = {InvalidOid, applied, false};
+
+	walk(settle_visit, &w);
+	if (applied && batch.seq != 0)
+	{
+		pg_atomic_fetch_add_u64(&db->shipped_visits, (uint64) batch.visits);
+		pg_atomic_fetch_add_u64(&db->ship_batches, 1);
+		pg_atomic_write_u64(&db->last_ship_at, (uint64) GetCurrentTimestamp());
+	}
+	pg_atomic_write_u64(&db->ship_seq, 0);
+	forget_batch();
+	/* clicks waiting for room may go on */
+	dbstate_room_made();
+}
+
+/* ---------------------------------------------------------------------
+ * The connection to the primary
+ * ---------------------------------------------------------------------
+ */
+
+void
+ship_disconnect(void)
+{
+	if (conn != NULL)
+		PQfinish(conn);
+	conn = NULL;
+}
+
+/*
+ * wait_socket waits until the connection's socket is ready for events, or
+ * the deadline passes (false).  A shutdown's SIGTERM, or a conflict with
+ * replay (which ends the worker the same way), does not cut an exchange
+ * short, since its answer settles the batch, but waits SHUTDOWN_WAIT_MS
+ * at most.
+ */
+static bool
+wait_socket(int events, TimestampTz deadline)
+{
+	for (;;)
+	{
+		long		ms = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
+		int			rc;
+
+		if (ProcDiePending)
+			ms = Min(ms, SHUTDOWN_WAIT_MS);
+		if (ms <= 0)
+			return false;
+		rc = WaitLatchOrSocket(MyLatch, events | WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							   PQsocket(conn), ms, PG_WAIT_EXTENSION);
+		if (rc & WL_LATCH_SET)
+			ResetLatch(MyLatch);
+		if (rc & (WL_SOCKET_READABLE | WL_SOCKET_WRITEABLE))
+			return true;
+	}
+}
+
+/*
+ * note_failure counts a failed attempt, keeps its message in the
+ * database's slot, logs it now and then, and drops the connection: the
+ * next attempt starts afresh.
+ */
+static void
+note_failure(db_state *db, const char *what, const char *detail)
+{
+	static TimestampTz logged_at = 0;
+	char	   *message = psprintf("could not ship clicks to the primary: %s%s%s", what,
+								   detail ? ": " : "", detail ? detail : "");
+
+	pg_atomic_fetch_add_u64(&db->ship_failures, 1);
+	dbstate_note_error(db, message);
+	/* the primary may be down for long */
+	if (TimestampDifferenceExceeds(logged_at, GetCurrentTimestamp(), FAILURE_LOG_MS))
+	{
+		logged_at = GetCurrentTimestamp();
+		ereport(LOG, (errmsg("pg_shorturl: %s", message)));
+	}
+	pfree(message);
+	ship_disconnect();
+}
+
+/*
+ * connect_primary opens the connection to database dbname, within
+ * shorturl.ship_timeout, non-blocking from then on.  (No statement or lock
+ * timeout is set there: an attempt the standby gave up on may still
+ * commit, which the next connection learns from shipped_seq().)
+ */
+static bool
+connect_primary(db_state *db, const char *dbname)
+{
+	const char *keys[4] = {"dbname", "dbname", "application_name", NULL};
+	const char *values[4];
+	const char *base = shorturl_primary_conninfo[0] ? shorturl_primary_conninfo : PrimaryConnInfo;
+	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), shorturl_ship_timeout);
+	PostgresPollingStatusType status = PGRES_POLLING_WRITING;
+
+	if (base == NULL || base[0] == '\0')
+	{
+		note_failure(db, "neither shorturl.primary_conninfo nor primary_conninfo is set", NULL);
+		return false;
+	}
+	/* the first dbname is the whole string; the second names our database */
+	values[0] = base;
+	values[1] = dbname;
+	values[2] = "pg_shorturl shipper";
+	values[3] = NULL;
+	conn = PQconnectStartParams(keys, values, true);
+	if (conn == NULL)
+	{
+		note_failure(db, "out of memory", NULL);
+		return false;
+	}
+	while (status != PGRES_POLLING_OK && status != PGRES_POLLING_FAILED)
+	{
+		if (PQstatus(conn) == CONNECTION_BAD)
+			break;
+		if (!wait_socket(status == PGRES_POLLING_READING ? WL_SOCKET_READABLE : WL_SOCKET_WRITEABLE,
+						 deadline))
+		{
+			note_failure(db, "no connection within shorturl.ship_timeout", NULL);
+			return false;
+		}
+		status = PQconnectPoll(conn);
+	}
+	if (PQstatus(conn) != CONNECTION_OK || PQsetnonblocking(conn, 1) != 0)
+	{
+		note_failure(db, "could not connect", PQerrorMessage(conn));
+		return false;
+	}
+	return true;
+}
+
+/*
+ * call runs one statement on the primary and returns its single value
+ * (palloc'd), or NULL after a failure (noted, disconnected).  Every result
+ * is read, and any error among them fails the call: with the extended
+ * protocol the commit comes after the row, and may fail.
+ */
+static char *
+call(db_state *db, const char *sql, int nparams, const char *const *params)
+{
+	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), shorturl_ship_timeout);
+	PGresult   *res;
+	char	   *value = NULL;
+	char	   *error = NULL;
+
+	if (!PQsendQueryParams(conn, sql, nparams, NULL, params, NULL, NULL, 0))
+	{
+		note_failure(db, "could not send", PQerrorMessage(conn));
+		return NULL;
+	}
+	for (;;)
+	{
+		int			r = PQflush(conn);
+
+		if (r == 0)
+			break;
+		if (r < 0 || !wait_socket(WL_SOCKET_WRITEABLE | WL_SOCKET_READABLE, deadline))
+		{
+			note_failure(db, r < 0 ? "could not send" : "no answer within shorturl.ship_timeout",
+						 r < 0 ? PQerrorMessage(conn) : NULL);
+			return NULL;
+		}
+		if (!PQconsumeInput(conn))
+		{
+			note_failure(db, "the connection broke", PQerrorMessage(conn));
+			return NULL;
+		}
+	}
+	for (;;)
+	{
+		while (PQisBusy(conn))
+		{
+			if (!wait_socket(WL_SOCKET_READABLE, deadline))
+			{
+				if (value)
+					pfree(value);
+				note_failure(db, "no answer within shorturl.ship_timeout", NULL);
+				return NULL;
+			}
+			if (!PQconsumeInput(conn))
+			{
+				if (value)
+					pfree(value);
+				note_failure(db, "the connection broke", PQerrorMessage(conn));
+				return NULL;
+			}
+		}
+		res = PQgetResult(conn);
+		if (res == NULL)
+			break;
+		if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
+			PQnfields(res) == 1 && !PQgetisnull(res, 0, 0) && value == NULL)
+			value = pstrdup(PQgetvalue(res, 0, 0));
+		else if (error == NULL)
+			error = pstrdup(PQresultErrorMessage(res)[0] ? PQresultErrorMessage(res)
+							: "an unexpected answer");
+		PQclear(res);
+	}
+	if (error != NULL || value == NULL)
+	{
+		if (value)
+			pfree(value);
+		note_failure(db, "the primary refused", error ? error : "no answer");
+		return NULL;
+	}
+	return value;
+}
+
+/* append_time writes a time as the primary reads it in any DateStyle */
+static void
+append_time(StringInfo s, TimestampTz t)
+{
+	struct pg_tm tm;
+	fsec_t		fsec;
+
+	if (timestamp2tm(t, NULL, &tm, &fsec, NULL, NULL) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("timestamp out of range")));
+	appendStringInfo(s, "%04d-%02d-%02d %02d:%02d:%02d.%06d+00",
+					 tm.tm_year, tm.tm_mon, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+					 (int) fsec);
+}
+
+/*
+ * send_batch asks the primary to apply the batch; true once it has (now,
+ * or before: a no-op).
+ */
+static bool
+send_batch(db_state *db, const char *id)
+{
+	StringInfoData arr[5];
+	char		seq[32];
+	char		relid[16];
+	const char *params[9];
+	char	   *answer;
+
+	for (int a = 0; a < 5; a++)
+	{
+		initStringInfo(&arr[a]);
+		appendStringInfoChar(&arr[a], '{');
+	}
+	for (int i = 0; i < batch.n; i++)
+	{
+		const shipped_row *r = &batch.rows[i];
+		const char *sep = i > 0 ? "," : "";
+
+		appendStringInfo(&arr[0], "%s" INT64_FORMAT, sep, r->link_id);
+		appendStringInfo(&arr[1], "%s\"", sep);
+		append_time(&arr[1], r->hour);
+		appendStringInfoChar(&arr[1], '"');
+		appendStringInfo(&arr[2], "%s" INT64_FORMAT, sep, r->visits);
+		appendStringInfo(&arr[3], "%s" INT64_FORMAT, sep, r->bots);
+		appendStringInfo(&arr[4], "%s\"", sep);
+		append_time(&arr[4], r->last_visit);
+		appendStringInfoChar(&arr[4], '"');
+	}
+	for (int a = 0; a < 5; a++)
+		appendStringInfoChar(&arr[a], '}');
+	snprintf(seq, sizeof(seq), UINT64_FORMAT, batch.seq);
+	snprintf(relid, sizeof(relid), "%u", batch.relid);
+	params[0] = id;
+	params[1] = batch.name;
+	params[2] = seq;
+	params[3] = relid;
+	for (int a = 0; a < 5; a++)
+		params[4 + a] = arr[a].data;
+	answer = call(db, "SELECT shorturl.apply_clicks($1::bigint, $2, $3::bigint, $4::oid,"
+				  " $5::bigint[], $6::timestamptz[], $7::bigint[], $8::bigint[], $9::timestamptz[])",
+				  9, params);
+	for (int a = 0; a < 5; a++)
+		pfree(arr[a].data);
+	if (answer == NULL)
+		return false;
+	pfree(answer);
+	return true;
+}
+
+/*
+ * ask_primary connects and asks for this standby's last number there;
+ * false after a failure.  A server in recovery (a cascaded standby's
+ * upstream) is refused here, with the reason.
+ */
+static bool
+ask_primary(db_state *db, const char *dbname, const char *id, const char *name,
+			uint64 *applied)
+{
+	const char *params[2] = {id, name};
+	char	   *last;
+	int64		v;
+
+	if (!connect_primary(db, dbname))
+		return false;
+	last = call(db, "SELECT CASE WHEN pg_catalog.pg_is_in_recovery() THEN -1"
+				" ELSE shorturl.shipped_seq($1::bigint, $2) END", 2, params);
+	if (last == NULL)
+		return false;
+	v = strtoi64(last, NULL, 10);
+	pfree(last);
+	if (v < 0)
+	{
+		note_failure(db, "cannot apply shipped clicks on a standby",
+					 "the server it connects to is in recovery; set shorturl.primary_conninfo to the primary");
+		return false;
+	}
+	*applied = (uint64) v;
+	return true;
+}
+
+/*
+ * ship_now is one round of the worker on a standby: settle the batch in
+ * flight once the primary has it and this standby has replayed that, send
+ * it again if the primary has not answered, else take the pending clicks
+ * and send them.  Runs outside a transaction, and starts its own to read
+ * the catalog.  Returns false after a failure to reach the primary.
+ */
+bool
+ship_now(db_state *db)
+{
+	const char *setting;
+	char		name[NAMEDATALEN];
+	char		dbname[NAMEDATALEN];
+	char	   *db_name;
+	char		id[32];
+	Oid			relid;
+	bool		replayed = false;
+	ship_walk	w;
+
+	/* promoted: the first flush settles the batch (ship_promoted()) */
+	if (!RecoveryInProgress())
+		return true;
+
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	relid = catalog_tables()->links;
+	setting = lookup_standby_name();
+	strlcpy(name, setting ? setting : "", sizeof(name));
+	if (batch.seq != 0 && batch.answered)
+		replayed = lookup_batch_applied(batch.name, batch.seq, GetActiveSnapshot());
+	db_name = get_database_name(MyDatabaseId);
+	strlcpy(dbname, db_name ? db_name : "", sizeof(dbname));
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+
+	if (name[0] == '\0')
+	{
+		note_failure(db, "neither shorturl.standby_name nor cluster_name is set", NULL);
+		return false;
+	}
+	snprintf(id, sizeof(id), INT64_FORMAT, (int64) GetSystemIdentifier());
+	w.relid = relid;
+	w.applied = false;
+	w.stale = false;
+
+	/* a batch in flight from a worker before us: build it again */
+	if (batch.seq == 0 && pg_atomic_read_u64(&db->ship_seq) != 0)
+	{
+		forget_batch();
+		batch.relid = relid;
+		strlcpy(batch.name, name, sizeof(batch.name));
+		walk(rebuild_visit, &w);
+		batch.seq = pg_atomic_read_u64(&db->ship_seq);
+	}
+	if (batch.seq != 0 && batch.relid != relid)
+	{
+		/* the extension was dropped and made again: those links are gone */
+		settle_batch(db, true);
+	}
+	if (batch.seq != 0 && batch.answered)
+	{
+		if (!replayed)
+			return true;		/* the primary has it; wait for the replay */
+		settle_batch(db, true);
+	}
+	if (conn == NULL)
+	{
+		uint64		applied;
+		uint64		next = pg_atomic_read_u64(&db->ship_next);
+
+		if (dbname[0] == '\0' || !ask_primary(db, dbname, id, batch.seq ? batch.name : name, &applied))
+			return false;
+		if (batch.seq != 0 && batch.seq <= applied)
+			batch.answered = true;
+		/* a server that has not shipped yet numbers from the clock */
+		if (next == 0)
+			next = (uint64) GetCurrentTimestamp();
+		next = Max(next, Max(applied, batch.seq) + 1);
+		pg_atomic_write_u64(&db->ship_next, next);
+		if (batch.answered)
+			return true;
+	}
+
+	if (batch.seq == 0)
+	{
+		/*
+		 * Numbered before the take: a reader that sees clicks in flight
+		 * sees the number of the batch that holds them (clicks.c).
+		 */
+		uint64		seq = pg_atomic_read_u64(&db->ship_next);
+
+		pg_atomic_write_u64(&db->ship_seq, seq);
+		batch.relid = relid;
+		strlcpy(batch.name, name, sizeof(batch.name));
+		walk(take_visit, &w);
+		/* entries of an earlier shorturl.links have nowhere to go */
+		for (int p = 0; w.stale && p < counters_partitions(); p++)
+			(void) counters_discard_stale(p, MyDatabaseId, relid);
+		if (batch.n == 0)
+		{
+			pg_atomic_write_u64(&db->ship_seq, 0);
+			forget_batch();
+			return true;
+		}
+		batch.seq = seq;
+		pg_atomic_write_u64(&db->ship_next, seq + 1);
+	}
+	if (!send_batch(db, id))
+		return false;
+	batch.answered = true;
+	return true;
+}
+
+/*
+ * ship_promoted settles the batch a standby had in flight when it was
+ * promoted, by the replicated shorturl.standby_batches: the old primary
+ * applied it (its commit has been replayed here), or its clicks go back to
+ * pending, for this server's flushes.  The first flush after the promotion
+ * runs it, holding the flush lock before it takes anything.
+ */
+void
+ship_promoted(db_state *db)
+{
+	uint64		seq = pg_atomic_read_u64(&db->ship_seq);
+	bool		applied;
+	ship_walk	w = {InvalidOid, false, false};
+
+	if (seq == 0)
+		return;
+	applied = lookup_batch_applied(lookup_standby_name(), seq, GetLatestSnapshot());
+	ereport(LOG,
+			(errmsg("pg_shorturl: promoted with a batch of clicks in flight: %s",
+					applied ? "the old primary applied it" : "counted here")));
+	w.applied = applied;
+	walk(settle_visit, &w);
+	pg_atomic_write_u64(&db->ship_seq, 0);
+}

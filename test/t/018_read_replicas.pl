@@ -1,0 +1,391 @@
+# 018_read_replicas.pl: read replicas count clicks and ship them to the
+# primary exactly once.
+#
+# A primary and two hot standbys (sb1, sb2), each standby preloading
+# pg_shorturl and shipping every 200 ms under its shorturl.standby_name.
+# 200 links without max_visits (r1 .. r200) and one with (lim) exist before
+# the standbys are made.  A ledger in this file holds every click served,
+# per link and per standby; after each case the primary's visits() of
+# every link must equal it exactly, so a click lost or applied twice, or
+# applied to the wrong link, shows.
+#
+# 1. concurrent load: pgbench clicks every r-link on the primary and on
+#    both standbys at once (12,000 + 16,000 + 10,000 clicks); once the
+#    standbys have nothing unshipped and the primary has flushed, every
+#    link has exactly its 190 clicks, its hourly series adds up to them,
+#    shorturl.standby_batches has one row per standby (the primary's system
+#    identifier, the standby's name) whose visits are that standby's clicks
+#    and whose batches are the ones the standby saw acknowledged, and each
+#    standby's stats say it shipped exactly its clicks, dropped none, and
+#    runs one worker in mode standby; apply_clicks is SECURITY DEFINER and
+#    not executable by PUBLIC;
+# 2. a link with max_visits resolves to NULL on a standby and counts
+#    nothing there (it is served on the primary);
+# 3. a lost acknowledgement: a batch re-sent with an applied seq is a
+#    no-op (apply_clicks returns false); then sb1's batch of one click is
+#    held in the primary's COMMIT (a deferred constraint trigger on
+#    shorturl.standby_batches waits for an advisory lock the test holds)
+#    until sb1's worker has timed out (ship_timeout 1 s, ship_failures
+#    grows); 500 clicks made meanwhile are unshipped but not taken into a
+#    batch (one outstanding at a time: unshipped_visits 501,
+#    pending_visits 500); once let go, both batches are applied once
+#    each: 501 visits, two batches, not doubled;
+# 4. the primary down: sb2 still serves, and its 300 clicks stay
+#    unshipped while ship_failures grows; once the primary is back (its
+#    own flushes held back from then on: flush_interval 1h) they arrive
+#    exactly, straight into the tables;
+# 5. a clean restart of sb2 with clicks pending (ship_interval 1h): the
+#    save file carries exactly them across, and they arrive exactly once
+#    ship_interval is 200 ms again.
+#
+# Last, no process of any server died of a signal.
+#
+# No case asserts a duration: conditions are polled with generous
+# deadlines.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(time usleep);
+# PGXS's Makefile.global empties PROVE_FLAGS, so find the module from here
+use FindBin;
+use lib "$FindBin::Bin/../perl";
+use ShortURL::Test;
+
+# the links without max_visits, r1 .. r$N_LINKS
+my $N_LINKS = 200;
+
+# the advisory lock the test holds to keep a shipment's commit waiting
+my $GATE_KEY = 180018;
+
+# pgbench load of case 1 per node: [clients, transactions per client];
+# each transaction clicks every r-link once
+my %LOAD = (primary => [ 2, 30 ], sb1 => [ 2, 40 ], sb2 => [ 2, 25 ]);
+
+# max_connections: Cluster.pm's 10 for a streaming primary is too few
+# while a held shipment leaves a backend per timed-out attempt waiting
+# (case 3) beside pgbench and the polls; its 1MB of shared_buffers is
+# tight for as many.  The standbys copy these settings with the backup.
+my $primary = ShortURL::Test::node(
+	'primary',
+	{ init => { allows_streaming => 1 } },
+	'max_connections = 40',
+	'shared_buffers = 16MB',
+	"shorturl.flush_interval = '200ms'",
+	"shorturl.purge_interval = '1h'");
+
+# the ledger: per link, the clicks served on any node; per standby, the
+# clicks served there
+my %want;
+my %sent = (sb1 => 0, sb2 => 0);
+
+# ---------------------------------------------------------------------
+# Helpers
+# ---------------------------------------------------------------------
+
+# sql runs SQL in the database postgres of a node and returns its output
+sub sql { return $_[0]->safe_psql('postgres', $_[1]); }
+
+# stat_of reads columns of a node's shorturl.stats, joined by |
+sub stat_of { return ShortURL::Test::stats($_[0], 'postgres', $_[1]); }
+
+# click resolves each code $n times on a node in one statement, checks
+# that every resolve returned the code's URL, and enters them in the ledger.
+# resolve() is in the aggregate's FILTER, evaluated once per row of the
+# join: in a WHERE clause on c alone the planner would push it down to
+# unnest, and call it once per code.
+sub click
+{
+	my ($node, $n, @codes) = @_;
+	my $list = join ',', map { "'$_'" } @codes;
+	my $served = sql($node, qq{SELECT count(*) FILTER (WHERE shorturl.resolve(c) = 'https://example.com/' || c)
+		FROM unnest(ARRAY[$list]) c, generate_series(1, $n) g});
+
+	is($served, $n * @codes, $node->name . ": @codes clicked $n times each, every resolve returned the URL");
+	$want{$_} += $n for @codes;
+	$sent{ $node->name } += $n * @codes if exists $sent{ $node->name };
+}
+
+# batches_row, shipped and ship_figures: ShortURL::Test's, on the primary
+sub batches_row { my ($name, $node) = @_; return ShortURL::Test::batches_row($node // $primary, $name); }
+sub shipped { return ShortURL::Test::wait_shipped(@_); }
+sub ship_figures { return ShortURL::Test::ship_figures(@_); }
+
+# check_ledger compares the primary's count of every link in the ledger
+# with it: $how is 'visits' (visits(), unflushed clicks included) or
+# 'stored' (the tables only); $codes limits it to some links
+sub check_ledger
+{
+	my ($case, $how, @codes) = @_;
+	@codes = sort keys %want unless @codes;
+	my $expr = $how eq 'stored' ? ShortURL::Test::stored_expr('l') : 'shorturl.visits(l.code)';
+	my %have = map { split /\|/ } split /\n/, sql($primary, "SELECT l.code, $expr FROM shorturl.links l");
+	my @bad = map { "$_ wants $want{$_}, has " . ($have{$_} // '(none)') }
+	  grep { ($have{$_} // -1) != $want{$_} } @codes;
+	my $total = 0;
+	$total += $want{$_} for @codes;
+
+	is(scalar @bad, 0, "$case: on the primary ($how) each of " . scalar(@codes)
+		  . " links has exactly the clicks it served, $total in all")
+	  or diag join "\n", @bad[ 0 .. ($#bad < 9 ? $#bad : 9) ];
+}
+
+# make_standby makes a streaming standby of the primary from a backup;
+# it ships every 200 ms under its own name
+sub make_standby
+{
+	my ($name, $backup) = @_;
+	my $sb = PostgreSQL::Test::Cluster->new($name);
+
+	$sb->init_from_backup($primary, $backup, has_streaming => 1);
+	$sb->append_conf('postgresql.conf', join "\n",
+		"shorturl.standby_name = '$name'", "shorturl.ship_interval = '200ms'", '');
+	$sb->start;
+	return $sb;
+}
+
+# pause_shipping sets a standby's ship_interval to 1h and returns once a
+# click there stays pending: the worker may still make the shipment it had
+# scheduled at the old interval, so a probe click is made until one stays
+# pending for a second.  The probes count like any other click.
+sub pause_shipping
+{
+	my ($sb, $code) = @_;
+
+	ShortURL::Test::reconfigure($sb, ship_interval => '1h');
+	for (1 .. 10)
+	{
+		click($sb, 1, $code);
+		usleep(1_000_000);
+		return 1 if stat_of($sb, 'pending_visits') == 1;
+		shipped($sb);
+	}
+	return 0;
+}
+
+# ---------------------------------------------------------------------
+# Setup: the links, then two standbys
+# ---------------------------------------------------------------------
+sql($primary, 'CREATE EXTENSION pg_shorturl');
+ok(ShortURL::Test::wait_served($primary, 'postgres'), 'a worker serves the primary');
+sql($primary, qq{SELECT shorturl.shorten('https://example.com/r' || g, alias => 'r' || g)
+	FROM generate_series(1, $N_LINKS) g});
+sql($primary, q{SELECT shorturl.shorten('https://example.com/lim', alias => 'lim', max_visits => 5)});
+$want{"r$_"} = 0 for 1 .. $N_LINKS;
+$want{lim} = 0;
+
+$primary->backup('b');
+my $sb1 = make_standby('sb1', 'b');
+my $sb2 = make_standby('sb2', 'b');
+$primary->wait_for_catchup($_) for $sb1, $sb2;
+my $sysid = sql($primary, 'SELECT system_identifier FROM pg_control_system()');
+
+for my $sb ($sb1, $sb2)
+{
+	my $name = $sb->name;
+	is(sql($sb, 'SELECT pg_is_in_recovery()'), 't', "$name is a hot standby");
+	# proves the standby's database gets a worker of its own
+	ok(ShortURL::Test::wait_until($sb, 'postgres', q{SELECT count(*) = 1 FROM pg_stat_activity
+		WHERE backend_type = 'pg_shorturl worker' AND datname = 'postgres'}, 20),
+		"$name: one pg_shorturl worker runs in its database postgres");
+	is(stat_of($sb, 'mode'), 'standby', "$name: stats.mode is standby");
+}
+
+# =====================================================================
+# 1. Clicks on the primary and both standbys at once
+# =====================================================================
+my %node = (primary => $primary, sb1 => $sb1, sb2 => $sb2);
+my %bench;
+my $since = sql($sb1, 'SELECT now()');
+# one statement per transaction clicks every r-link once, and fails
+# (division by zero) unless every one of them was served
+my $script = "SELECT 1 / (count(*) = $N_LINKS)::int FROM generate_series(1, $N_LINKS) g"
+  . " WHERE shorturl.resolve('r' || g) IS NOT NULL;\n";
+for my $name (sort keys %LOAD)
+{
+	my ($clients, $xacts) = @{ $LOAD{$name} };
+	$bench{$name} = ShortURL::Test::start_pgbench($node{$name}, 'postgres',
+		"--client=$clients --jobs=2 --transactions=$xacts", $script);
+}
+for my $name (sort keys %LOAD)
+{
+	my ($clients, $xacts) = @{ $LOAD{$name} };
+	my $n = $clients * $xacts;
+	my ($rc, $out, $err) = ShortURL::Test::finish_pgbench($bench{$name});
+	# proves every click on every node was served (a NULL fails pgbench)
+	ok($rc == 0 && $out =~ m{actually processed: $n/$n}, "case 1: pgbench on $name: $n transactions of $N_LINKS clicks, all served")
+	  or diag "pgbench on $name: exit $rc\n$out\n$err";
+	$want{"r$_"} += $n for 1 .. $N_LINKS;
+	$sent{$name} += $n * $N_LINKS if exists $sent{$name};
+}
+for my $sb ($sb1, $sb2)
+{
+	# proves the worker ships everything counted on the standby
+	ok(shipped($sb), 'case 1: ' . $sb->name . ' has nothing left unshipped') or diag ship_figures($sb);
+}
+sql($primary, 'SELECT shorturl.flush()');
+check_ledger('case 1', 'visits');
+# proves the standbys' clicks went into the tables, the primary's flushed
+check_ledger('case 1', 'stored');
+is(sql($primary, qq{SELECT count(*) FROM shorturl.links l WHERE l.code LIKE 'r%'
+	AND (SELECT coalesce(sum(s.visits), 0) FROM shorturl.visit_series(l.code, now() - interval '3 hours',
+		now() + interval '1 hour', 'hour') s) <> shorturl.visits(l.code)}), 0,
+	'case 1: every link\'s hourly series adds up to its count');
+# proves one row per standby, under its identity, with exactly its clicks
+is(sql($primary, qq{SELECT string_agg(standby || ' ' || (system_id = $sysid) || ' ' || visits, ', ' ORDER BY standby)
+	FROM shorturl.standby_batches}),
+	"sb1 true $sent{sb1}, sb2 true $sent{sb2}",
+	"case 1: standby_batches: sb1 shipped $sent{sb1} and sb2 $sent{sb2}, under the primary's system identifier");
+for my $sb ($sb1, $sb2)
+{
+	my $name = $sb->name;
+	# proves the standby saw acknowledged exactly what the primary applied
+	is(stat_of($sb, q{shipped_visits || ' ' || ship_batches || ' ' || unshipped_visits || ' ' || pending_visits
+		|| ' ' || standby_dropped}),
+		"$sent{$name} " . batches_row($name)->{batches} . ' 0 0 0',
+		"case 1: $name: shipped_visits $sent{$name}, ship_batches as many as the primary applied, nothing unshipped, pending or dropped");
+	is(stat_of($sb, "last_ship_at >= '$since'"), 't', "case 1: $name: last_ship_at is set, after the clicks began");
+	is(stat_of($sb, 'mode'), 'standby', "case 1: $name: stats.mode is still standby");
+}
+# proves the entry point is guarded: only its owner's rights apply it
+sql($primary, 'CREATE ROLE nobody');
+is(sql($primary, q{SELECT p.prosecdef || ' ' || has_function_privilege('nobody', p.oid, 'EXECUTE')
+	FROM pg_proc p WHERE p.oid = 'shorturl.apply_clicks(bigint, text, bigint, oid, bigint[], timestamptz[], bigint[], bigint[], timestamptz[])'::regprocedure}),
+	'true false', 'case 1: apply_clicks is SECURITY DEFINER, and a role without a grant cannot execute it');
+
+# =====================================================================
+# 2. A link with max_visits on a standby
+# =====================================================================
+my $before = stat_of($sb1, 'pending_visits + unshipped_visits + standby_dropped');
+is(sql($sb1, q{SELECT count(*) || ' ' || count(shorturl.resolve('lim')) FROM generate_series(1, 10)}), '10 0',
+	'case 2: sb1 resolves lim (max_visits 5) to NULL, 10 times out of 10');
+# proves a refused click is not counted, dropped or shipped
+is(stat_of($sb1, 'pending_visits + unshipped_visits + standby_dropped'), $before,
+	'case 2: sb1 counted nothing for it: pending, unshipped and dropped unchanged');
+click($primary, 1, 'lim');
+ok(shipped($sb1), 'case 2: sb1 has nothing unshipped');
+check_ledger('case 2', 'visits', 'lim');
+
+# =====================================================================
+# 3. A lost acknowledgement
+# =====================================================================
+# a batch re-sent after it was applied: a no-op
+my $row = batches_row('sb1');
+my $r1 = sql($primary, q{SELECT shorturl.visits('r1')});
+is(sql($primary, qq{SELECT shorturl.apply_clicks($sysid, 'sb1', $row->{last_seq}, 'shorturl.links'::regclass,
+	ARRAY[(SELECT id FROM shorturl.links WHERE code = 'r1')], ARRAY[date_trunc('hour', now())],
+	ARRAY[1000]::bigint[], ARRAY[0]::bigint[], ARRAY[now()])}), 'f',
+	'case 3: apply_clicks of sb1\'s last applied seq again returns false');
+is(sql($primary, q{SELECT shorturl.visits('r1')}) . ' ' . join(' ', @{ batches_row('sb1') }{qw(last_seq batches visits)}),
+	"$r1 " . join(' ', @$row{qw(last_seq batches visits)}),
+	'case 3: ... and changes nothing: visits(r1) and sb1\'s standby_batches row as they were');
+
+ShortURL::Test::reconfigure($sb1, ship_timeout => '1s');
+my $held_sql = "SELECT count(*) > 0 FROM pg_locks WHERE locktype = 'advisory' AND objid = $GATE_KEY AND NOT granted";
+my $free_sql = "SELECT count(*) = 0 FROM pg_locks WHERE locktype = 'advisory' AND objid = $GATE_KEY";
+sql($primary, qq{CREATE FUNCTION public.held_commit() RETURNS trigger LANGUAGE plpgsql AS \$\$
+	BEGIN PERFORM pg_advisory_xact_lock_shared($GATE_KEY); RETURN NULL; END\$\$;
+	CREATE CONSTRAINT TRIGGER held_commit AFTER INSERT OR UPDATE ON shorturl.standby_batches
+	DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN (NEW.standby = 'sb1')
+	EXECUTE FUNCTION public.held_commit()});
+my $gate = ShortURL::Test::session($primary, 'postgres');
+my (undef, $error) = ShortURL::Test::ask($gate, "SELECT pg_advisory_lock($GATE_KEY)");
+is($error, '', 'case 3: the test holds the gate');
+
+$row = batches_row('sb1');
+my ($failures0, $acked0, $shipped0) = split /\|/, stat_of($sb1, 'ship_failures, ship_batches, shipped_visits');
+my $r1_before = sql($primary, q{SELECT shorturl.visits('r1')});
+click($sb1, 1, 'r1');
+ok(ShortURL::Test::wait_until($primary, 'postgres', $held_sql, 30),
+	'case 3: sb1\'s batch of one click is applied on the primary, its COMMIT held') or diag ship_figures($sb1);
+ok(ShortURL::Test::wait_until($sb1, 'postgres', "SELECT ship_failures > $failures0 FROM shorturl.stats", 30),
+	'case 3: sb1\'s worker gave up waiting for the answer (ship_failures grew)') or diag ship_figures($sb1);
+click($sb1, 100, map { "r$_" } 2 .. 6);
+# proves the held batch is not taken as acknowledged
+is(stat_of($sb1, 'unshipped_visits'), 501, 'case 3: meanwhile 500 more clicks on sb1: 501 unshipped');
+# proves one batch is outstanding at a time: the new clicks wait, not
+# taken into a batch (pending_visits leaves out the batch in flight)
+is(stat_of($sb1, 'pending_visits'), 500, 'case 3: of them, the 500 new ones are pending, the held one is not');
+is(sql($primary, q{SELECT shorturl.visits('r1')}), $r1_before, 'case 3: the held batch is not visible on the primary');
+ok(ShortURL::Test::wait_until($primary, 'postgres', $held_sql, 5), 'case 3: the first apply is still held');
+
+ShortURL::Test::ask($gate, "SELECT pg_advisory_unlock($GATE_KEY)");
+ShortURL::Test::end_session($gate);
+ok(ShortURL::Test::wait_until($primary, 'postgres', $free_sql, 30), 'case 3: the held commit is over once let go');
+ok(shipped($sb1), 'case 3: sb1 has nothing left unshipped') or diag ship_figures($sb1);
+my $after = batches_row('sb1');
+# proves the held batch was applied once, though sent more than once
+is(($after->{visits} - $row->{visits}) . ' ' . ($after->{batches} - $row->{batches}), '501 2',
+	'case 3: standby_batches: sb1\'s visits grew by exactly 501, in exactly 2 batches');
+cmp_ok($after->{last_seq}, '>', $row->{last_seq}, 'case 3: sb1\'s last_seq advanced');
+my ($acked, $shipped_now) = split /\|/, stat_of($sb1, 'ship_batches, shipped_visits');
+is(($acked - $acked0) . ' ' . ($shipped_now - $shipped0), '2 501',
+	'case 3: sb1 saw 2 batches and 501 clicks acknowledged');
+check_ledger('case 3', 'visits');
+sql($primary, 'DROP FUNCTION public.held_commit() CASCADE');
+
+# =====================================================================
+# 4. The primary down
+# =====================================================================
+ok(shipped($sb2), 'case 4: sb2 has nothing unshipped before the primary stops');
+$row = batches_row('sb2');
+$failures0 = stat_of($sb2, 'ship_failures');
+$primary->stop('fast');
+click($sb2, 100, 'r6', 'r7', 'r8');
+ok(ShortURL::Test::wait_until($sb2, 'postgres', "SELECT ship_failures > $failures0 FROM shorturl.stats", 30),
+	'case 4: sb2\'s worker fails to ship (ship_failures grew)') or diag ship_figures($sb2);
+# proves nothing is taken as shipped while the primary is away
+is(stat_of($sb2, 'unshipped_visits'), 300, 'case 4: sb2\'s 300 clicks are unshipped');
+# the primary comes back with its own flushes held back, so that what its
+# tables hold next came from apply_clicks alone
+$primary->append_conf('postgresql.conf', "shorturl.flush_interval = '1h'\n");
+$primary->start;
+ok(shipped($sb2, 60), 'case 4: once the primary is back, sb2 has nothing unshipped') or diag ship_figures($sb2);
+is(batches_row('sb2')->{visits} - $row->{visits}, 300, 'case 4: standby_batches: sb2\'s visits grew by exactly 300');
+# proves the clicks went straight into the tables, with no flush
+check_ledger('case 4', 'stored', 'r6', 'r7', 'r8');
+check_ledger('case 4', 'visits');
+
+# =====================================================================
+# 5. A clean restart of a standby with clicks pending
+# =====================================================================
+$row = batches_row('sb2');
+my $probes = $want{r9};
+ok(pause_shipping($sb2, 'r9'), 'case 5: with ship_interval 1h a click on sb2 stays pending');
+$probes = $want{r9} - $probes;
+click($sb2, 100, 'r9', 'r10');
+# the last probe and the 200 (the probes before it were shipped)
+my $pending = 201;
+is(stat_of($sb2, q{pending_visits || ' ' || unshipped_visits}), "$pending $pending",
+	"case 5: $pending clicks are pending on sb2");
+my $offset = ShortURL::Test::log_offset($sb2);
+$sb2->restart;
+# proves the postmaster saved them at the shutdown and restored them
+like(join("\n", ShortURL::Test::restore_lines($sb2, $offset)), qr/^pg_shorturl: restored $pending unflushed visits/,
+	"case 5: the restart of sb2 restored exactly the $pending pending clicks");
+# proves the pending clicks survived the restart: each is still unshipped
+# or has been shipped by the new worker
+ok(ShortURL::Test::wait_until($sb2, 'postgres',
+		"SELECT unshipped_visits + shipped_visits = $pending FROM shorturl.stats", 10),
+	"case 5: after the restart sb2 accounts for the $pending clicks (unshipped or shipped since)")
+  or diag ship_figures($sb2);
+ShortURL::Test::reconfigure($sb2, ship_interval => '200ms');
+ok(shipped($sb2), 'case 5: with ship_interval 200ms again, sb2 has nothing unshipped') or diag ship_figures($sb2);
+my $grown = batches_row('sb2')->{visits} - $row->{visits};
+is($grown, $probes + 200, 'case 5: standby_batches: sb2\'s visits grew by exactly the clicks made since, ' . ($probes + 200));
+check_ledger('case 5', 'visits');
+
+# ---------------------------------------------------------------------
+# No server process died of a signal
+# ---------------------------------------------------------------------
+for my $n ($primary, $sb1, $sb2)
+{
+	my @died = grep { /was terminated by signal/ } split /\n/, ShortURL::Test::log_since($n, 0);
+	is(scalar @died, 0, $n->name . ': no process was terminated by a signal') or diag join "\n", @died;
+}
+
+$sb1->stop;
+$sb2->stop;
+$primary->stop;
+done_testing();
