@@ -39,6 +39,8 @@ OBJS = \
 	src/counters.o \
 	src/counters_file.o \
 	src/dbstate.o \
+	src/upstream.o \
+	src/claim.o \
 	src/clicks.o \
 	src/analytics.o \
 	src/ratelimit.o \

@@ -3,7 +3,8 @@
  * memory and ships them to the primary, which applies each batch once:
  * shorturl.apply_clicks() and shorturl.shipped_seq(), the record of each
  * standby's last batch (shorturl.standby_batches), and the shipping's
- * figures in shorturl.stats. */
+ * figures in shorturl.stats.  A link with max_visits is served from a
+ * standby by claiming its visit on the primary: shorturl.claim_visit(). */
 
 \echo Use "ALTER EXTENSION pg_shorturl UPDATE TO '0.13'" to load this file. \quit
 
@@ -56,8 +57,25 @@ $$;
 COMMENT ON FUNCTION shorturl.shipped_seq(bigint, text) IS
 'the number of the last batch applied from a standby (0 for none); a standby asks it on each new connection';
 
+CREATE FUNCTION shorturl.claim_visit(
+    system_id bigint, links oid, link_id bigint, take boolean, bot boolean)
+RETURNS text
+AS 'MODULE_PATHNAME', 'shorturl_claim_visit'
+LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+
+COMMENT ON FUNCTION shorturl.claim_visit(bigint, oid, bigint, boolean, boolean) IS
+'how the link link_id of the shorturl.links whose OID is links stands here (active, exhausted, expired, disabled or unknown), counting one visit of it (a bot''s if bot) when take and active, as resolve() would (refused when resolve() here would give NULL all the same: the click could not be counted where it would stick); a standby calls it to serve a link with max_visits';
+
 REVOKE ALL ON FUNCTION shorturl.apply_clicks(bigint, text, bigint, oid, bigint[], timestamptz[], bigint[], bigint[], timestamptz[]) FROM PUBLIC;
 REVOKE ALL ON FUNCTION shorturl.shipped_seq(bigint, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION shorturl.claim_visit(bigint, oid, bigint, boolean, boolean) FROM PUBLIC;
+
+COMMENT ON FUNCTION shorturl.link_status(text) IS
+'active, expired, exhausted, disabled, blocked or unknown, without counting a visit (for answering 302, 410 or 404); on a standby, a link with max_visits stands as the primary says, or is unreachable when the primary does not answer within shorturl.claim_timeout';
+
+COMMENT ON FUNCTION shorturl.link_status(text, text, text) IS
+'active, expired, exhausted, disabled, blocked or unknown, for a code on a short domain (NULL or '''': the default one), without counting a visit; unknown for every code while the client (optional) is blocked for scanning; on a standby, a link with max_visits stands as the primary says, or is unreachable when the primary does not answer within shorturl.claim_timeout';
 
 -------------------------------------------------------------------------
 -- shorturl.stats gains the shipping's figures, and shorturl.metrics()
@@ -267,7 +285,7 @@ CROSS JOIN LATERAL (VALUES
     ('shorturl_max_rate_keys', 'gauge', s.max_rate_keys, '',
      'The setting shorturl.max_rate_keys: keys the rate-limit table can hold.'),
     ('shorturl_url_cache_hits_total', 'counter', s.url_cache_hits, '',
-     'Lookups of resolve(), link_status() and visits() the URL cache answered, every database of the server; NaN without a cache (shorturl.url_cache_size = 0, a standby, or the library not preloaded).'),
+     'Lookups of resolve(), link_status() and visits() the URL cache answered, every database of the server; NaN without a cache (shorturl.url_cache_size = 0, or the library not preloaded).'),
     ('shorturl_url_cache_misses_total', 'counter', s.url_cache_misses, '',
      'Lookups the URL cache could not answer, which read shorturl.links, every database.'),
     ('shorturl_url_cache_fills_total', 'counter', s.url_cache_fills, '',

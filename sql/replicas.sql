@@ -3,8 +3,10 @@
 -- shorturl.apply_clicks() and shorturl.shipped_seq(): a batch applied once
 -- (a retry or an older number does nothing), its clicks in the counts, the
 -- series and a limited link's total at once, a deleted link's dropped, and
--- every malformed batch refused with its SQLSTATE.  The standby's half
--- (counting, shipping, retries, promotion) needs servers: TAP
+-- every malformed batch refused with its SQLSTATE; shorturl.claim_visit(),
+-- which counts a limited link's visit for a standby up to max_visits and
+-- answers with the link's state here.  The standby's half (counting,
+-- shipping, claiming, retries, promotion) needs servers: TAP
 -- 018_read_replicas.
 --
 CREATE EXTENSION pg_shorturl;
@@ -88,11 +90,41 @@ SELECT shorturl.apply_clicks(:sysid, 'sb1', 9, :links, ARRAY[:r1, :r1], ARRAY[:'
 SELECT shorturl.apply_clicks(:sysid, 'sb1', NULL, :links, '{}', '{}', '{}', '{}', '{}') IS NULL AS strict;
 SELECT shorturl.shipped_seq(:sysid, 'sb1') AS sb1_unchanged;
 
+-- claim_visit: a limited link's visits taken one by one up to max_visits
+-- (3 of 3), then exhausted; asked without taking, it counts nothing; an
+-- unlimited link is counted too; a link of another shorturl.links, a
+-- deleted one, a disabled one and an expired one are not
+SELECT shorturl.shorten('https://example.com/c1', alias => 'c1', max_visits => 3) AS c1,
+       shorturl.shorten('https://example.com/c2', alias => 'c2', max_visits => 1) AS c2;
+SELECT id AS c1 FROM shorturl.links WHERE code = 'c1' \gset
+SELECT id AS c2 FROM shorturl.links WHERE code = 'c2' \gset
+SELECT shorturl.claim_visit(:sysid, :links, :c1, false, false) AS asked,
+       shorturl.visits('c1') AS c1_none_taken;
+SELECT g, shorturl.claim_visit(:sysid, :links, :c1, true, g = 2) AS taken
+FROM generate_series(1, 4) g;
+SELECT shorturl.visits('c1') AS c1_three, shorturl.link_status('c1') AS c1_status,
+       shorturl.claim_visit(:sysid, :links, :c1, false, false) AS asked;
+SELECT shorturl.visits('r1') AS r1_before \gset
+SELECT shorturl.claim_visit(:sysid, :links, :r1, true, false) AS unlimited,
+       shorturl.visits('r1') - :r1_before AS r1_one_more;
+SELECT shorturl.claim_visit(:sysid, 1, :c2, true, false) AS other_links,
+       shorturl.claim_visit(:sysid, :links, :r3, true, false) AS deleted,
+       shorturl.claim_visit(:sysid, :links, -1, true, false) AS no_such;
+SELECT shorturl.disable_link('c2') AS disabled \gset
+SELECT shorturl.claim_visit(:sysid, :links, :c2, true, false) AS c2_disabled;
+SELECT shorturl.enable_link('c2') AS enabled \gset
+UPDATE shorturl.links SET expires_at = now() - interval '1 second' WHERE code = 'c2';
+SELECT shorturl.claim_visit(:sysid, :links, :c2, true, false) AS c2_expired,
+       shorturl.visits('c2') AS c2_none;
+SELECT shorturl.claim_visit(:sysid + 1, :links, :c1, true, false);
+SELECT shorturl.claim_visit(:sysid, :links, :c1, NULL, false) IS NULL AS strict;
+
 -- not PUBLIC's
 CREATE ROLE replicas_stranger;
 SET ROLE replicas_stranger;
 SELECT shorturl.apply_clicks(:sysid, 'sb1', 9, :links, '{}', '{}', '{}', '{}', '{}');
 SELECT shorturl.shipped_seq(:sysid, 'sb1');
+SELECT shorturl.claim_visit(:sysid, :links, :c1, false, false);
 SELECT * FROM shorturl.standby_batches;
 RESET ROLE;
 DROP ROLE replicas_stranger;

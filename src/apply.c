@@ -2,7 +2,8 @@
  *
  * apply.c
  *	  Read replicas, the primary's half: shorturl.apply_clicks(), which
- *	  applies a standby's batch of clicks once.
+ *	  applies a standby's batch of clicks once, and shorturl.claim_visit(),
+ *	  which counts a visit of a limited link served from a standby.
  *
  * A standby's worker (ship.c) sends its clicks in numbered batches.  Here
  * the batch is checked, its number recorded in shorturl.standby_batches
@@ -21,10 +22,13 @@
 #include "fmgr.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
 #include "catalog.h"
+#include "clicks.h"
 #include "flush.h"
+#include "lookup.h"
 #include "pg_shorturl.h"
 #include "spi_util.h"
 
@@ -49,6 +53,26 @@ elems(ArrayType *a, Oid type, const char *what, int *n)
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					 errmsg("%s must not contain NULL", what)));
 	return values;
+}
+
+/*
+ * check_primary refuses a standby's call (to do what) on a standby, or
+ * from a server of another cluster (what came).
+ */
+static void
+check_primary(int64 system_id, const char *what, const char *came)
+{
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot %s on a standby", what),
+				 errhint("Connect to the primary: shorturl.primary_conninfo names it.")));
+	if ((uint64) system_id != GetSystemIdentifier())
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s from another cluster", came),
+				 errdetail("The standby's system identifier is " UINT64_FORMAT ", this server's " UINT64_FORMAT "; a standby ships to the primary it replicates.",
+						   (uint64) system_id, GetSystemIdentifier())));
 }
 
 PG_FUNCTION_INFO_V1(shorturl_apply_clicks);
@@ -80,17 +104,7 @@ shorturl_apply_clicks(PG_FUNCTION_ARGS)
 	Datum		values[4];
 	bool		fresh;
 
-	if (RecoveryInProgress())
-		ereport(ERROR,
-				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
-				 errmsg("cannot apply shipped clicks on a standby"),
-				 errhint("Ship to the primary: shorturl.primary_conninfo names it.")));
-	if ((uint64) system_id != GetSystemIdentifier())
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("clicks shipped from another cluster"),
-				 errdetail("The batch's system identifier is " UINT64_FORMAT ", this server's " UINT64_FORMAT "; a standby ships to the primary it replicates.",
-						   (uint64) system_id, GetSystemIdentifier())));
+	check_primary(system_id, "apply shipped clicks", "clicks shipped");
 	if (VARSIZE_ANY_EXHDR(standby) == 0 || VARSIZE_ANY_EXHDR(standby) > STANDBY_NAME_MAX)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -174,4 +188,56 @@ shorturl_apply_clicks(PG_FUNCTION_ARGS)
 	if (fresh && links == catalog_tables()->links)
 		(void) flush_apply_shipped(rows, n);
 	PG_RETURN_BOOL(fresh);
+}
+
+PG_FUNCTION_INFO_V1(shorturl_claim_visit);
+
+/*
+ * shorturl_claim_visit implements claim_visit(system_id, links, link_id,
+ * take, bot) RETURNS text: how a link stands here (active, exhausted,
+ * expired, disabled or unknown), counting one visit of it (a bot's, if
+ * bot) when take is set and it is active, as resolve() would; refused
+ * when resolve() here would give NULL for such a link all the same (the
+ * click could not be counted where it would stick).  A standby
+ * calls it to serve a link with max_visits (claim.c).  links is the OID of
+ * the shorturl.links the standby read the link from: under another, the
+ * id may name another link, and the answer is unknown.
+ */
+Datum
+shorturl_claim_visit(PG_FUNCTION_ARGS)
+{
+	int64		system_id = PG_GETARG_INT64(0);
+	Oid			links = PG_GETARG_OID(1);
+	int64		link_id = PG_GETARG_INT64(2);
+	bool		take = PG_GETARG_BOOL(3);
+	bool		bot = PG_GETARG_BOOL(4);
+	link_row	row;
+	const char *state = "unknown";
+
+	check_primary(system_id, "claim a visit", "a claim");
+	if (links != catalog_tables()->links ||
+		!lookup_link_by_id(link_id, GetActiveSnapshot(), &row))
+		state = "unknown";
+	else if (row.disabled)
+		state = "disabled";
+	else if (row.has_expiry && row.expires_at <= GetCurrentTimestamp())
+		state = "expired";
+	else if (!take)
+		state = row.has_max && clicks_live_visits(link_id) >= row.max_visits ?
+			"exhausted" : "active";
+	else
+		switch (clicks_count(link_id, row.has_max, row.max_visits, bot))
+		{
+			case CLICK_COUNTED:
+				state = "active";
+				break;
+			case CLICK_EXHAUSTED:
+				state = "exhausted";
+				break;
+			case CLICK_REFUSED:
+				/* (not in shared memory here, or the link just went) */
+				state = "refused";
+				break;
+		}
+	PG_RETURN_TEXT_P(cstring_to_text(state));
 }

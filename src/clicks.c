@@ -69,6 +69,7 @@
 #include "utils/timestamp.h"
 
 #include "catalog.h"
+#include "claim.h"
 #include "clicks.h"
 #include "compat.h"
 #include "counters.h"
@@ -529,11 +530,21 @@ clicks_count(int64 link_id, bool has_max, int64 max_visits, bool bot)
 		case CLICKS_TABLE:
 			return count_in_tables(link_id, has_max, bot);
 		case CLICKS_STANDBY:
-			/* a limited link's total is the primary's */
+			/* a limited link's total is the primary's: claim it there */
 			if (has_max)
-				return CLICK_REFUSED;
+				switch (claim_visit(link_id, true, bot))
+				{
+					case CLAIM_ACTIVE:
+						return CLICK_COUNTED;
+					case CLAIM_EXHAUSTED:
+						return CLICK_EXHAUSTED;
+					default:
+						return CLICK_REFUSED;
+				}
 			break;
 		case CLICKS_SHARED:
+			/* promoted: the connection to the old primary has no use */
+			claim_forget();
 			break;
 	}
 

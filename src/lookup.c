@@ -62,15 +62,24 @@ fill_row(const shorturl_tables *t, TupleTableSlot *slot, bool want_url, link_row
 }
 
 /*
- * is_newest tells whether the row version in the slot is its link's newest
- * in the table: inserted by a committed transaction and neither updated nor
+ * header_newest tells whether a row version is its link's newest in the
+ * table: inserted by a committed transaction and neither updated nor
  * deleted by any transaction, committed or in progress (its xmax invalid,
  * or only a lock).  The URL cache fills only from such a version
  * (urlcache.c, rule 2).  Read under the buffer's share lock, which orders
  * it against an update's setting of xmax.
  */
 static bool
-is_newest(TupleTableSlot *slot)
+header_newest(HeapTupleHeader h)
+{
+	return HeapTupleHeaderXminCommitted(h) &&
+		((h->t_infomask & HEAP_XMAX_INVALID) != 0 ||
+		 HEAP_XMAX_IS_LOCKED_ONLY(h->t_infomask));
+}
+
+/* is_newest tells it of the row version in a slot, and keeps its identity */
+static bool
+is_newest(TupleTableSlot *slot, link_row *row)
 {
 	BufferHeapTupleTableSlot *bslot = (BufferHeapTupleTableSlot *) slot;
 	HeapTupleHeader h;
@@ -81,10 +90,67 @@ is_newest(TupleTableSlot *slot)
 		return false;
 	h = bslot->base.tuple->t_data;
 	LockBuffer(bslot->buffer, BUFFER_LOCK_SHARE);
-	newest = HeapTupleHeaderXminCommitted(h) &&
-		((h->t_infomask & HEAP_XMAX_INVALID) != 0 ||
-		 HEAP_XMAX_IS_LOCKED_ONLY(h->t_infomask));
+	newest = header_newest(h);
 	LockBuffer(bslot->buffer, BUFFER_LOCK_UNLOCK);
+	row->tid = slot->tts_tid;
+	row->xmin = HeapTupleHeaderGetRawXmin(h);
+	row->buffer = bslot->buffer;
+	return newest;
+}
+
+/*
+ * lookup_still_newest tells whether the row version at tid, inserted by
+ * xmin, is still the newest of link link_id (as is_newest says it): the URL cache
+ * checks an entry filled on a hot standby so on every hit (urlcache.c,
+ * rule 4).  A version updated or deleted since has its xmax set by the
+ * replay; one pruned away leaves its line pointer unused, redirected, or
+ * another version's, inserted by another transaction, in its place.
+ * *buffer is where the page was last seen: ReadRecentBuffer() pins it
+ * there if it still is, without a lookup in the buffer table or a look at
+ * the file's size; otherwise the page is read after checking that the
+ * table still has it, and *buffer says where it is now.  The caller holds
+ * a lock on heap, so no truncation replays meanwhile.
+ */
+bool
+lookup_still_newest(Relation heap, ItemPointer tid, TransactionId xmin, int64 link_id,
+					Buffer *buffer)
+{
+	BlockNumber block = ItemPointerGetBlockNumber(tid);
+	OffsetNumber offset = ItemPointerGetOffsetNumber(tid);
+	Page		page;
+	bool		newest = false;
+
+	if (!BufferIsValid(*buffer) || *buffer < 0 ||
+		!ReadRecentBuffer(compat_rel_file(heap), MAIN_FORKNUM, block, *buffer))
+	{
+		if (block >= RelationGetNumberOfBlocks(heap))
+			return false;
+		*buffer = ReadBuffer(heap, block);
+	}
+	LockBuffer(*buffer, BUFFER_LOCK_SHARE);
+	page = BufferGetPage(*buffer);
+	if (offset >= FirstOffsetNumber && offset <= PageGetMaxOffsetNumber(page))
+	{
+		ItemId		lp = PageGetItemId(page, offset);
+
+		if (ItemIdIsNormal(lp))
+		{
+			HeapTupleData tuple;
+			bool		isnull;
+
+			tuple.t_data = (HeapTupleHeader) PageGetItem(page, lp);
+			tuple.t_len = ItemIdGetLength(lp);
+			tuple.t_tableOid = RelationGetRelid(heap);
+			tuple.t_self = *tid;
+			/* the id too: a raw xmin is unique only within an epoch */
+			newest = HeapTupleHeaderGetRawXmin(tuple.t_data) == xmin &&
+				header_newest(tuple.t_data) &&
+				DatumGetInt64(heap_getattr(&tuple, catalog_tables()->links_att[LINKS_ID],
+										   RelationGetDescr(heap), &isnull)) == link_id &&
+				!isnull;
+		}
+	}
+	UnlockReleaseBuffer(*buffer);
 	return newest;
 }
 
@@ -130,7 +196,7 @@ lookup_link(Relation heap, const char *code, int code_len, const char *domain,
 	{
 		fill_row(t, slot, want_url, row);
 		if (newest != NULL)
-			*newest = is_newest(slot);
+			*newest = is_newest(slot, row);
 	}
 	index_endscan(scan);
 	ExecDropSingleTupleTableSlot(slot);
@@ -243,6 +309,47 @@ lookup_stored_visits(int64 link_id, Snapshot snapshot)
 }
 
 /*
+ * by_id probes shorturl.links' primary key for link_id as a snapshot sees
+ * it; true if a row is there, read into *row (without its URL) when row
+ * is not NULL.  The locks stay to the end of the transaction: no DROP
+ * cuts in.
+ */
+static bool
+by_id(int64 link_id, Snapshot snapshot, link_row *row)
+{
+	const shorturl_tables *t = catalog_tables();
+	Relation	heap = table_open(t->links, AccessShareLock);
+	Relation	index = index_open(t->links_pkey, AccessShareLock);
+	TupleTableSlot *slot = table_slot_create(heap, NULL);
+	IndexScanDesc scan;
+	ScanKeyData skey;
+	bool		found;
+
+	ScanKeyInit(&skey, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(link_id));
+	scan = compat_index_beginscan(heap, index, snapshot, 1, 0);
+	index_rescan(scan, &skey, 1, NULL, 0);
+	found = index_getnext_slot(scan, ForwardScanDirection, slot);
+	if (found && row != NULL)
+		fill_row(t, slot, false, row);
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(index, NoLock);
+	table_close(heap, NoLock);
+	return found;
+}
+
+/*
+ * lookup_link_by_id reads the link with this id as a snapshot sees it,
+ * without its URL; false if there is none.
+ */
+bool
+lookup_link_by_id(int64 link_id, Snapshot snapshot, link_row *row)
+{
+	memset(row, 0, sizeof(*row));
+	return by_id(link_id, snapshot, row);
+}
+
+/*
  * lookup_link_may_exist tells whether a link with this id exists, or is
  * being made or deleted by a transaction still in progress: a "dirty" read
  * of the primary key, as unique checks do.  False means the link is gone
@@ -251,26 +358,10 @@ lookup_stored_visits(int64 link_id, Snapshot snapshot)
 bool
 lookup_link_may_exist(int64 link_id)
 {
-	const shorturl_tables *t = catalog_tables();
-	Relation	heap = table_open(t->links, AccessShareLock);
-	Relation	index = index_open(t->links_pkey, AccessShareLock);
-	TupleTableSlot *slot = table_slot_create(heap, NULL);
 	SnapshotData dirty;
-	IndexScanDesc scan;
-	ScanKeyData skey;
-	bool		found;
 
 	InitDirtySnapshot(dirty);
-	ScanKeyInit(&skey, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(link_id));
-	scan = compat_index_beginscan(heap, index, &dirty, 1, 0);
-	index_rescan(scan, &skey, 1, NULL, 0);
-	found = index_getnext_slot(scan, ForwardScanDirection, slot);
-	index_endscan(scan);
-	ExecDropSingleTupleTableSlot(slot);
-	/* the locks stay to the end of the transaction: no DROP cuts in */
-	index_close(index, NoLock);
-	table_close(heap, NoLock);
-	return found;
+	return by_id(link_id, &dirty, NULL);
 }
 
 /*

@@ -10,6 +10,8 @@
 #define SHORTURL_LOOKUP_H
 
 #include "datatype/timestamp.h"
+#include "storage/buf.h"
+#include "storage/itemptr.h"
 #include "utils/relcache.h"
 #include "utils/snapshot.h"
 
@@ -24,12 +26,19 @@ typedef struct link_row
 	bool		has_max;
 	int64		max_visits;
 	bool		disabled;
+	/* the row version read, when it is the newest (lookup_link's newest) */
+	ItemPointerData tid;
+	TransactionId xmin;
+	Buffer		buffer;			/* where its page was then: a hint */
 } link_row;
 
 extern bool lookup_link(Relation heap, const char *code, int code_len,
 						const char *domain, int domain_len, Snapshot snapshot,
 						bool want_url, link_row *row, bool *newest);
+extern bool lookup_still_newest(Relation heap, ItemPointer tid, TransactionId xmin,
+								int64 link_id, Buffer *buffer);
 extern int64 lookup_stored_visits(int64 link_id, Snapshot snapshot);
+extern bool lookup_link_by_id(int64 link_id, Snapshot snapshot, link_row *row);
 extern bool lookup_link_may_exist(int64 link_id);
 extern const char *lookup_standby_name(void);
 extern bool lookup_batch_applied(const char *standby, uint64 seq, Snapshot snapshot);

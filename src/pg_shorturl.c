@@ -83,6 +83,7 @@ COMPAT_MODULE_MAGIC("pg_shorturl", SHORTURL_VERSION);
  */
 #define DEFAULT_SHIP_INTERVAL_MS	1000
 #define DEFAULT_SHIP_TIMEOUT_MS		10000
+#define DEFAULT_CLAIM_TIMEOUT_MS	1000
 
 /* Analytics: values kept per link, day and dimension; how long hours and days stay */
 #define DEFAULT_MAX_DIMENSION_VALUES	20
@@ -141,6 +142,7 @@ int			shorturl_purge_batch_size = DEFAULT_PURGE_BATCH_SIZE;
 int			shorturl_remote_timeout = DEFAULT_REMOTE_TIMEOUT_MS;
 int			shorturl_ship_interval = DEFAULT_SHIP_INTERVAL_MS;
 int			shorturl_ship_timeout = DEFAULT_SHIP_TIMEOUT_MS;
+int			shorturl_claim_timeout = DEFAULT_CLAIM_TIMEOUT_MS;
 char	   *shorturl_primary_conninfo = NULL;
 char	   *shorturl_standby_name = NULL;
 bool		shorturl_count_bots = false;
@@ -314,8 +316,18 @@ define_settings(void)
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);
 
+	DefineCustomIntVariable("shorturl.claim_timeout",
+							"Time a standby's resolve() of a link with max_visits waits for the primary to connect or to answer its claim.",
+							"Then the link resolves to NULL, and link_status() says unreachable.",
+							&shorturl_claim_timeout,
+							DEFAULT_CLAIM_TIMEOUT_MS,
+							10, 60 * 1000,
+							PGC_USERSET,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
 	DefineCustomStringVariable("shorturl.primary_conninfo",
-							   "Connection string a standby ships its clicks with; empty for the server's primary_conninfo.",
+							   "Connection string a standby ships its clicks and claims visits with; empty for the server's primary_conninfo.",
 							   "The database is always the one whose clicks are shipped.",
 							   &shorturl_primary_conninfo,
 							   "",

@@ -42,6 +42,7 @@ extern int	shorturl_purge_batch_size;
 extern int	shorturl_remote_timeout;
 extern int	shorturl_ship_interval;
 extern int	shorturl_ship_timeout;
+extern int	shorturl_claim_timeout;
 extern char *shorturl_primary_conninfo;
 extern char *shorturl_standby_name;
 extern bool shorturl_count_bots;

@@ -28,6 +28,7 @@
 #include "analytics.h"
 #include "blocklist.h"
 #include "catalog.h"
+#include "claim.h"
 #include "clicks.h"
 #include "compat.h"
 #include "flush.h"
@@ -48,7 +49,8 @@ typedef enum link_state
 	LINK_EXPIRED,
 	LINK_EXHAUSTED,
 	LINK_DISABLED,
-	LINK_BLOCKED
+	LINK_BLOCKED,
+	LINK_UNREACHABLE
 } link_state;
 
 static const char *const state_names[] = {
@@ -58,6 +60,7 @@ static const char *const state_names[] = {
 	[LINK_EXHAUSTED] = "exhausted",
 	[LINK_DISABLED] = "disabled",
 	[LINK_BLOCKED] = "blocked",
+	[LINK_UNREACHABLE] = "unreachable",
 };
 
 /*
@@ -125,6 +128,33 @@ find(FunctionCallInfo fcinfo, bool want_url, link_row *row)
 }
 
 /*
+ * remote_state is how a limited link stands on the primary, for a standby
+ * (claim.c), or that the primary did not answer.
+ */
+static link_state
+remote_state(claim_answer answer)
+{
+	switch (answer)
+	{
+		case CLAIM_ACTIVE:
+			return LINK_ACTIVE;
+		case CLAIM_EXHAUSTED:
+			return LINK_EXHAUSTED;
+		case CLAIM_EXPIRED:
+			return LINK_EXPIRED;
+		case CLAIM_DISABLED:
+			return LINK_DISABLED;
+		case CLAIM_UNKNOWN:
+			return LINK_UNKNOWN;
+		case CLAIM_REFUSED:
+			return LINK_ACTIVE;
+		case CLAIM_UNREACHABLE:
+			break;
+	}
+	return LINK_UNREACHABLE;
+}
+
+/*
  * state_of tells how a found link stands, without counting a visit: the
  * row must have its URL, for the blocklist.  A blocked link is counted in
  * shorturl.stats.
@@ -146,6 +176,8 @@ state_of(const link_row *row, bool with_visits)
 	}
 	if (row->has_expiry && row->expires_at <= GetCurrentTimestamp())
 		return LINK_EXPIRED;
+	if (with_visits && row->has_max && clicks_mode() == CLICKS_STANDBY)
+		return remote_state(claim_visit(row->id, false, false));
 	if (with_visits && row->has_max && clicks_live_visits(row->id) >= row->max_visits)
 		return LINK_EXHAUSTED;
 	return LINK_ACTIVE;
@@ -327,7 +359,8 @@ PG_FUNCTION_INFO_V1(shorturl_link_status);
 /*
  * shorturl_link_status implements link_status(code [, domain [, client]])
  * RETURNS text: active, expired, exhausted, disabled, blocked or unknown,
- * without counting a visit.  A client blocked for scanning gets unknown
+ * without counting a visit.  On a standby, a link with max_visits stands
+ * as the primary says, or is unreachable when it does not answer.  A client blocked for scanning gets unknown
  * for every code, and an unknown code counts against its client.
  */
 Datum

@@ -47,7 +47,6 @@
 #include "access/xlog.h"
 #include "access/xlogrecovery.h"
 #include "commands/dbcommands.h"
-#include "libpq-fe.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -66,12 +65,10 @@
 #include "lookup.h"
 #include "pg_shorturl.h"
 #include "ship.h"
+#include "upstream.h"
 
 /* Rows a batch makes room for at first */
 #define BATCH_INITIAL_ROWS	256
-
-/* How long a shutdown (or a replay conflict) waits for an exchange */
-#define SHUTDOWN_WAIT_MS	1000
 
 /* How often a failure to ship is logged at most (each is counted) */
 #define FAILURE_LOG_MS		60000
@@ -90,7 +87,10 @@ typedef struct ship_batch
 } ship_batch;
 
 static ship_batch batch;
-static PGconn *conn = NULL;
+static upstream primary = {
+	.application_name = "pg_shorturl shipper",
+	.timeout_name = "shorturl.ship_timeout",
+};
 
 /* ---------------------------------------------------------------------
  * The standby's entries
@@ -304,37 +304,7 @@ settle_batch(db_state *db, bool applied)
 void
 ship_disconnect(void)
 {
-	if (conn != NULL)
-		PQfinish(conn);
-	conn = NULL;
-}
-
-/*
- * wait_socket waits until the connection's socket is ready for events, or
- * the deadline passes (false).  A shutdown's SIGTERM, or a conflict with
- * replay (which ends the worker the same way), does not cut an exchange
- * short, since its answer settles the batch, but waits SHUTDOWN_WAIT_MS
- * at most.
- */
-static bool
-wait_socket(int events, TimestampTz deadline)
-{
-	for (;;)
-	{
-		long		ms = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
-		int			rc;
-
-		if (ProcDiePending)
-			ms = Min(ms, SHUTDOWN_WAIT_MS);
-		if (ms <= 0)
-			return false;
-		rc = WaitLatchOrSocket(MyLatch, events | WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-							   PQsocket(conn), ms, PG_WAIT_EXTENSION);
-		if (rc & WL_LATCH_SET)
-			ResetLatch(MyLatch);
-		if (rc & (WL_SOCKET_READABLE | WL_SOCKET_WRITEABLE))
-			return true;
-	}
+	upstream_close(&primary);
 }
 
 /*
@@ -362,130 +332,18 @@ note_failure(db_state *db, const char *what, const char *detail)
 }
 
 /*
- * connect_primary opens the connection to database dbname, within
- * shorturl.ship_timeout, non-blocking from then on.  (No statement or lock
- * timeout is set there: an attempt the standby gave up on may still
- * commit, which the next connection learns from shipped_seq().)
- */
-static bool
-connect_primary(db_state *db, const char *dbname)
-{
-	const char *keys[4] = {"dbname", "dbname", "application_name", NULL};
-	const char *values[4];
-	const char *base = shorturl_primary_conninfo[0] ? shorturl_primary_conninfo : PrimaryConnInfo;
-	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), shorturl_ship_timeout);
-	PostgresPollingStatusType status = PGRES_POLLING_WRITING;
-
-	if (base == NULL || base[0] == '\0')
-	{
-		note_failure(db, "neither shorturl.primary_conninfo nor primary_conninfo is set", NULL);
-		return false;
-	}
-	/* the first dbname is the whole string; the second names our database */
-	values[0] = base;
-	values[1] = dbname;
-	values[2] = "pg_shorturl shipper";
-	values[3] = NULL;
-	conn = PQconnectStartParams(keys, values, true);
-	if (conn == NULL)
-	{
-		note_failure(db, "out of memory", NULL);
-		return false;
-	}
-	while (status != PGRES_POLLING_OK && status != PGRES_POLLING_FAILED)
-	{
-		if (PQstatus(conn) == CONNECTION_BAD)
-			break;
-		if (!wait_socket(status == PGRES_POLLING_READING ? WL_SOCKET_READABLE : WL_SOCKET_WRITEABLE,
-						 deadline))
-		{
-			note_failure(db, "no connection within shorturl.ship_timeout", NULL);
-			return false;
-		}
-		status = PQconnectPoll(conn);
-	}
-	if (PQstatus(conn) != CONNECTION_OK || PQsetnonblocking(conn, 1) != 0)
-	{
-		note_failure(db, "could not connect", PQerrorMessage(conn));
-		return false;
-	}
-	return true;
-}
-
-/*
- * call runs one statement on the primary and returns its single value
- * (palloc'd), or NULL after a failure (noted, disconnected).  Every result
- * is read, and any error among them fails the call: with the extended
- * protocol the commit comes after the row, and may fail.
+ * call runs one statement on the primary within shorturl.ship_timeout and
+ * returns its single value (palloc'd), or NULL after a failure (noted,
+ * disconnected).
  */
 static char *
 call(db_state *db, const char *sql, int nparams, const char *const *params)
 {
-	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), shorturl_ship_timeout);
-	PGresult   *res;
-	char	   *value = NULL;
-	char	   *error = NULL;
+	char	   *value = upstream_call(&primary, sql, nparams, params,
+									  upstream_deadline(shorturl_ship_timeout));
 
-	if (!PQsendQueryParams(conn, sql, nparams, NULL, params, NULL, NULL, 0))
-	{
-		note_failure(db, "could not send", PQerrorMessage(conn));
-		return NULL;
-	}
-	for (;;)
-	{
-		int			r = PQflush(conn);
-
-		if (r == 0)
-			break;
-		if (r < 0 || !wait_socket(WL_SOCKET_WRITEABLE | WL_SOCKET_READABLE, deadline))
-		{
-			note_failure(db, r < 0 ? "could not send" : "no answer within shorturl.ship_timeout",
-						 r < 0 ? PQerrorMessage(conn) : NULL);
-			return NULL;
-		}
-		if (!PQconsumeInput(conn))
-		{
-			note_failure(db, "the connection broke", PQerrorMessage(conn));
-			return NULL;
-		}
-	}
-	for (;;)
-	{
-		while (PQisBusy(conn))
-		{
-			if (!wait_socket(WL_SOCKET_READABLE, deadline))
-			{
-				if (value)
-					pfree(value);
-				note_failure(db, "no answer within shorturl.ship_timeout", NULL);
-				return NULL;
-			}
-			if (!PQconsumeInput(conn))
-			{
-				if (value)
-					pfree(value);
-				note_failure(db, "the connection broke", PQerrorMessage(conn));
-				return NULL;
-			}
-		}
-		res = PQgetResult(conn);
-		if (res == NULL)
-			break;
-		if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
-			PQnfields(res) == 1 && !PQgetisnull(res, 0, 0) && value == NULL)
-			value = pstrdup(PQgetvalue(res, 0, 0));
-		else if (error == NULL)
-			error = pstrdup(PQresultErrorMessage(res)[0] ? PQresultErrorMessage(res)
-							: "an unexpected answer");
-		PQclear(res);
-	}
-	if (error != NULL || value == NULL)
-	{
-		if (value)
-			pfree(value);
-		note_failure(db, "the primary refused", error ? error : "no answer");
-		return NULL;
-	}
+	if (value == NULL)
+		note_failure(db, primary.why, NULL);
 	return value;
 }
 
@@ -572,8 +430,11 @@ ask_primary(db_state *db, const char *dbname, const char *id, const char *name,
 	char	   *last;
 	int64		v;
 
-	if (!connect_primary(db, dbname))
+	if (!upstream_connect(&primary, dbname, upstream_deadline(shorturl_ship_timeout)))
+	{
+		note_failure(db, primary.why, NULL);
 		return false;
+	}
 	last = call(db, "SELECT CASE WHEN pg_catalog.pg_is_in_recovery() THEN -1"
 				" ELSE shorturl.shipped_seq($1::bigint, $2) END", 2, params);
 	if (last == NULL)
@@ -655,7 +516,8 @@ ship_now(db_state *db)
 			return true;		/* the primary has it; wait for the replay */
 		settle_batch(db, true);
 	}
-	if (conn == NULL)
+	/* (an error cut the last exchange short: its answer may still come) */
+	if (primary.conn == NULL || primary.busy)
 	{
 		uint64		applied;
 		uint64		next = pg_atomic_read_u64(&db->ship_next);

@@ -10,6 +10,7 @@
 #define SHORTURL_URLCACHE_H
 
 #include "fmgr.h"
+#include "access/xlogdefs.h"
 #include "utils/relcache.h"
 
 #include "lookup.h"
@@ -22,6 +23,9 @@ typedef struct urlcache_probe
 	uint64		gen;			/* of the key's partition, at the probe */
 	Oid			relid;
 	Oid			filenumber;
+	bool		replayed;		/* in recovery at the probe: rule 4 */
+	XLogRecPtr	replay_at;		/* then the replay position, before the row
+								 * is read */
 } urlcache_probe;
 
 extern Size urlcache_shmem_size(void);

@@ -76,3 +76,21 @@ bench_wait_worker() {
 	mode=$(bench_psql -Atc 'SELECT mode FROM shorturl.stats')
 	[ "$mode" = shared ] || die "the bench database counts clicks in mode \"$mode\", not shared"
 }
+
+# bench_make_standby DIR PORT NAME makes a streaming hot standby of the
+# bench server with pg_basebackup -R in DIR/server, listening on PORT and a
+# Unix socket in DIR, under cluster_name NAME, starts it and checks it is
+# in recovery; scratch_server_stop DIR stops it.
+bench_make_standby() {
+	mkdir "$1"
+	chown "$RUN_USER:" "$1"
+	as_user "$PG_BIN/pg_basebackup" -h "$BENCH_WORK" -p 5432 -U postgres -D "$1/server" -R -X stream -c fast
+	{
+		echo "port = $2"
+		echo "unix_socket_directories = '$1'"
+		echo "cluster_name = '$3'"
+	} >>"$1/server/postgresql.conf"
+	as_user "$PG_BIN/pg_ctl" -D "$1/server" -l "$1/server.log" -w start >/dev/null
+	[ "$(PGHOST=$1 PGPORT=$2 bench_psql -Atc 'SELECT pg_is_in_recovery()')" = t ] ||
+		die "the standby in $1 is not in recovery"
+}

@@ -17,11 +17,13 @@
 #
 # Two workloads pick a rank r (uniform: random(0, N - 1); zipf1.001:
 # random_zipfian(0, N - 1, 1.001)) and click the code
-# FIRST_CODE + 1 + permute(r, N, SEED), as longtail.sh does.  Four cases
+# FIRST_CODE + 1 + permute(r, N, SEED), as longtail.sh does.  Five cases
 # per workload:
 #
 #   standby plain    SELECT url FROM bench.plain WHERE code = $1, on the standby
 #   standby resolve  SELECT shorturl.resolve($1), on the standby
+#   standby uncached the same with the URL cache off (PGOPTIONS sets
+#                    shorturl.url_cache = off): what the cache buys there
 #   primary plain    the plain SELECT on the primary
 #   primary resolve  resolve() on the primary
 #
@@ -220,16 +222,7 @@ bench_psql -q -c 'VACUUM ANALYZE shorturl.visit_counts' -c 'VACUUM ANALYZE short
 bench_settle
 
 say "making the standby (pg_basebackup -R)"
-mkdir "$STANDBY"
-chown "$RUN_USER:" "$STANDBY"
-as_user "$PG_BIN/pg_basebackup" -h "$PRIMARY" -p 5432 -U postgres -D "$STANDBY/server" -R -X stream -c fast
-{
-	echo "port = $STANDBY_PORT"
-	echo "unix_socket_directories = '$STANDBY'"
-	echo "cluster_name = '$STANDBY_NAME'"
-} >>"$STANDBY/server/postgresql.conf"
-as_user "$PG_BIN/pg_ctl" -D "$STANDBY/server" -l "$STANDBY/server.log" -w start >/dev/null
-[ "$(sb_psql -Atc 'SELECT pg_is_in_recovery()')" = t ] || die "the standby is not in recovery"
+bench_make_standby "$STANDBY" "$STANDBY_PORT" "$STANDBY_NAME"
 wait_until sb_psql "SELECT worker_pid IS NOT NULL AND mode = 'standby' FROM shorturl.stats" 20 ||
 	die "no worker in mode standby on the standby: $(sb_psql -Atc 'SELECT mode, worker_pid, last_error FROM shorturl.stats')"
 wait_replay
@@ -257,6 +250,7 @@ for w in "${WORKLOADS[@]}"; do
 \\set c $((FIRST_CODE + 1)) + permute(:r, $links, $SEED)"
 	printf '%s\nSELECT url FROM bench.plain WHERE code = :c;\n' "$keys" >"$S/$w.plain.sql"
 	printf '%s\nSELECT shorturl.resolve(:c);\n' "$keys" >"$S/$w.resolve.sql"
+	cp "$S/$w.resolve.sql" "$S/$w.uncached.sql"
 done
 
 # The cases: node, workload, case, and the case it is compared with (the
@@ -267,6 +261,8 @@ for w in "${WORKLOADS[@]}"; do
 	for node in standby primary; do
 		add_case "$node" "$w" plain ${#kinds[@]}
 		add_case "$node" "$w" resolve $((${#kinds[@]} - 1))
+		# what the URL cache buys on the standby: resolve() with it off
+		if [ "$node" = standby ]; then add_case "$node" "$w" uncached $((${#kinds[@]} - 2)); fi
 	done
 done
 n=${#kinds[@]}
@@ -307,7 +303,8 @@ pgb() {
 	read -r all0 cs0 cw0 ck0 < <(cpu_ticks "$PRIMARY/server" "$shipper0" "$walsender" "$worker")
 	read -r sball0 sb0 < <(cpu_ticks "$STANDBY/server" "$sbworker")
 	t0=$(date +%s.%N)
-	PGHOST=$host PGPORT=$port "$PG_BIN/pgbench" -n -M prepared -c "$clients" -j "$threads" -T "$seconds" \
+	PGOPTIONS=$([ "${kinds[$id]}" = uncached ] && echo '-c shorturl.url_cache=off') \
+		PGHOST=$host PGPORT=$port "$PG_BIN/pgbench" -n -M prepared -c "$clients" -j "$threads" -T "$seconds" \
 		-l --log-prefix="$log/tx" -f "$file" >"$log/out" 2>&1 ||
 		{
 			cat "$log/out" >&2
@@ -364,7 +361,7 @@ FROM bench.pgb p JOIN bench.pgb_cases c USING (id) WHERE c.node = 'standby' AND 
 CREATE VIEW bench.pgb_report AS
 WITH runs AS (
     -- clicks: those pgbench made (all of a resolve run's)
-    SELECT p.*, CASE WHEN c.kind = 'resolve' THEN p.tx END AS clicks,
+    SELECT p.*, CASE WHEN c.kind IN ('resolve', 'uncached') THEN p.tx END AS clicks,
            1e6 / $HZ AS us_per_tick
     FROM bench.pgb p JOIN bench.pgb_cases c USING (id)
 ), m AS (

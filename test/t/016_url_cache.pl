@@ -15,9 +15,12 @@
 #   then every link resolves to its table URL; one UPDATE of 12,000 cached
 #   links (past the 10,000 a transaction remembers one by one) is seen for
 #   each of them;
-# - (d) a streaming standby neither reads nor fills the cache but resolves
-#   right, and sees a change as soon as it is replayed; promoted, it uses
-#   its cache.
+# - (d) a streaming standby fills and hits its cache (rule 4: each hit of
+#   an entry filled in recovery checks its row version is still the
+#   newest), and sees a change as soon as it is replayed: an update, a
+#   disable, a delete, an update whose old version was pruned; promoted, it
+#   still checks the entries filled in recovery, and a change made there is
+#   seen at once.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -185,21 +188,49 @@ my $standby = PostgreSQL::Test::Cluster->new('cache_standby');
 $standby->init_from_backup($node, 'b1', has_streaming => 1);
 $standby->start;
 $node->wait_for_catchup($standby);
+$before = figures($standby);
 is(resolve_all($standby), 20, '(d) on the standby every link resolves');
 is(resolve_all($standby), 20, '(d) again');
 $after = figures($standby);
-is("$after->{url_cache_hits} $after->{url_cache_fills}", '0 0', '(d) without reading or filling the cache');
+is($after->{url_cache_fills} - $before->{url_cache_fills}, 20, '(d) the standby filled its cache, once per link');
+cmp_ok($after->{url_cache_hits} - $before->{url_cache_hits}, '>=', 20, '(d) and hit it');
+
+# every change on the primary is seen on the standby once replayed, though
+# the standby's entries are there and no trigger fired on it: an update, a
+# disable, a delete; and an update whose old version VACUUM pruned (its
+# line pointer now redirects to the new version)
+my $old_c4 = $node->safe_psql('postgres', "SELECT ctid FROM shorturl.links WHERE code = 'c4'");
 $node->safe_psql('postgres', "UPDATE shorturl.links SET url = 'https://example.com/replayed' WHERE code = 'c1'");
+$node->safe_psql('postgres', "SELECT shorturl.disable_link('c2')");
+$node->safe_psql('postgres', "SELECT shorturl.delete_link('c3')");
+$node->safe_psql('postgres', "UPDATE shorturl.links SET url = 'https://example.com/pruned' WHERE code = 'c4'");
+$node->safe_psql('postgres', 'VACUUM shorturl.links');
+isnt($node->safe_psql('postgres', "SELECT ctid FROM shorturl.links WHERE code = 'c4'"), $old_c4,
+	'(d) c4\'s new version is elsewhere than the one the standby cached');
 $node->wait_for_catchup($standby);
-is($standby->safe_psql('postgres', "SELECT shorturl.resolve('c1')"),
-	'https://example.com/replayed', '(d) a replayed change is seen at once');
+is($standby->safe_psql('postgres', q{SELECT concat_ws(' ', shorturl.resolve('c1'), coalesce(shorturl.resolve('c2'), 'NULL'),
+		coalesce(shorturl.resolve('c3'), 'NULL'), shorturl.resolve('c4'))}),
+	'https://example.com/replayed NULL NULL https://example.com/pruned',
+	'(d) on the standby at once: c1\'s new URL, c2 disabled, c3 deleted, c4\'s new URL');
+cmp_ok(ShortURL::Test::stats($standby, 'postgres', 'url_cache_invalidations'), '>=', 4,
+	'(d) the four stale entries were found and dropped (url_cache_invalidations)');
+is(resolve_all($standby), 18, '(d) the 18 links left resolve to their table URLs');
+
+# a change replayed but never looked up before the promotion: the entry
+# filled in recovery is still checked after it
+$node->safe_psql('postgres', "UPDATE shorturl.links SET url = 'https://example.com/before-promotion' WHERE code = 'c5'");
+$node->wait_for_catchup($standby);
 $standby->promote;
 ok(ShortURL::Test::wait_until($standby, 'postgres', 'SELECT NOT pg_is_in_recovery()'), '(d) promoted');
-is(resolve_all($standby), 20, '(d) promoted, every link resolves');
-is(resolve_all($standby), 20, '(d) again');
+is($standby->safe_psql('postgres', "SELECT shorturl.resolve('c5')"), 'https://example.com/before-promotion',
+	'(d) promoted, c5 resolves to the URL replayed before the promotion');
+$before = figures($standby);
+is(resolve_all($standby), 18, '(d) promoted, every link resolves');
+$standby->safe_psql('postgres', "UPDATE shorturl.links SET url = 'https://example.com/promoted' WHERE code = 'c6'");
+is($standby->safe_psql('postgres', "SELECT shorturl.resolve('c6')"), 'https://example.com/promoted',
+	'(d) a change made on the promoted server is seen at once');
 $after = figures($standby);
-is($after->{url_cache_fills}, 20, '(d) and the promoted server fills its cache');
-cmp_ok($after->{url_cache_hits}, '>=', 20, '(d) and hits it');
+cmp_ok($after->{url_cache_hits} - $before->{url_cache_hits}, '>=', 17, '(d) and the promoted server hits its cache');
 
 $standby->stop;
 $node->stop;

@@ -3,7 +3,7 @@
 #
 # A primary and two hot standbys (sb1, sb2), each standby preloading
 # pg_shorturl and shipping every 200 ms under its shorturl.standby_name.
-# 200 links without max_visits (r1 .. r200) and one with (lim) exist before
+# 200 links without max_visits (r1 .. r200) and three with exist before
 # the standbys are made.  A ledger in this file holds every click served,
 # per link and per standby; after each case the primary's visits() of
 # every link must equal it exactly, so a click lost or applied twice, or
@@ -19,8 +19,11 @@
 #    standby's stats say it shipped exactly its clicks, dropped none, and
 #    runs one worker in mode standby; apply_clicks is SECURITY DEFINER and
 #    not executable by PUBLIC;
-# 2. a link with max_visits resolves to NULL on a standby and counts
-#    nothing there (it is served on the primary);
+# 2. links with max_visits on the standbys: each visit is claimed on the
+#    primary at once (nothing counted on the standby), up to the limit, and
+#    link_status() there says what the primary says; six sessions, two on
+#    each node, race for a link's 100 visits with 360 tries: exactly 100
+#    are served; claim_visit is SECURITY DEFINER and not PUBLIC's;
 # 3. a lost acknowledgement: a batch re-sent with an applied seq is a
 #    no-op (apply_clicks returns false); then sb1's batch of one click is
 #    held in the primary's COMMIT (a deferred constraint trigger on
@@ -31,7 +34,8 @@
 #    pending_visits 500); once let go, both batches are applied once
 #    each: 501 visits, two batches, not doubled;
 # 4. the primary down: sb2 still serves, and its 300 clicks stay
-#    unshipped while ship_failures grows; once the primary is back (its
+#    unshipped while ship_failures grows; a limited link resolves to NULL
+#    and its link_status() is unreachable; once the primary is back (its
 #    own flushes held back from then on: flush_interval 1h) they arrive
 #    exactly, straight into the tables;
 # 5. a clean restart of sb2 with clicks pending (ship_interval 1h): the
@@ -55,6 +59,10 @@ use ShortURL::Test;
 
 # the links without max_visits, r1 .. r$N_LINKS
 my $N_LINKS = 200;
+
+# case 2: race's max_visits, and the tries at it of each of six sessions
+my $RACE_MAX = 100;
+my $RACE_TRIES = 60;
 
 # the advisory lock the test holds to keep a shipment's commit waiting
 my $GATE_KEY = 180018;
@@ -172,8 +180,10 @@ ok(ShortURL::Test::wait_served($primary, 'postgres'), 'a worker serves the prima
 sql($primary, qq{SELECT shorturl.shorten('https://example.com/r' || g, alias => 'r' || g)
 	FROM generate_series(1, $N_LINKS) g});
 sql($primary, q{SELECT shorturl.shorten('https://example.com/lim', alias => 'lim', max_visits => 5)});
+sql($primary, qq{SELECT shorturl.shorten('https://example.com/race', alias => 'race', max_visits => $RACE_MAX)});
+sql($primary, q{SELECT shorturl.shorten('https://example.com/lim2', alias => 'lim2', max_visits => 10)});
 $want{"r$_"} = 0 for 1 .. $N_LINKS;
-$want{lim} = 0;
+$want{$_} = 0 for qw(lim race lim2);
 
 $primary->backup('b');
 my $sb1 = make_standby('sb1', 'b');
@@ -258,14 +268,39 @@ is(sql($primary, q{SELECT p.prosecdef || ' ' || has_function_privilege('nobody',
 # 2. A link with max_visits on a standby
 # =====================================================================
 my $before = stat_of($sb1, 'pending_visits + unshipped_visits + standby_dropped');
-is(sql($sb1, q{SELECT count(*) || ' ' || count(shorturl.resolve('lim')) FROM generate_series(1, 10)}), '10 0',
-	'case 2: sb1 resolves lim (max_visits 5) to NULL, 10 times out of 10');
-# proves a refused click is not counted, dropped or shipped
+is(sql($sb1, q{SELECT count(*) FILTER (WHERE shorturl.resolve('lim') = 'https://example.com/lim') FROM generate_series(1, 3)}),
+	3, 'case 2: sb1 serves lim (max_visits 5) 3 times out of 3');
+# proves each visit was claimed on the primary at once, not shipped later
+is(sql($primary, q{SELECT shorturl.visits('lim')}), 3, 'case 2: the primary counted the 3 visits at once');
 is(stat_of($sb1, 'pending_visits + unshipped_visits + standby_dropped'), $before,
-	'case 2: sb1 counted nothing for it: pending, unshipped and dropped unchanged');
-click($primary, 1, 'lim');
+	'case 2: sb1 counted none of them itself: pending, unshipped and dropped unchanged');
+is(sql($sb1, q{SELECT shorturl.link_status('lim')}), 'active', 'case 2: link_status(lim) on sb1 is active');
+is(sql($sb2, q{SELECT count(*) || ' ' || count(shorturl.resolve('lim')) FROM generate_series(1, 5)}), '5 2',
+	'case 2: sb2 serves lim 2 times of 5: the primary\'s total reached 5');
+$want{lim} += 5;
+# proves link_status asks the primary: sb1 counted nothing of lim
+is(sql($sb1, q{SELECT shorturl.link_status('lim')}), 'exhausted', 'case 2: link_status(lim) on sb1 is exhausted, as the primary says');
+
+# two sessions on each node race for race's visits
+my %race;
+for my $name (sort keys %node)
+{
+	$race{"$name/$_"} = ShortURL::Test::start_query($node{$name}, 'postgres',
+		"SELECT count(shorturl.resolve('race')) FROM generate_series(1, $RACE_TRIES)") for 1 .. 2;
+}
+my $served = 0;
+$served += ShortURL::Test::finish_query($race{$_}) for sort keys %race;
+# proves the limit holds across the standbys: none over-served, none short
+is($served, $RACE_MAX, 'case 2: of ' . 6 * $RACE_TRIES . " attempts at race (max_visits $RACE_MAX) on three nodes, exactly $RACE_MAX were served");
+$want{race} = $RACE_MAX;
+is(join(' ', map { sql($_, q{SELECT shorturl.link_status('race')}) } $sb1, $sb2), 'exhausted exhausted',
+	'case 2: link_status(race) is exhausted on both standbys');
 ok(shipped($sb1), 'case 2: sb1 has nothing unshipped');
-check_ledger('case 2', 'visits', 'lim');
+check_ledger('case 2', 'visits', 'lim', 'race');
+# proves the entry point is guarded like apply_clicks
+is(sql($primary, q{SELECT p.prosecdef || ' ' || has_function_privilege('nobody', p.oid, 'EXECUTE')
+	FROM pg_proc p WHERE p.oid = 'shorturl.claim_visit(bigint, oid, bigint, boolean, boolean)'::regprocedure}),
+	'true false', 'case 2: claim_visit is SECURITY DEFINER, and a role without a grant cannot execute it');
 
 # =====================================================================
 # 3. A lost acknowledgement
@@ -337,11 +372,16 @@ ok(ShortURL::Test::wait_until($sb2, 'postgres', "SELECT ship_failures > $failure
 	'case 4: sb2\'s worker fails to ship (ship_failures grew)') or diag ship_figures($sb2);
 # proves nothing is taken as shipped while the primary is away
 is(stat_of($sb2, 'unshipped_visits'), 300, 'case 4: sb2\'s 300 clicks are unshipped');
+# proves a limited link cannot be served without the primary, and says why
+is(sql($sb2, q{SELECT (shorturl.resolve('lim2') IS NULL) || ' ' || shorturl.link_status('lim2')}), 'true unreachable',
+	'case 4: sb2 resolves lim2 (max_visits 10) to NULL, and link_status says unreachable');
 # the primary comes back with its own flushes held back, so that what its
 # tables hold next came from apply_clicks alone
 $primary->append_conf('postgresql.conf', "shorturl.flush_interval = '1h'\n");
 $primary->start;
 ok(shipped($sb2, 60), 'case 4: once the primary is back, sb2 has nothing unshipped') or diag ship_figures($sb2);
+is(sql($sb2, q{SELECT shorturl.resolve('lim2')}), 'https://example.com/lim2', 'case 4: ... and serves lim2 again');
+$want{lim2} += 1;
 is(batches_row('sb2')->{visits} - $row->{visits}, 300, 'case 4: standby_batches: sb2\'s visits grew by exactly 300');
 # proves the clicks went straight into the tables, with no flush
 check_ledger('case 4', 'stored', 'r6', 'r7', 'r8');
