@@ -25,7 +25,9 @@
  * claim) costs a backend one wait, or one login, per such period, not one
  * per redirect.  A claim cut short (timeout, cancel)
  * may still have counted on the primary: a visit lost, never one served
- * beyond the limit.
+ * beyond the limit.  The next claim reads that claim's answer to its end
+ * and keeps the connection, so a session whose statements keep timing out
+ * does not log in again each time.
  *
  *-------------------------------------------------------------------------
  */
@@ -49,6 +51,13 @@
  */
 #define RETRY_MS		1000
 #define MAX_RETRY_MS	16000
+
+/*
+ * The least time a claim that must connect first may take: a login to a
+ * server that preloads libraries takes some 10 to 30 ms, more than the
+ * smallest claim_timeout
+ */
+#define CONNECT_MS		1000
 
 /* The claim, prepared on each new connection */
 #define CLAIM_STATEMENT	"pg_shorturl_claim"
@@ -108,14 +117,21 @@ failed(const char *why)
 
 /*
  * connected makes sure of a connection made with today's settings, with
- * the claim prepared on it, before the deadline
+ * the claim prepared on it, before the deadline, which making one moves
+ * to CONNECT_MS from now if that is later
  */
 static bool
-connected(TimestampTz deadline)
+connected(TimestampTz *deadline)
 {
 	const char *base = upstream_conninfo();
 	char	   *dbname;
 
+	/*
+	 * A claim a cancel or a timeout cut short: its answer is read and
+	 * dropped (its visit, if counted, is lost), rather than a login spent
+	 */
+	if (primary.busy)
+		(void) upstream_finish(&primary, *deadline);
 	/* what the primary sent meanwhile: its end of a session it closed */
 	if (primary.conn != NULL && !primary.busy && base != NULL &&
 		made_with != NULL && strcmp(base, made_with) == 0 &&
@@ -128,14 +144,17 @@ connected(TimestampTz deadline)
 		strlcpy(primary.why, "this database is being dropped", sizeof(primary.why));
 		return false;
 	}
-	if (!upstream_connect(&primary, dbname, deadline) ||
+	/* set again once the claim is prepared on the new connection */
+	if (made_with != NULL)
+		pfree(made_with);
+	made_with = NULL;
+	*deadline = Max(*deadline, upstream_deadline(CONNECT_MS));
+	if (!upstream_connect(&primary, dbname, *deadline) ||
 		!upstream_prepare(&primary, CLAIM_STATEMENT,
 						  "SELECT shorturl.claim_visit($1::bigint, $2::oid, $3::bigint,"
 						  " $4::boolean, $5::boolean)",
-						  5, deadline))
+						  5, *deadline))
 		return false;
-	if (made_with != NULL)
-		pfree(made_with);
 	made_with = MemoryContextStrdup(TopMemoryContext, base);
 	if (!exit_hooked)
 	{
@@ -148,8 +167,8 @@ connected(TimestampTz deadline)
 /*
  * claim_visit asks the primary how a link stands there, counting one visit
  * of it (a bot's, if bot) when take is set and the link is active there.
- * The whole of it, connecting included, waits shorturl.claim_timeout at
- * most.
+ * The whole of it waits shorturl.claim_timeout at most, or CONNECT_MS
+ * when it has to connect first, if that is longer.
  */
 claim_answer
 claim_visit(int64 link_id, bool take, bool bot)
@@ -163,7 +182,7 @@ claim_visit(int64 link_id, bool take, bool bot)
 
 	if (GetCurrentTimestamp() < retry_at)
 		return CLAIM_UNREACHABLE;
-	if (!connected(deadline))
+	if (!connected(&deadline))
 		return failed(primary.why);
 	snprintf(id, sizeof(id), INT64_FORMAT, (int64) GetSystemIdentifier());
 	snprintf(relid, sizeof(relid), "%u", catalog_tables()->links);

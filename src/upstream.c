@@ -180,14 +180,23 @@ upstream_connect(upstream *u, const char *dbname, TimestampTz deadline)
 	return true;
 }
 
+/* What an exchange waits for */
+typedef enum exchange_want
+{
+	WANT_ROW,					/* a one-row, one-column answer */
+	WANT_COMMAND,				/* a command's success */
+	WANT_NOTHING				/* the end of whatever comes */
+} exchange_want;
+
 /*
  * exchange sends what the caller queued and reads every result before the
- * deadline: the single value of a one-row answer (want_row; palloc'd), or
- * "" for a command's.  Any error among the results fails it: with the
+ * deadline: the single value of a one-row answer (WANT_ROW; palloc'd), or
+ * "" for a command's, or for the end of the results of an exchange cut
+ * short (WANT_NOTHING: whatever they say).  Any error among the results fails it: with the
  * extended protocol the commit comes after the row, and may fail.
  */
 static char *
-exchange(upstream *u, TimestampTz deadline, bool want_row)
+exchange(upstream *u, TimestampTz deadline, exchange_want want)
 {
 	PGresult   *answer = NULL;
 	PGresult   *refusal = NULL;
@@ -236,7 +245,12 @@ exchange(upstream *u, TimestampTz deadline, bool want_row)
 		res = PQgetResult(u->conn);
 		if (res == NULL)
 			break;
-		ok = want_row ?
+		if (want == WANT_NOTHING)
+		{
+			PQclear(res);
+			continue;
+		}
+		ok = want == WANT_ROW ?
 			PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
 			PQnfields(res) == 1 && !PQgetisnull(res, 0, 0) :
 			PQresultStatus(res) == PGRES_COMMAND_OK;
@@ -248,8 +262,10 @@ exchange(upstream *u, TimestampTz deadline, bool want_row)
 			PQclear(res);
 	}
 	u->busy = false;
-	if (answer != NULL && refusal == NULL)
-		value = pstrdup(want_row ? PQgetvalue(answer, 0, 0) : "");
+	if (want == WANT_NOTHING)
+		value = pstrdup("");
+	else if (answer != NULL && refusal == NULL)
+		value = pstrdup(want == WANT_ROW ? PQgetvalue(answer, 0, 0) : "");
 	else
 		fail(u, "the primary refused", false,
 			 refusal == NULL ? "no answer" :
@@ -274,7 +290,7 @@ upstream_call(upstream *u, const char *sql, int nparams, const char *const *para
 		fail(u, "could not send", true, NULL);
 		return NULL;
 	}
-	return exchange(u, deadline, true);
+	return exchange(u, deadline, WANT_ROW);
 }
 
 /*
@@ -295,7 +311,7 @@ upstream_prepare(upstream *u, const char *name, const char *sql, int nparams,
 		fail(u, "could not send", true, NULL);
 		return false;
 	}
-	done = exchange(u, deadline, false);
+	done = exchange(u, deadline, WANT_COMMAND);
 	if (done == NULL)
 		return false;
 	pfree(done);
@@ -314,7 +330,34 @@ upstream_call_prepared(upstream *u, const char *name, int nparams, const char *c
 		fail(u, "could not send", true, NULL);
 		return NULL;
 	}
-	return exchange(u, deadline, true);
+	return exchange(u, deadline, WANT_ROW);
+}
+
+/*
+ * upstream_finish reads to its end an exchange a query cancel or a timeout
+ * cut short, so that the connection can serve again without a new login;
+ * false (and closed) when that fails before the deadline, or the cut came
+ * while connecting.  A connection that is not busy is left as it is.
+ */
+bool
+upstream_finish(upstream *u, TimestampTz deadline)
+{
+	char	   *done;
+
+	if (u->conn == NULL)
+		return false;
+	if (!u->busy)
+		return true;
+	if (PQstatus(u->conn) != CONNECTION_OK)
+	{
+		fail(u, "a connection was cut short while it was made", false, NULL);
+		return false;
+	}
+	done = exchange(u, deadline, WANT_NOTHING);
+	if (done == NULL)
+		return false;
+	pfree(done);
+	return true;
 }
 
 /* upstream_close drops the connection, if any */

@@ -33,6 +33,7 @@ extern bool upstream_prepare(upstream *u, const char *name, const char *sql, int
 							 TimestampTz deadline);
 extern char *upstream_call_prepared(upstream *u, const char *name, int nparams,
 									const char *const *params, TimestampTz deadline);
+extern bool upstream_finish(upstream *u, TimestampTz deadline);
 extern void upstream_close(upstream *u);
 
 #endif							/* SHORTURL_UPSTREAM_H */

@@ -23,7 +23,10 @@
 #    primary at once (nothing counted on the standby), up to the limit, and
 #    link_status() there says what the primary says; six sessions, two on
 #    each node, race for a link's 100 visits with 360 tries: exactly 100
-#    are served; claim_visit is SECURITY DEFINER and not PUBLIC's;
+#    are served; a session whose claims are cancelled midway (its
+#    statement timeout, while the primary's backend is stopped) keeps its
+#    one connection to the primary; claim_visit is
+#    SECURITY DEFINER and not PUBLIC's;
 # 3. a lost acknowledgement: a batch re-sent with an applied seq is a
 #    no-op (apply_clicks returns false); then sb1's batch of one click is
 #    held in the primary's COMMIT (a deferred constraint trigger on
@@ -295,6 +298,35 @@ is($served, $RACE_MAX, 'case 2: of ' . 6 * $RACE_TRIES . " attempts at race (max
 $want{race} = $RACE_MAX;
 is(join(' ', map { sql($_, q{SELECT shorturl.link_status('race')}) } $sb1, $sb2), 'exhausted exhausted',
 	'case 2: link_status(race) is exhausted on both standbys');
+
+# a session whose claims keep being cancelled midway keeps its one
+# connection to the primary: the next claim reads the cut one's answer to
+# its end, rather than logging in again
+my $claims_sql = q{SELECT string_agg(pid::text, ',') FROM pg_stat_activity WHERE application_name = 'pg_shorturl claims'};
+my $cut = ShortURL::Test::session($sb1, 'postgres');
+ShortURL::Test::ask($cut, q{SELECT shorturl.link_status('race')});
+ok(ShortURL::Test::wait_until($primary, 'postgres',
+		q{SELECT count(*) = 1 FROM pg_stat_activity WHERE application_name = 'pg_shorturl claims'}, 30),
+	'case 2: one session on sb1 has one connection to the primary for its claims');
+my $claim_pid = sql($primary, $claims_sql);
+# the primary's backend stopped (SIGSTOP), so every claim is cut short by
+# the standby session's statement timeout; then let go
+kill 'STOP', $claim_pid;
+ShortURL::Test::ask($cut, q{SET statement_timeout = '100ms'});
+my $cancelled = 0;
+for (1 .. 5)
+{
+	my (undef, $error) = ShortURL::Test::ask($cut, q{SELECT shorturl.resolve('race')});
+	$cancelled++ if ($error // '') =~ /^57014/;
+}
+kill 'CONT', $claim_pid;
+ShortURL::Test::ask($cut, q{RESET statement_timeout});
+is($cancelled, 5, 'case 2: with the primary\'s backend stopped, 5 resolves of race on sb1 were cancelled midway (statement_timeout 100ms)');
+is((ShortURL::Test::ask($cut, q{SELECT shorturl.link_status('race')}))[0], 'exhausted',
+	'case 2: ... and the session\'s next claim is answered');
+is(sql($primary, $claims_sql), $claim_pid, 'case 2: ... over the same connection to the primary (one backend, the same)');
+ShortURL::Test::end_session($cut);
+
 ok(shipped($sb1), 'case 2: sb1 has nothing unshipped');
 check_ledger('case 2', 'visits', 'lim', 'race');
 # proves the entry point is guarded like apply_clicks
