@@ -212,5 +212,59 @@ SELECT flushes - :flushes_before AS flushes_counted FROM shorturl.stats;
 SELECT shorturl.reset_visits('other-link') AS had;
 SELECT flushes - :flushes_before AS flushes_counted FROM shorturl.stats;
 
+-- What a subtransaction adds to the transaction's flush goes with it when it
+-- rolls back, and nothing else does (0.12 settled the flush as a whole by
+-- the subtransaction where it began: a flush rolled back in a savepoint
+-- after a reset in the same transaction was taken as written at the
+-- commit, and a reset rolled back after a flush as made; both lost
+-- clicks).  A flush in a savepoint that rolls back, after a reset:
+SELECT count(shorturl.resolve(c)) AS clicks
+FROM unnest('{other-link,third-link}'::text[]) AS c, generate_series(1, 3);
+SELECT live AS third_live, in_table AS third_in_table FROM pg_temp.stored('third-link') \gset
+BEGIN;
+SELECT shorturl.reset_visits('other-link') AS had;
+SAVEPOINT s;
+SELECT shorturl.flush() > 0 AS flushed_in_savepoint;
+ROLLBACK TO SAVEPOINT s;
+COMMIT;
+SELECT live, in_table FROM pg_temp.stored('other-link');
+SELECT live - :third_live AS live_change, in_table - :third_in_table AS stored_change
+FROM pg_temp.stored('third-link');
+-- ... and the flush after it writes them
+SELECT shorturl.flush() > 0 AS flushed;
+SELECT live - :third_live AS live_change, in_table - :third_in_table AS stored_change
+FROM pg_temp.stored('third-link');
+-- a reset in a savepoint that rolls back, after a flush: the count stands
+SELECT count(shorturl.resolve('third-link')) AS clicks FROM generate_series(1, 2);
+SELECT live AS third_live FROM pg_temp.stored('third-link') \gset
+BEGIN;
+SELECT shorturl.flush() > 0 AS flushed;
+SAVEPOINT s;
+SELECT shorturl.reset_visits('third-link') AS had;
+ROLLBACK TO SAVEPOINT s;
+COMMIT;
+SELECT live - :third_live AS live_change, live = in_table AS all_stored FROM pg_temp.stored('third-link');
+-- the same in PL/pgSQL: a flush in a block that fails, in a function that
+-- reset a link first; then the flush of the outer transaction, made again
+SELECT count(shorturl.resolve(c)) AS clicks
+FROM unnest('{other-link,third-link}'::text[]) AS c, generate_series(1, 4);
+SELECT live AS third_live FROM pg_temp.stored('third-link') \gset
+CREATE FUNCTION pg_temp.reset_then_fail(c text) RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE flushed bigint;
+BEGIN
+    PERFORM shorturl.reset_visits(c);
+    BEGIN
+        PERFORM shorturl.flush();
+        RAISE EXCEPTION 'roll the flush back';
+    EXCEPTION WHEN raise_exception THEN
+        NULL;
+    END;
+    SELECT shorturl.flush() INTO flushed;
+    RETURN flushed;
+END $$;
+SELECT pg_temp.reset_then_fail('other-link') AS flushed_after_the_block;
+SELECT live, in_table FROM pg_temp.stored('other-link');
+SELECT live - :third_live AS live_change, live = in_table AS all_stored FROM pg_temp.stored('third-link');
+
 DROP FUNCTION pg_temp.stored(text);
 DROP EXTENSION pg_shorturl;

@@ -78,6 +78,7 @@ typedef struct flush_item
 	bool		limited;		/* its entry keeps a limited link's total */
 	bool		shipped;		/* a standby's (flush_apply_shipped()): no
 								 * entry of ours holds it */
+	SubTransactionId subid;		/* the subtransaction that took it */
 } flush_item;
 
 /* The flush of the current transaction, if any */
@@ -86,16 +87,19 @@ static struct
 	bool		active;
 	bool		collected;		/* flush_clicks() ran in this transaction */
 	bool		shipped;		/* or flush_apply_shipped() did */
-	SubTransactionId subid;
+	SubTransactionId subid;		/* where the flush began (and took the lock) */
+	SubTransactionId collected_subid;	/* where flush_clicks() ran */
 	flush_item *items;			/* in TopTransactionContext, by link_id */
 	int			nitems;
 	int			cap;
 	Oid			relid;			/* shorturl.links */
 	int64		stale;			/* clicks of an earlier shorturl.links */
 	int64	   *reset_ids;		/* links reset or moved: analytics to forget */
+	SubTransactionId *reset_subids;	/* where each was reset */
 	int			nreset_ids;
 	int64	   *adjust_ids;		/* limited totals to raise at commit */
 	int64	   *adjust_by;
+	SubTransactionId *adjust_subids;	/* where each was noted */
 	int			nadjust;
 	TimestampTz started;
 } flush_tx;
@@ -185,6 +189,7 @@ collect_visit(counter_entry *e, void *arg)
 	item->kept = false;
 	item->reset = false;
 	item->move = false;
+	item->subid = GetCurrentSubTransactionId();
 	item->shipped = false;
 
 	SpinLockAcquire(&e->mutex);
@@ -642,9 +647,11 @@ begin_flush(void)
 	flush_tx.stale = 0;
 	flush_tx.nadjust = 0;
 	flush_tx.reset_ids = NULL;
+	flush_tx.reset_subids = NULL;
 	flush_tx.nreset_ids = 0;
 	flush_tx.adjust_ids = NULL;
 	flush_tx.adjust_by = NULL;
+	flush_tx.adjust_subids = NULL;
 	flush_tx.collected = false;
 	flush_tx.shipped = false;
 	flush_tx.active = true;
@@ -673,6 +680,7 @@ flush_clicks(int first, int n, bool analytics)
 	/* the transaction may have reset links already: their items come first */
 	begin_flush();
 	flush_tx.collected = true;
+	flush_tx.collected_subid = GetCurrentSubTransactionId();
 
 	/* a database no longer served may have clicks left there too */
 	if (counters_available())
@@ -785,6 +793,53 @@ settle_reset(flush_item *item, const counter_key *key, uint32 hash, bool committ
 }
 
 /*
+ * settle_item ends one item of the transaction's flush: at commit its clicks
+ * are in the table (or back in pending, if kept), at abort they go back to
+ * pending; a reset's go as settle_reset() says.  Must not fail.
+ */
+static void
+settle_item(flush_item *item, bool committed)
+{
+	counter_key key;
+	uint32		hash;
+	LWLock	   *lock;
+	counter_entry *e;
+
+	/* a standby's clicks: no entry of ours holds them */
+	if (item->shipped)
+		return;
+	counters_make_key(&key, MyDatabaseId, flush_tx.relid, item->link_id);
+	hash = counters_hash(&key);
+	if (item->reset)
+	{
+		settle_reset(item, &key, hash, committed);
+		return;
+	}
+	lock = counters_lock_for(hash);
+	LWLockAcquire(lock, LW_SHARED);
+	/* an entry with clicks in flight is never removed */
+	e = counters_lookup(&key, hash);
+	if (e != NULL)
+	{
+		/*
+		 * Back to pending before inflight drops: a reader in between counts
+		 * them twice, but sees the generation change and reads again; the
+		 * other order would let it miss them.
+		 */
+		if (!committed || item->kept)
+			give_back(e, item);
+		SpinLockAcquire(&e->mutex);
+		e->inflight -= item->delta;
+		e->inflight_bots -= item->bots;
+		if (e->inflight == 0)
+			e->flush_xid = InvalidTransactionId;
+		pg_atomic_write_u32(&e->gen, pg_atomic_read_u32(&e->gen) + 1);
+		SpinLockRelease(&e->mutex);
+	}
+	LWLockRelease(lock);
+}
+
+/*
  * settle ends the transaction's flush: at commit the in-flight clicks are
  * in the table; at abort they go back to pending.  It runs inside
  * CommitTransaction or AbortTransaction and must not fail.
@@ -800,50 +855,19 @@ settle(bool committed)
 	for (int i = 0; i < flush_tx.nitems; i++)
 	{
 		flush_item *item = &flush_tx.items[i];
-		counter_key key;
-		uint32		hash;
-		LWLock	   *lock;
-		counter_entry *e;
 
-		counters_make_key(&key, MyDatabaseId, flush_tx.relid, item->link_id);
-		hash = counters_hash(&key);
-		lock = counters_lock_for(hash);
-		if (item->reset)
-		{
-			settle_reset(item, &key, hash, committed);
+		settle_item(item, committed);
+		if (!committed || item->reset)
 			continue;
-		}
 		if (item->shipped)
 		{
 			/* in the tables, or its link is gone (the standby keeps nothing) */
-			if (committed && !item->applied)
+			if (!item->applied)
 				dropped += item->delta;
-			continue;
 		}
-		LWLockAcquire(lock, LW_SHARED);
-		/* an entry with clicks in flight is never removed */
-		e = counters_lookup(&key, hash);
-		if (e != NULL)
-		{
-			/*
-			 * Back to pending before inflight drops: a reader in between
-			 * counts them twice, but sees the generation change and reads
-			 * again; the other order would let it miss them.
-			 */
-			if (!committed || item->kept)
-				give_back(e, item);
-			SpinLockAcquire(&e->mutex);
-			e->inflight -= item->delta;
-			e->inflight_bots -= item->bots;
-			if (e->inflight == 0)
-				e->flush_xid = InvalidTransactionId;
-			pg_atomic_write_u32(&e->gen, pg_atomic_read_u32(&e->gen) + 1);
-			SpinLockRelease(&e->mutex);
-		}
-		LWLockRelease(lock);
-		if (committed && item->applied)
+		else if (item->applied)
 			flushed += item->delta;
-		else if (committed && !item->reset && !item->kept)
+		else if (!item->kept)
 		{
 			dropped += item->delta;
 			gone = true;
@@ -917,6 +941,40 @@ settle(bool committed)
 	flush_tx.nitems = 0;
 }
 
+/*
+ * undo_since undoes, when subtransaction subid aborts, what it and the
+ * subtransactions begun inside it added to the transaction's flush: their
+ * items go back as at an abort, their resets and adjustments are
+ * forgotten, and a collection made there may be made again.  What was
+ * added before subid began stays for the transaction's end.  Subtransaction
+ * ids grow, so what subid holds is what has an id from subid on, and the
+ * arrays filled in order hold it at their ends.  Must not fail.
+ */
+static void
+undo_since(SubTransactionId subid)
+{
+	int			kept = 0;
+
+	for (int i = 0; i < flush_tx.nitems; i++)
+	{
+		if (flush_tx.items[i].subid >= subid)
+			settle_item(&flush_tx.items[i], false);
+		else
+			flush_tx.items[kept++] = flush_tx.items[i];
+	}
+	flush_tx.nitems = kept;
+	while (flush_tx.nreset_ids > 0 && flush_tx.reset_subids[flush_tx.nreset_ids - 1] >= subid)
+		flush_tx.nreset_ids--;
+	while (flush_tx.nadjust > 0 && flush_tx.adjust_subids[flush_tx.nadjust - 1] >= subid)
+		flush_tx.nadjust--;
+	if (flush_tx.collected && flush_tx.collected_subid >= subid)
+	{
+		flush_tx.collected = false;
+		flush_tx.shipped = false;
+		analytics_settle(false);
+	}
+}
+
 static void
 flush_xact_callback(XactEvent event, void *arg pg_attribute_unused())
 {
@@ -944,14 +1002,22 @@ flush_xact_callback(XactEvent event, void *arg pg_attribute_unused())
 
 static void
 flush_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
-					   SubTransactionId parentSubid, void *arg pg_attribute_unused())
+					   SubTransactionId parentSubid pg_attribute_unused(),
+					   void *arg pg_attribute_unused())
 {
-	if (!flush_tx.active || mySubid != flush_tx.subid)
+	if (!flush_tx.active || event != SUBXACT_EVENT_ABORT_SUB)
 		return;
-	if (event == SUBXACT_EVENT_ABORT_SUB)
-		settle(false);			/* its statements are rolled back */
-	else if (event == SUBXACT_EVENT_COMMIT_SUB)
-		flush_tx.subid = parentSubid;
+
+	/*
+	 * A subtransaction that aborts while the flush is on is open, so one
+	 * older than the subtransaction where the flush began holds it: the
+	 * whole flush is rolled back, and its lock released.  A younger one
+	 * began inside what holds the flush: only what it added goes.
+	 */
+	if (mySubid <= flush_tx.subid)
+		settle(false);
+	else
+		undo_since(mySubid);
 }
 
 /*
@@ -979,10 +1045,18 @@ take_link(int64 link_id, bool move)
 		return 0;
 	xid = GetTopTransactionId();
 	/* (room for it now: the commit callback that uses it must not fail) */
-	if (flush_tx.nreset_ids % 64 == 0)
-		flush_tx.reset_ids = flush_tx.reset_ids == NULL ?
-			MemoryContextAlloc(TopTransactionContext, 64 * sizeof(int64)) :
-			repalloc(flush_tx.reset_ids, (flush_tx.nreset_ids + 64) * sizeof(int64));
+	if (flush_tx.reset_ids == NULL)
+	{
+		flush_tx.reset_ids = MemoryContextAlloc(TopTransactionContext, 64 * sizeof(int64));
+		flush_tx.reset_subids = MemoryContextAlloc(TopTransactionContext, 64 * sizeof(SubTransactionId));
+	}
+	else if (flush_tx.nreset_ids % 64 == 0)
+	{
+		flush_tx.reset_ids = repalloc(flush_tx.reset_ids, (flush_tx.nreset_ids + 64) * sizeof(int64));
+		flush_tx.reset_subids = repalloc(flush_tx.reset_subids,
+										 (flush_tx.nreset_ids + 64) * sizeof(SubTransactionId));
+	}
+	flush_tx.reset_subids[flush_tx.nreset_ids] = GetCurrentSubTransactionId();
 	flush_tx.reset_ids[flush_tx.nreset_ids++] = link_id;
 	counters_make_key(&key, MyDatabaseId, flush_tx.relid, link_id);
 	hash = counters_hash(&key);
@@ -1011,6 +1085,7 @@ take_link(int64 link_id, bool move)
 				flush_tx.items = repalloc(flush_tx.items, flush_tx.cap * sizeof(flush_item));
 			}
 			memset(&flush_tx.items[flush_tx.nitems], 0, sizeof(flush_item));
+			flush_tx.items[flush_tx.nitems].subid = GetCurrentSubTransactionId();
 			flush_tx.items[flush_tx.nitems++].link_id = link_id;
 		}
 		flush_tx.items[flush_tx.nitems - 1].reset = true;
@@ -1111,16 +1186,20 @@ flush_take_link(int64 link_id)
 static void
 note_adjust(int64 link_id, int64 visits)
 {
-	if (flush_tx.nadjust == 0)
+	if (flush_tx.adjust_ids == NULL)
 	{
 		flush_tx.adjust_ids = MemoryContextAlloc(TopTransactionContext, 64 * sizeof(int64));
 		flush_tx.adjust_by = MemoryContextAlloc(TopTransactionContext, 64 * sizeof(int64));
+		flush_tx.adjust_subids = MemoryContextAlloc(TopTransactionContext, 64 * sizeof(SubTransactionId));
 	}
 	else if (flush_tx.nadjust % 64 == 0)
 	{
 		flush_tx.adjust_ids = repalloc(flush_tx.adjust_ids, (flush_tx.nadjust + 64) * sizeof(int64));
 		flush_tx.adjust_by = repalloc(flush_tx.adjust_by, (flush_tx.nadjust + 64) * sizeof(int64));
+		flush_tx.adjust_subids = repalloc(flush_tx.adjust_subids,
+										  (flush_tx.nadjust + 64) * sizeof(SubTransactionId));
 	}
+	flush_tx.adjust_subids[flush_tx.nadjust] = GetCurrentSubTransactionId();
 	flush_tx.adjust_ids[flush_tx.nadjust] = link_id;
 	flush_tx.adjust_by[flush_tx.nadjust++] = visits;
 }
@@ -1204,6 +1283,7 @@ flush_apply_shipped(shipped_row *rows, int n)
 				 errmsg("cannot apply shipped clicks in a transaction that flushed, reset, moved or applied click counts")));
 	/* not a flush of ours, but no flush in this transaction after it */
 	flush_tx.collected = true;
+	flush_tx.collected_subid = GetCurrentSubTransactionId();
 	flush_tx.shipped = true;
 	qsort(rows, n, sizeof(shipped_row), by_row_link);
 	/* one row per link and hour: an upsert may touch a row once */
@@ -1243,6 +1323,7 @@ flush_apply_shipped(shipped_row *rows, int n)
 		}
 		item = &flush_tx.items[flush_tx.nitems++];
 		memset(item, 0, sizeof(*item));
+		item->subid = GetCurrentSubTransactionId();
 		item->link_id = rows[i].link_id;
 		item->delta = rows[i].visits;
 		item->bots = rows[i].bots;
