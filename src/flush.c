@@ -89,6 +89,7 @@ static struct
 	bool		shipped;		/* or flush_apply_shipped() did */
 	SubTransactionId subid;		/* where the flush began (and took the lock) */
 	SubTransactionId collected_subid;	/* where flush_clicks() ran */
+	SubTransactionId newest_subid;	/* the newest that added anything */
 	flush_item *items;			/* in TopTransactionContext, by link_id */
 	int			nitems;
 	int			cap;
@@ -131,6 +132,20 @@ typedef struct collect_arg
 } collect_arg;
 
 static int	by_link_id(const void *a, const void *b);
+
+/*
+ * adding_subid is the current subtransaction, for what it adds to the
+ * transaction's flush: undone if it aborts (undo_since()).
+ */
+static inline SubTransactionId
+adding_subid(void)
+{
+	SubTransactionId subid = GetCurrentSubTransactionId();
+
+	if (subid > flush_tx.newest_subid)
+		flush_tx.newest_subid = subid;
+	return subid;
+}
 
 static int
 by_int64(const void *a, const void *b)
@@ -189,7 +204,7 @@ collect_visit(counter_entry *e, void *arg)
 	item->kept = false;
 	item->reset = false;
 	item->move = false;
-	item->subid = GetCurrentSubTransactionId();
+	item->subid = adding_subid();
 	item->shipped = false;
 
 	SpinLockAcquire(&e->mutex);
@@ -643,6 +658,7 @@ begin_flush(void)
 	flush_tx.nitems = 0;
 	flush_tx.items = MemoryContextAlloc(TopTransactionContext, flush_tx.cap * sizeof(flush_item));
 	flush_tx.subid = GetCurrentSubTransactionId();
+	flush_tx.newest_subid = flush_tx.subid;
 	flush_tx.relid = catalog_tables()->links;
 	flush_tx.stale = 0;
 	flush_tx.nadjust = 0;
@@ -680,7 +696,7 @@ flush_clicks(int first, int n, bool analytics)
 	/* the transaction may have reset links already: their items come first */
 	begin_flush();
 	flush_tx.collected = true;
-	flush_tx.collected_subid = GetCurrentSubTransactionId();
+	flush_tx.collected_subid = adding_subid();
 
 	/* a database no longer served may have clicks left there too */
 	if (counters_available())
@@ -955,6 +971,9 @@ undo_since(SubTransactionId subid)
 {
 	int			kept = 0;
 
+	/* (a savepoint that added nothing costs no walk over the items) */
+	if (subid > flush_tx.newest_subid)
+		return;
 	for (int i = 0; i < flush_tx.nitems; i++)
 	{
 		if (flush_tx.items[i].subid >= subid)
@@ -1056,7 +1075,7 @@ take_link(int64 link_id, bool move)
 		flush_tx.reset_subids = repalloc(flush_tx.reset_subids,
 										 (flush_tx.nreset_ids + 64) * sizeof(SubTransactionId));
 	}
-	flush_tx.reset_subids[flush_tx.nreset_ids] = GetCurrentSubTransactionId();
+	flush_tx.reset_subids[flush_tx.nreset_ids] = adding_subid();
 	flush_tx.reset_ids[flush_tx.nreset_ids++] = link_id;
 	counters_make_key(&key, MyDatabaseId, flush_tx.relid, link_id);
 	hash = counters_hash(&key);
@@ -1085,7 +1104,7 @@ take_link(int64 link_id, bool move)
 				flush_tx.items = repalloc(flush_tx.items, flush_tx.cap * sizeof(flush_item));
 			}
 			memset(&flush_tx.items[flush_tx.nitems], 0, sizeof(flush_item));
-			flush_tx.items[flush_tx.nitems].subid = GetCurrentSubTransactionId();
+			flush_tx.items[flush_tx.nitems].subid = adding_subid();
 			flush_tx.items[flush_tx.nitems++].link_id = link_id;
 		}
 		flush_tx.items[flush_tx.nitems - 1].reset = true;
@@ -1199,7 +1218,7 @@ note_adjust(int64 link_id, int64 visits)
 		flush_tx.adjust_subids = repalloc(flush_tx.adjust_subids,
 										  (flush_tx.nadjust + 64) * sizeof(SubTransactionId));
 	}
-	flush_tx.adjust_subids[flush_tx.nadjust] = GetCurrentSubTransactionId();
+	flush_tx.adjust_subids[flush_tx.nadjust] = adding_subid();
 	flush_tx.adjust_ids[flush_tx.nadjust] = link_id;
 	flush_tx.adjust_by[flush_tx.nadjust++] = visits;
 }
@@ -1283,7 +1302,7 @@ flush_apply_shipped(shipped_row *rows, int n)
 				 errmsg("cannot apply shipped clicks in a transaction that flushed, reset, moved or applied click counts")));
 	/* not a flush of ours, but no flush in this transaction after it */
 	flush_tx.collected = true;
-	flush_tx.collected_subid = GetCurrentSubTransactionId();
+	flush_tx.collected_subid = adding_subid();
 	flush_tx.shipped = true;
 	qsort(rows, n, sizeof(shipped_row), by_row_link);
 	/* one row per link and hour: an upsert may touch a row once */
@@ -1323,7 +1342,7 @@ flush_apply_shipped(shipped_row *rows, int n)
 		}
 		item = &flush_tx.items[flush_tx.nitems++];
 		memset(item, 0, sizeof(*item));
-		item->subid = GetCurrentSubTransactionId();
+		item->subid = adding_subid();
 		item->link_id = rows[i].link_id;
 		item->delta = rows[i].visits;
 		item->bots = rows[i].bots;

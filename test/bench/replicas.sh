@@ -53,7 +53,10 @@
 #     which "net of idle" subtracts;
 #   - the primary's WAL: pg_current_wal_insert_lsn() before pgbench and at
 #     the window's end, per click (full-page images, pruning, the batch
-#     record in standby_batches and autovacuum included).
+#     record in standby_batches and autovacuum included), and apart the
+#     bytes of records and of full-page images (pg_waldump --stats over the
+#     window).  Each window starts at a CHECKPOINT, so each pays the images
+#     of the pages it touches first, whichever case ran before it.
 #
 # So that the cost of shipping reads against the primary's own: for the
 # standby's resolve runs, the primary's CPU and WAL per shipped click; for
@@ -115,6 +118,11 @@ conf=$(mktemp /tmp/pg_shorturl-replicas.XXXXXX.conf)
 {
 	echo "shorturl.database = 'postgres'"
 	echo "log_line_prefix = '%m [%p] %b '"
+	# each window starts at a CHECKPOINT of its own (see pgb), and keeps its
+	# WAL for pg_waldump: no other checkpoint, no WAL recycled meanwhile
+	echo "checkpoint_timeout = '1h'"
+	echo "max_wal_size = '16GB'"
+	echo "wal_keep_size = '16GB'"
 } >"$conf"
 huge=${BENCH_HUGE_PAGES:+on}
 hugepages_before=
@@ -269,7 +277,7 @@ n=${#kinds[@]}
 {
 	echo 'CREATE TABLE bench.pgb_cases (id int PRIMARY KEY, node text, workload text, kind text, reference int);'
 	echo 'CREATE TABLE bench.pgb (id int, round int, tps float8, mean_ms float8, p99_ms float8, tx bigint,
-	        window_s float8, settle_s float8, settled bool, wal_bytes numeric,
+	        window_s float8, settle_s float8, settled bool, wal_bytes numeric, wal_record_bytes numeric, wal_fpi_bytes numeric,
 	        cpu_all bigint, cpu_shipper bigint, cpu_walsender bigint, cpu_worker bigint,
 	        cpu_sb_all bigint, cpu_sb_worker bigint,
 	        shipper_kept bool, shipped bigint, batches bigint, flushes bigint, failures bigint, dropped bigint,
@@ -286,6 +294,7 @@ pgb() {
 	local total0 applied0 shipper0 walsender worker total1 applied1 shipper1 ws1 wk1
 	local shipped0 batches0 failures0 dropped0 unshipped0 sbworker shipped1 batches1 failures1 dropped1 unshipped1 sbw1
 	local all0 cs0 cw0 ck0 all1 cs1 cw1 ck1 sball0 sball1 sb0 sb1 t0 t_end t1 lsn0 lsn1 flushes0 flushes1 settled=true tps tx p99 mean
+	local wal_records=0 wal_record_bytes=0 wal_fpi_bytes=0
 	file=$S/${works[$id]}.${kinds[$id]}.sql
 	if [ "${nodes[$id]}" = standby ]; then host=$STANDBY port=$STANDBY_PORT; else host=$PRIMARY port=5432; fi
 	mkdir -p "$log"
@@ -294,6 +303,9 @@ pgb() {
 	# replay left over on the standby
 	bench_psql -q -c 'SELECT shorturl.flush()' -c 'VACUUM shorturl.visit_counts' \
 		-c 'VACUUM shorturl.link_visits_hourly' >/dev/null
+	# every window pays the full-page images of the pages it touches first:
+	# a checkpoint at its start makes that the same for every case
+	bench_psql -q -c 'CHECKPOINT' >/dev/null
 	wait_until sb_psql 'SELECT unshipped_visits = 0 FROM shorturl.stats' "$SETTLE_TIMEOUT" ||
 		say "warning: the standby still has $(sb_psql -Atc 'SELECT unshipped_visits FROM shorturl.stats') clicks unshipped before a run"
 	wait_replay
@@ -323,6 +335,10 @@ pgb() {
 	read -r sball1 sb1 < <(cpu_ticks "$STANDBY/server" "$sbworker")
 	read -r lsn1 flushes1 < <(bench_psql -At -F ' ' -c 'SELECT pg_current_wal_insert_lsn(), flushes FROM shorturl.stats')
 	read -r total1 applied1 shipper1 ws1 wk1 < <(primary_state)
+	# the window's WAL by kind: records and full-page images
+	read -r wal_records wal_record_bytes wal_fpi_bytes < <("$PG_BIN/pg_waldump" -p "$PRIMARY/server/pg_wal" \
+		-s "$lsn0" -e "$lsn1" --stats 2>/dev/null | awk '$1 == "Total" {print $2, $3, $5}') ||
+		say "warning: pg_waldump could not read the window's WAL ($lsn0 to $lsn1)"
 	read -r shipped1 batches1 failures1 dropped1 unshipped1 sbw1 < <(standby_state)
 	tps=$(awk '/^tps = / {print $3}' "$log/out")
 	tx=$(awk '/^number of transactions actually processed/ {print $NF}' "$log/out")
@@ -337,6 +353,7 @@ pgb() {
 	fi
 	bench_psql -q -c "INSERT INTO bench.pgb VALUES ($id, $round, $tps, $mean, $p99, $tx,
 	                  $t1 - $t0, $t1 - $t_end, $settled, pg_wal_lsn_diff('$lsn1', '$lsn0'),
+	                  ${wal_record_bytes:-0}, ${wal_fpi_bytes:-0},
 	                  $all1 - $all0, $cs1 - $cs0, $cw1 - $cw0, $ck1 - $ck0, $sball1 - $sball0, $sb1 - $sb0,
 	                  $shipper0 = $shipper1 AND $walsender = $ws1 AND $worker = $wk1 AND $sbworker = $sbw1,
 	                  $shipped1 - $shipped0, $batches1 - $batches0, $flushes1 - $flushes0,
@@ -375,6 +392,8 @@ WITH runs AS (
            percentile_cont(0.5) WITHIN GROUP (ORDER BY (r.cpu_sb_all + r.cpu_all) * r.us_per_tick / r.tx) AS cpu_both,
            percentile_cont(0.5) WITHIN GROUP (ORDER BY r.settle_s) AS settle,
            percentile_cont(0.5) WITHIN GROUP (ORDER BY r.wal_bytes / r.clicks) AS wal,
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY r.wal_record_bytes / r.clicks) AS wal_records,
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY r.wal_fpi_bytes / r.clicks) AS wal_fpi,
            percentile_cont(0.5) WITHIN GROUP (ORDER BY r.cpu_all * r.us_per_tick / r.clicks) AS cpu_all,
            percentile_cont(0.5) WITHIN GROUP (ORDER BY (r.cpu_all - i.ticks_per_s * r.window_s) * r.us_per_tick / r.clicks) AS cpu_net,
            percentile_cont(0.5) WITHIN GROUP (ORDER BY r.cpu_shipper * r.us_per_tick / r.clicks) AS cpu_shipper,
@@ -480,12 +499,16 @@ WHERE s.node = 'standby' AND s.kind = 'resolve' ORDER BY s.workload;
 SQL
 	echo
 	echo "3. WAL on the primary per click, bytes (pg_current_wal_insert_lsn() from pgbench's start until the run's last click is"
-	echo "   stored; the primary's WAL per second during the standby's plain runs: $(bench_psql -Atc 'SELECT round(wal_per_s::numeric, 0) FROM bench.idle') B/s)"
+	echo "   stored, each window starting at a CHECKPOINT; records and full-page images apart by pg_waldump --stats; the"
+	echo "   primary's WAL per second during the standby's plain runs: $(bench_psql -Atc 'SELECT round(wal_per_s::numeric, 0) FROM bench.idle') B/s)"
 	bench_psql -At <<'SQL'
 SELECT format('   %-10s shipped from the standby %s B/click (%s clicks a batch); the primary''s own clicks after its flushes'
-              || ' %s B/click (%s clicks a flush): %s x',
+              || ' %s B/click (%s clicks a flush): %s x; records alone %s vs %s B/click: %s x; full-page images %s vs %s B/click',
               s.workload || ':', round(s.wal::numeric, 1), round(s.per_batch::numeric), round(p.wal::numeric, 1),
-              round(p.per_flush::numeric), round((s.wal / nullif(p.wal, 0))::numeric, 2))
+              round(p.per_flush::numeric), round((s.wal / nullif(p.wal, 0))::numeric, 2),
+              round(s.wal_records::numeric, 1), round(p.wal_records::numeric, 1),
+              round((s.wal_records / nullif(p.wal_records, 0))::numeric, 2),
+              round(s.wal_fpi::numeric, 1), round(p.wal_fpi::numeric, 1))
 FROM bench.pgb_report s JOIN bench.pgb_report p ON p.workload = s.workload AND p.node = 'primary' AND p.kind = 'resolve'
 WHERE s.node = 'standby' AND s.kind = 'resolve' ORDER BY s.workload;
 SQL
@@ -493,8 +516,8 @@ SQL
 	sb_psql -At -c "SELECT format('the standby''s queries cancelled by recovery conflicts (pg_stat_database_conflicts): %s',
 	                              confl_tablespace + confl_lock + confl_snapshot + confl_bufferpin + confl_deadlock)
 	                FROM pg_stat_database_conflicts WHERE datname = 'postgres'"
-	# the URL cache is off on a hot standby (replay runs no invalidating
-	# trigger): the standby's resolve() reads every link from the table
+	# the URL cache on a hot standby checks each hit's row version (rule 4
+	# in urlcache.c) unless nothing was replayed since its last check
 	echo "the URL cache since each server's start (shorturl.stats, hits / misses):" \
 		"primary $(bench_psql -Atc "SELECT coalesce(url_cache_hits::text, '-') || ' / ' || coalesce(url_cache_misses::text, '-') FROM shorturl.stats")," \
 		"standby $(sb_psql -Atc "SELECT coalesce(url_cache_hits::text, '-') || ' / ' || coalesce(url_cache_misses::text, '-') FROM shorturl.stats")"
