@@ -757,6 +757,19 @@ give_back(counter_entry *e, const flush_item *item)
 }
 
 /*
+ * end_inflight takes an item's clicks off its entry's in-flight count; the
+ * caller holds the entry's mutex and moves the clicks where they belong.
+ */
+static inline void
+end_inflight(counter_entry *e, const flush_item *item)
+{
+	e->inflight -= item->delta;
+	e->inflight_bots -= item->bots;
+	if (e->inflight == 0)
+		e->flush_xid = InvalidTransactionId;
+}
+
+/*
  * settle_reset ends a reset of one link's count.  At commit the clicks it
  * took are gone with the stored count, and a limited entry's total starts
  * again from the clicks made since; the exclusive lock keeps clicks out
@@ -775,10 +788,7 @@ settle_reset(flush_item *item, const counter_key *key, uint32 hash, bool committ
 		if (!committed)
 			give_back(e, item);
 		SpinLockAcquire(&e->mutex);
-		e->inflight -= item->delta;
-		e->inflight_bots -= item->bots;
-		if (e->inflight == 0)
-			e->flush_xid = InvalidTransactionId;
+		end_inflight(e, item);
 		if (committed)
 		{
 			e->total = (int64) pg_atomic_read_u64(&e->pending);
@@ -845,10 +855,7 @@ settle_item(flush_item *item, bool committed)
 		if (!committed || item->kept)
 			give_back(e, item);
 		SpinLockAcquire(&e->mutex);
-		e->inflight -= item->delta;
-		e->inflight_bots -= item->bots;
-		if (e->inflight == 0)
-			e->flush_xid = InvalidTransactionId;
+		end_inflight(e, item);
 		pg_atomic_write_u32(&e->gen, pg_atomic_read_u32(&e->gen) + 1);
 		SpinLockRelease(&e->mutex);
 	}
@@ -988,6 +995,11 @@ undo_since(SubTransactionId subid)
 		flush_tx.nadjust--;
 	if (flush_tx.collected && flush_tx.collected_subid >= subid)
 	{
+		/*
+		 * shipped goes with collected: flush_apply_shipped() runs only in a
+		 * flush that holds nothing else, so its items were all added since
+		 * subid too and have just gone.
+		 */
 		flush_tx.collected = false;
 		flush_tx.shipped = false;
 		analytics_settle(false);

@@ -184,18 +184,33 @@ my (undef, undef, $german) = $shard{charlie}->psql('postgres', 'SELECT 1/0');
 # the shard really speaks German: PostgreSQL's translations are installed
 like($german, qr/FEHLER:\s+Division durch Null/, "charlie answers in German: $german");
 
+# PL/Proxy reuses a connection idle for under 2 whole seconds without a
+# look at it (PLPROXY_IDLE_CONN_CHECK); one idle longer it polls first,
+# warns "detected unstable connection" and connects again.  The case is
+# the first path, where the call meets the closed connection and the
+# coordinator asks again by SQLSTATE 57P01.  A slow restart on a loaded
+# machine takes the second path instead, so the case is run again then.
 my $s = ShortURL::Test::session($coord, 'postgres');
-($out, $err) = ShortURL::Test::ask($s, "SELECT shorturl.resolve('$code_on{charlie}')");
-is($out, $url_of{charlie}, 'a session resolves a code of charlie');
-my $answered = time;
-my $log_at = ShortURL::Test::log_offset($shard{charlie});
-$shard{charlie}->restart;
-my @second = ShortURL::Test::ask($s, "SELECT shorturl.resolve('$code_on{charlie}')");
-my $gap = $s->{sent_at} - $answered;
-my $stderr = $s->{err};
-# the two calls were under 2 s apart, so PL/Proxy reused the old connection
-# and met its end (the retry path ran)
-cmp_ok($gap, '<', 2, sprintf('charlie restarted between two calls %.2f s apart', $gap));
+my (@second, $stderr, $log_at, $gap);
+for my $attempt (1 .. 5)
+{
+	($out, $err) = ShortURL::Test::ask($s, "SELECT shorturl.resolve('$code_on{charlie}')");
+	is($out, $url_of{charlie}, 'a session resolves a code of charlie') if $attempt == 1;
+	my $answered = time;
+	$log_at = ShortURL::Test::log_offset($shard{charlie});
+	# a short shutdown checkpoint keeps the restart quick
+	$shard{charlie}->safe_psql('postgres', 'CHECKPOINT');
+	$shard{charlie}->restart;
+	@second = ShortURL::Test::ask($s, "SELECT shorturl.resolve('$code_on{charlie}')");
+	$gap = $s->{sent_at} - $answered;
+	$stderr = $s->{err};
+	last unless $stderr =~ /detected unstable connection/;
+	note(sprintf('attempt %d: the restart took %.2f s, PL/Proxy polled the idle connection; again',
+		$attempt, $gap));
+}
+# the call met the old connection: PL/Proxy did not find it unstable first
+unlike($stderr, qr/detected unstable connection/,
+	sprintf('charlie restarted between two calls %.2f s apart, PL/Proxy reused the connection', $gap));
 # the restart ended charlie's side of that connection, in German
 like(ShortURL::Test::log_since($shard{charlie}, $log_at),
 	qr/FATAL:\s+Verbindung wird abgebrochen/, 'charlie terminated the coordinator\'s connection in German');

@@ -231,8 +231,8 @@ sql('postgres', 'DROP DATABASE app2');
 $secs = time - $t0;
 note sprintf('DROP DATABASE app2 (served, 7 clicks pending) took %.2f s', $secs);
 # proves the launcher sent app2's worker away at once: DROP DATABASE would
-# otherwise wait 5 s for it and fail
-cmp_ok($secs, '<', 2, 'DROP DATABASE of a served database completes within 2 s');
+# otherwise wait 5 s for it and fail (the margin is for a loaded machine)
+cmp_ok($secs, '<', 4, 'DROP DATABASE of a served database completes well within the 5 s it would wait');
 # proves the dropped database's clicks are discarded, not left in shared memory
 ok(wait_for_log(qr/dropped 7 unflushed visits of database $app2_oid,/, $offset, 5),
 	'the 7 pending clicks of app2 are dropped with it (logged)');
