@@ -36,14 +36,19 @@ REVOKE ALL ON shorturl.standby_batches FROM PUBLIC;
 CREATE FUNCTION shorturl.apply_clicks(
     system_id bigint, standby text, seq bigint, links oid,
     link_ids bigint[], hours timestamptz[], visits bigint[], bots bigint[],
-    last_visits timestamptz[])
+    last_visits timestamptz[],
+    dim_link_ids bigint[] DEFAULT '{}', dim_days date[] DEFAULT '{}',
+    dimensions text[] DEFAULT '{}', dim_values text[] DEFAULT '{}',
+    dim_visits bigint[] DEFAULT '{}', dim_bots bigint[] DEFAULT '{}',
+    visitor_link_ids bigint[] DEFAULT '{}', visitor_days date[] DEFAULT '{}',
+    visitor_hashes bigint[] DEFAULT '{}')
 RETURNS boolean
 AS 'MODULE_PATHNAME', 'shorturl_apply_clicks'
 LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE
 SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 
-COMMENT ON FUNCTION shorturl.apply_clicks(bigint, text, bigint, oid, bigint[], timestamptz[], bigint[], bigint[], timestamptz[]) IS
-'applies a standby''s batch of clicks (visits of link_ids[i] in the hour hours[i], bots[i] of them by bots, the latest at last_visits[i]; links: the OID of the shorturl.links they were counted against, else they are dropped) to the counts and series in this transaction, unless shorturl.standby_batches shows that batch applied before; true when applied now';
+COMMENT ON FUNCTION shorturl.apply_clicks(bigint, text, bigint, oid, bigint[], timestamptz[], bigint[], bigint[], timestamptz[], bigint[], date[], text[], text[], bigint[], bigint[], bigint[], date[], bigint[]) IS
+'applies a standby''s batch of clicks (visits of link_ids[i] in the hour hours[i], bots[i] of them by bots, the latest at last_visits[i]; links: the OID of the shorturl.links they were counted against, else they are dropped) to the counts and series in this transaction, unless shorturl.standby_batches shows that batch applied before; true when applied now. Their analytics (dim_visits[i] clicks, dim_bots[i] of them by bots, of link dim_link_ids[i] on the UTC day dim_days[i] with the value dim_values[i] of the dimension dimensions[i]; the visitor hashes visitor_hashes[i] of link visitor_link_ids[i] on visitor_days[i]) join this server''s pending analytics at commit';
 
 CREATE FUNCTION shorturl.shipped_seq(system_id bigint, standby text)
 RETURNS bigint
@@ -67,7 +72,7 @@ SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION shorturl.claim_visit(bigint, oid, bigint, boolean, boolean) IS
 'how the link link_id of the shorturl.links whose OID is links stands here (active, exhausted, expired, disabled or unknown), counting one visit of it (a bot''s if bot) when take and active, as resolve() would (refused when resolve() here would give NULL all the same: the click could not be counted where it would stick); a standby calls it to serve a link with max_visits';
 
-REVOKE ALL ON FUNCTION shorturl.apply_clicks(bigint, text, bigint, oid, bigint[], timestamptz[], bigint[], bigint[], timestamptz[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION shorturl.apply_clicks(bigint, text, bigint, oid, bigint[], timestamptz[], bigint[], bigint[], timestamptz[], bigint[], date[], text[], text[], bigint[], bigint[], bigint[], date[], bigint[]) FROM PUBLIC;
 REVOKE ALL ON FUNCTION shorturl.shipped_seq(bigint, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION shorturl.claim_visit(bigint, oid, bigint, boolean, boolean) FROM PUBLIC;
 

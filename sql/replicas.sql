@@ -72,6 +72,42 @@ SELECT shorturl.apply_clicks(:sysid, 'sb3', 1, :links, ARRAY[:r1, :r1], ARRAY[:'
 SELECT shorturl.apply_clicks(:sysid, 'sb3', 2, 1, ARRAY[:r1], ARRAY[:'h'::timestamptz], '{5}', '{0}', ARRAY[now()]) AS other_links;
 SELECT shorturl.visits('r1') AS r1_unchanged, shorturl.shipped_seq(:sysid, 'sb3') AS sb3;
 
+-- a batch's analytics: its dimension values and visitors join this
+-- server's at commit, and a flush writes them as if clicked here (a
+-- value with a quote and a backslash, a bot's clicks left out of the
+-- breakdown); a batch applied before, or rolled back, adds none
+SELECT shorturl.shorten('https://example.com/a1', alias => 'a1') AS a1;
+SELECT id AS a1 FROM shorturl.links WHERE code = 'a1' \gset
+SELECT (now() AT TIME ZONE 'UTC')::date AS today \gset
+SELECT shorturl.apply_clicks(:sysid, 'sb4', 1, :links, ARRAY[:a1], ARRAY[:'h'::timestamptz], '{5}', '{1}', ARRAY[now()],
+         ARRAY[:a1, :a1, :a1, :a1], ARRAY[:'today'::date, :'today', :'today', :'today'],
+         '{referrer,referrer,country,device}', '{news.example,"odd\"host\\",DE,mobile}',
+         '{3,2,5,5}', '{1,0,1,1}',
+         ARRAY[:a1, :a1, :a1], ARRAY[:'today'::date, :'today', :'today'],
+         '{1234567890123456789,-987654321987654321,5555555555555555555}') AS applied;
+SELECT shorturl.apply_clicks(:sysid, 'sb4', 1, :links, '{}', '{}', '{}', '{}', '{}',
+         ARRAY[:a1], ARRAY[:'today'::date], '{country}', '{FR}', '{7}', '{0}',
+         ARRAY[:a1], ARRAY[:'today'::date], '{77}') AS again;
+BEGIN;
+SAVEPOINT s;
+SELECT shorturl.apply_clicks(:sysid, 'sb4', 2, :links, '{}', '{}', '{}', '{}', '{}',
+         ARRAY[:a1], ARRAY[:'today'::date], '{country}', '{IT}', '{7}', '{0}',
+         ARRAY[:a1], ARRAY[:'today'::date], '{78}') AS rolled_back;
+ROLLBACK TO SAVEPOINT s;
+COMMIT;
+SELECT shorturl.flush() >= 0 AS flushed;
+SELECT * FROM shorturl.visit_breakdown('a1', 'referrer');
+SELECT * FROM shorturl.visit_breakdown('a1', 'country');
+SELECT * FROM shorturl.visit_breakdown('a1', 'device');
+SELECT shorturl.unique_visitors('a1', now() - interval '1 day', now() + interval '1 day') AS a1_visitors;
+-- a batch of analytics alone (their clicks went in the batch before)
+SELECT shorturl.apply_clicks(:sysid, 'sb4', 2, :links, '{}', '{}', '{}', '{}', '{}',
+         ARRAY[:a1], ARRAY[:'today'::date], '{country}', '{DE}', '{2}', '{0}',
+         ARRAY[:a1], ARRAY[:'today'::date], '{1234567890123456789}') AS analytics_alone;
+SELECT shorturl.flush() >= 0 AS flushed;
+SELECT * FROM shorturl.visit_breakdown('a1', 'country');
+SELECT shorturl.unique_visitors('a1', now() - interval '1 day', now() + interval '1 day') AS a1_visitors_same;
+
 -- malformed batches
 SELECT shorturl.apply_clicks(:sysid + 1, 'sb1', 9, :links, '{}', '{}', '{}', '{}', '{}');
 SELECT shorturl.apply_clicks(:sysid, '', 9, :links, '{}', '{}', '{}', '{}', '{}');
@@ -87,6 +123,23 @@ SELECT shorturl.apply_clicks(:sysid, 'sb1', 9, :links, ARRAY[:r1], ARRAY[:'h'::t
 SELECT shorturl.apply_clicks(:sysid, 'sb1', 9, :links, ARRAY[NULL::bigint], ARRAY[:'h'::timestamptz], '{1}', '{0}', ARRAY[now()]);
 SELECT shorturl.apply_clicks(:sysid, 'sb1', 9, :links, '{{1}}', ARRAY[:'h'::timestamptz], '{1}', '{0}', ARRAY[now()]);
 SELECT shorturl.apply_clicks(:sysid, 'sb1', 9, :links, ARRAY[:r1, :r1], ARRAY[:'h'::timestamptz, :'h'], '{9223372036854775807,1}', '{0,0}', ARRAY[now(), now()]);
+-- malformed analytics
+SELECT shorturl.apply_clicks(:sysid, 'sb1', 9, :links, '{}', '{}', '{}', '{}', '{}',
+         ARRAY[:a1], '{}', '{country}', '{DE}', '{1}', '{0}');
+SELECT shorturl.apply_clicks(:sysid, 'sb1', 9, :links, '{}', '{}', '{}', '{}', '{}',
+         ARRAY[:a1], ARRAY[:'today'::date], '{browser}', '{x}', '{1}', '{0}');
+SELECT shorturl.apply_clicks(:sysid, 'sb1', 9, :links, '{}', '{}', '{}', '{}', '{}',
+         ARRAY[:a1], ARRAY[:'today'::date], '{country}', '{""}', '{1}', '{0}');
+SELECT shorturl.apply_clicks(:sysid, 'sb1', 9, :links, '{}', '{}', '{}', '{}', '{}',
+         ARRAY[:a1], ARRAY[:'today'::date], '{referrer}', ARRAY[repeat('x', 64)], '{1}', '{0}');
+SELECT shorturl.apply_clicks(:sysid, 'sb1', 9, :links, '{}', '{}', '{}', '{}', '{}',
+         ARRAY[:a1], ARRAY[:'today'::date], '{country}', '{DE}', '{1}', '{2}');
+SELECT shorturl.apply_clicks(:sysid, 'sb1', 9, :links, '{}', '{}', '{}', '{}', '{}',
+         ARRAY[:a1], ARRAY['infinity'::date], '{country}', '{DE}', '{1}', '{0}');
+SELECT shorturl.apply_clicks(:sysid, 'sb1', 9, :links, '{}', '{}', '{}', '{}', '{}',
+         '{}', '{}', '{}', '{}', '{}', '{}', ARRAY[:a1], '{}', '{1}');
+SELECT shorturl.apply_clicks(:sysid, 'sb1', 9, :links, '{}', '{}', '{}', '{}', '{}',
+         '{}', '{}', '{}', '{}', '{}', '{}', ARRAY[:a1], ARRAY[NULL::date], '{1}');
 SELECT shorturl.apply_clicks(:sysid, 'sb1', NULL, :links, '{}', '{}', '{}', '{}', '{}') IS NULL AS strict;
 SELECT shorturl.shipped_seq(:sysid, 'sb1') AS sb1_unchanged;
 

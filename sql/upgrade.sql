@@ -419,7 +419,7 @@ SELECT count(shorturl.resolve('twelve')) AS clicks FROM generate_series(1, 2);
 ALTER EXTENSION pg_shorturl UPDATE;
 SELECT extversion FROM pg_extension WHERE extname = 'pg_shorturl';
 SELECT has_table_privilege('public', 'shorturl.standby_batches', 'SELECT') AS public_reads_batches,
-       has_function_privilege('public', 'shorturl.apply_clicks(bigint, text, bigint, oid, bigint[], timestamptz[], bigint[], bigint[], timestamptz[])', 'EXECUTE') AS public_applies,
+       has_function_privilege('public', 'shorturl.apply_clicks(bigint, text, bigint, oid, bigint[], timestamptz[], bigint[], bigint[], timestamptz[], bigint[], date[], text[], text[], bigint[], bigint[], bigint[], date[], bigint[])', 'EXECUTE') AS public_applies,
        has_function_privilege('public', 'shorturl.shipped_seq(bigint, text)', 'EXECUTE') AS public_asks;
 SELECT mode <> 'standby' AS primary_mode, unshipped_visits IS NULL AS no_unshipped,
        shipped_visits IS NULL AS no_shipped FROM shorturl.stats;

@@ -154,6 +154,7 @@ static struct
 	visitor_key *visitors;
 	char	   *visitors_fate;
 	int			nvisitors;
+	bool		shipped;		/* a standby's (analytics_take_shipped()) */
 } taken;
 
 static SPIPlanPtr plan_dims;
@@ -1039,6 +1040,9 @@ analytics_settle(bool committed)
 	if (!taken.active)
 		return;
 	db = dbstate_mine();
+	/* a standby's batch that did not commit: the standby sends it again */
+	if (taken.shipped && !committed)
+		taken.ndims = taken.nvisitors = 0;
 	for (int i = 0; i < taken.ndims; i++)
 	{
 		dim_entry  *d = &taken.dims[i];
@@ -1072,10 +1076,171 @@ analytics_settle(bool committed)
 		pg_atomic_fetch_add_u64(&db->visitors_dropped, lost_visitors);
 	}
 	taken.active = false;
+	taken.shipped = false;
 	taken.dims = NULL;
 	taken.visitors = NULL;
 	taken.dims_fate = taken.visitors_fate = NULL;
 	taken.ndims = taken.nvisitors = 0;
+}
+
+/* ---------------------------------------------------------------------
+ * Read replicas: a standby's analytics, shipped with its clicks
+ * ---------------------------------------------------------------------
+ */
+
+/*
+ * analytics_take_for_ship takes this database's dimensions and visitors out
+ * of a standby's tables for the batch of clicks its worker ships next
+ * (ship.c), in arrays of TopMemoryContext.  Entries of an earlier
+ * shorturl.links are dropped.  Runs in a transaction of its own.
+ */
+void
+analytics_take_for_ship(Oid relid, analytics_shipped_dim **out_dims, int *ndims,
+						analytics_shipped_visitor **out_visitors, int *nvisitors)
+{
+	analytics_shipped_dim *d;
+	analytics_shipped_visitor *v;
+
+	*out_dims = NULL;
+	*out_visitors = NULL;
+	*ndims = *nvisitors = 0;
+	if (dims == NULL || taken.active ||
+		(pg_atomic_read_u32(&counts->ndims) == 0 && pg_atomic_read_u32(&counts->nvisitors) == 0))
+		return;
+	take_all(relid);
+	d = MemoryContextAlloc(TopMemoryContext, Max(taken.ndims, 1) * sizeof(*d));
+	v = MemoryContextAlloc(TopMemoryContext, Max(taken.nvisitors, 1) * sizeof(*v));
+	for (int i = 0; i < taken.ndims; i++)
+	{
+		dim_entry  *e = &taken.dims[i];
+
+		d[i].link_id = e->key.link_id;
+		d[i].day = e->key.day;
+		d[i].dim = e->key.dim;
+		d[i].visits = (int64) pg_atomic_read_u64(&e->visits);
+		d[i].bots = (int64) pg_atomic_read_u64(&e->bots);
+		memcpy(d[i].value, e->value, sizeof(d[i].value));
+	}
+	for (int i = 0; i < taken.nvisitors; i++)
+	{
+		v[i].link_id = taken.visitors[i].link_id;
+		v[i].day = taken.visitors[i].day;
+		v[i].vhash = taken.visitors[i].vhash;
+	}
+	*out_dims = d;
+	*ndims = taken.ndims;
+	*out_visitors = v;
+	*nvisitors = taken.nvisitors;
+	/* (taken's arrays go with the transaction) */
+	taken.dims = NULL;
+	taken.visitors = NULL;
+	taken.dims_fate = taken.visitors_fate = NULL;
+	taken.ndims = taken.nvisitors = 0;
+}
+
+/*
+ * add_shipped adds shipped dimensions and visitors to this server's tables,
+ * counting what finds no room.  Must not fail.
+ */
+static void
+add_shipped(Oid relid, const analytics_shipped_dim *d, int nd,
+			const analytics_shipped_visitor *v, int nv)
+{
+	db_state   *db = dbstate_mine();
+	uint64		lost = 0;
+	uint64		overflow = 0;
+	uint64		lost_visitors = 0;
+
+	for (int i = 0; i < nd; i++)
+	{
+		dim_key		key;
+
+		make_dim_key(&key, relid, d[i].link_id, d[i].day, (analytics_dim) d[i].dim, d[i].value);
+		switch (add_dim_or_other(&key, d[i].value, (uint64) d[i].visits, (uint64) d[i].bots, false))
+		{
+			case DIM_KEPT:
+				break;
+			case DIM_OTHER:
+				overflow += (uint64) d[i].visits;
+				break;
+			case DIM_LOST:
+				lost += (uint64) d[i].visits;
+				break;
+		}
+	}
+	for (int i = 0; i < nv; i++)
+	{
+		visitor_key key;
+
+		memset(&key, 0, sizeof(key));
+		key.dbid = MyDatabaseId;
+		key.relid = relid;
+		key.link_id = v[i].link_id;
+		key.day = v[i].day;
+		key.vhash = v[i].vhash;
+		if (!add_visitor(&key))
+			lost_visitors++;
+	}
+	if (db != NULL)
+	{
+		pg_atomic_fetch_add_u64(&db->analytics_dropped, lost);
+		pg_atomic_fetch_add_u64(&db->analytics_overflow, overflow);
+		pg_atomic_fetch_add_u64(&db->visitors_dropped, lost_visitors);
+	}
+}
+
+/*
+ * analytics_give_back puts what a batch took back into the tables: a
+ * promoted standby's batch the old primary never applied.
+ */
+void
+analytics_give_back(Oid relid, const analytics_shipped_dim *d, int nd,
+					const analytics_shipped_visitor *v, int nv)
+{
+	if (dims != NULL)
+		add_shipped(relid, d, nd, v, nv);
+}
+
+/*
+ * analytics_take_shipped takes a standby's dimensions and visitors into
+ * the transaction that applies its batch (apply.c, after
+ * flush_apply_shipped(), whose settlement calls analytics_settle()): they
+ * join this server's tables at commit, for its flushes to write as its
+ * own, and are forgotten at abort, for the standby sends the batch again.
+ */
+void
+analytics_take_shipped(Oid relid, const analytics_shipped_dim *d, int nd,
+					   const analytics_shipped_visitor *v, int nv)
+{
+	if (dims == NULL || taken.active || (nd == 0 && nv == 0))
+		return;
+	taken.dims = MemoryContextAlloc(TopTransactionContext, Max(nd, 1) * sizeof(dim_entry));
+	taken.visitors = MemoryContextAlloc(TopTransactionContext, Max(nv, 1) * sizeof(visitor_key));
+	for (int i = 0; i < nd; i++)
+	{
+		dim_entry  *e = &taken.dims[i];
+
+		make_dim_key(&e->key, relid, d[i].link_id, d[i].day, (analytics_dim) d[i].dim, d[i].value);
+		pg_atomic_init_u64(&e->visits, (uint64) d[i].visits);
+		pg_atomic_init_u64(&e->bots, (uint64) d[i].bots);
+		strlcpy(e->value, d[i].value, sizeof(e->value));
+	}
+	for (int i = 0; i < nv; i++)
+	{
+		visitor_key *key = &taken.visitors[i];
+
+		memset(key, 0, sizeof(*key));
+		key->dbid = MyDatabaseId;
+		key->relid = relid;
+		key->link_id = v[i].link_id;
+		key->day = v[i].day;
+		key->vhash = v[i].vhash;
+	}
+	taken.ndims = nd;
+	taken.nvisitors = nv;
+	taken.dims_fate = taken.visitors_fate = NULL;
+	taken.shipped = true;
+	taken.active = true;
 }
 
 /* ---------------------------------------------------------------------

@@ -49,6 +49,34 @@ extern bool analytics_filling(void);
 extern void analytics_settle(bool committed);
 
 /* across a clean restart, in the counters' file (counters_file.c) */
+/*
+ * What a standby ships of its clicks' analytics (ship.c), and its primary
+ * takes in (apply.c): a value's clicks in a link-day, and a visitor.
+ */
+typedef struct analytics_shipped_dim
+{
+	int64		link_id;
+	int32		day;			/* days since 2000-01-01, UTC */
+	int32		dim;			/* analytics_dim */
+	int64		visits;
+	int64		bots;
+	char		value[ANALYTICS_VALUE_SIZE];
+} analytics_shipped_dim;
+
+typedef struct analytics_shipped_visitor
+{
+	int64		link_id;
+	int32		day;
+	uint64		vhash;
+} analytics_shipped_visitor;
+
+extern void analytics_take_for_ship(Oid relid, analytics_shipped_dim **dims, int *ndims,
+									analytics_shipped_visitor **visitors, int *nvisitors);
+extern void analytics_give_back(Oid relid, const analytics_shipped_dim *dims, int ndims,
+								const analytics_shipped_visitor *visitors, int nvisitors);
+extern void analytics_take_shipped(Oid relid, const analytics_shipped_dim *dims, int ndims,
+								   const analytics_shipped_visitor *visitors, int nvisitors);
+
 typedef struct analytics_saved analytics_saved;
 extern uint64 analytics_unsaved(void);
 extern bool analytics_file_write(FILE *file);

@@ -22,9 +22,12 @@
 #include "fmgr.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/date.h"
+#include "utils/lsyscache.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "analytics.h"
 #include "catalog.h"
 #include "clicks.h"
 #include "flush.h"
@@ -35,18 +38,26 @@
 /* The longest standby name the primary keeps (its CHECK says the same) */
 #define STANDBY_NAME_MAX	63
 
-/* elems deconstructs a bigint[] or timestamptz[] argument without NULLs */
+/* elems deconstructs an array argument without NULLs */
 static Datum *
 elems(ArrayType *a, Oid type, const char *what, int *n)
 {
 	Datum	   *values;
 	bool	   *nulls;
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
 
 	if (ARR_NDIM(a) > 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
 				 errmsg("%s must be a one-dimensional array", what)));
-	deconstruct_array(a, type, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &values, &nulls, n);
+	if (ARR_ELEMTYPE(a) != type)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("%s has the wrong element type", what)));
+	get_typlenbyvalalign(type, &typlen, &typbyval, &typalign);
+	deconstruct_array(a, type, typlen, typbyval, typalign, &values, &nulls, n);
 	for (int i = 0; i < *n; i++)
 		if (nulls[i])
 			ereport(ERROR,
@@ -75,13 +86,126 @@ check_primary(int64 system_id, const char *what, const char *came)
 						   (uint64) system_id, GetSystemIdentifier())));
 }
 
+/* same_length refuses an array shorter or longer than its group's first */
+static void
+same_length(int k, int n, const char *first, const char *what)
+{
+	if (k != n)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("%s and %s must have the same length", first, what)));
+}
+
+/*
+ * column deconstructs argument arg, an array of n elements like its group's
+ * first (named first)
+ */
+static Datum *
+column(FunctionCallInfo fcinfo, int arg, Oid type, const char *what, int n, const char *first)
+{
+	int			k;
+	Datum	   *values = elems(PG_GETARG_ARRAYTYPE_P(arg), type, what, &k);
+
+	same_length(k, n, first, what);
+	return values;
+}
+
+/* shipped_day checks a shipped date: a finite one */
+static int32
+shipped_day(Datum d, const char *what, int i)
+{
+	DateADT		day = DatumGetDateADT(d);
+
+	if (DATE_NOT_FINITE(day))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s[%d] must be finite", what, i + 1)));
+	return (int32) day;
+}
+
+/*
+ * shipped_dims reads the batch's dimension values (arguments 9 to 14): a
+ * value's clicks and bots' clicks in a link-day.
+ */
+static analytics_shipped_dim *
+shipped_dims(FunctionCallInfo fcinfo, int *n)
+{
+	Datum	   *ids = elems(PG_GETARG_ARRAYTYPE_P(9), INT8OID, "dim_link_ids", n);
+	Datum	   *days = column(fcinfo, 10, DATEOID, "dim_days", *n, "dim_link_ids");
+	Datum	   *names = column(fcinfo, 11, TEXTOID, "dimensions", *n, "dim_link_ids");
+	Datum	   *values = column(fcinfo, 12, TEXTOID, "dim_values", *n, "dim_link_ids");
+	Datum	   *visits = column(fcinfo, 13, INT8OID, "dim_visits", *n, "dim_link_ids");
+	Datum	   *bots = column(fcinfo, 14, INT8OID, "dim_bots", *n, "dim_link_ids");
+	analytics_shipped_dim *out;
+
+	out = palloc(Max(*n, 1) * sizeof(analytics_shipped_dim));
+	for (int i = 0; i < *n; i++)
+	{
+		analytics_shipped_dim *d = &out[i];
+		char	   *name = TextDatumGetCString(names[i]);
+		text	   *value = DatumGetTextPP(values[i]);
+		int			len = VARSIZE_ANY_EXHDR(value);
+
+		d->link_id = DatumGetInt64(ids[i]);
+		d->day = shipped_day(days[i], "dim_days", i);
+		d->dim = -1;
+		for (int a = 0; a < ANALYTICS_DIMS; a++)
+			if (strcmp(name, analytics_dim_names[a]) == 0)
+				d->dim = a;
+		if (d->dim < 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("dimensions[%d] is not a dimension: \"%s\"", i + 1, name),
+					 errhint("The dimensions are referrer, country and device.")));
+		if (len == 0 || len >= ANALYTICS_VALUE_SIZE ||
+			memchr(VARDATA_ANY(value), '\0', len) != NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("dim_values[%d] must have 1 to %d bytes", i + 1, ANALYTICS_VALUE_SIZE - 1)));
+		memcpy(d->value, VARDATA_ANY(value), len);
+		d->value[len] = '\0';
+		d->visits = DatumGetInt64(visits[i]);
+		d->bots = DatumGetInt64(bots[i]);
+		if (d->visits <= 0 || d->bots < 0 || d->bots > d->visits)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("dim_visits[%d] must be positive, and dim_bots[%d] between 0 and it", i + 1, i + 1)));
+		pfree(name);
+	}
+	return out;
+}
+
+/* shipped_visitors reads the batch's visitors (arguments 15 to 17) */
+static analytics_shipped_visitor *
+shipped_visitors(FunctionCallInfo fcinfo, int *n)
+{
+	Datum	   *ids = elems(PG_GETARG_ARRAYTYPE_P(15), INT8OID, "visitor_link_ids", n);
+	Datum	   *days = column(fcinfo, 16, DATEOID, "visitor_days", *n, "visitor_link_ids");
+	Datum	   *hashes = column(fcinfo, 17, INT8OID, "visitor_hashes", *n, "visitor_link_ids");
+	analytics_shipped_visitor *out;
+
+	out = palloc(Max(*n, 1) * sizeof(analytics_shipped_visitor));
+	for (int i = 0; i < *n; i++)
+	{
+		out[i].link_id = DatumGetInt64(ids[i]);
+		out[i].day = shipped_day(days[i], "visitor_days", i);
+		out[i].vhash = (uint64) DatumGetInt64(hashes[i]);
+	}
+	return out;
+}
+
 PG_FUNCTION_INFO_V1(shorturl_apply_clicks);
 
 /*
  * shorturl_apply_clicks implements apply_clicks(system_id, standby, seq,
- * links, link_ids, hours, visits, bots, last_visits) RETURNS boolean: a
+ * links, link_ids, hours, visits, bots, last_visits, dim_link_ids,
+ * dim_days, dimensions, dim_values, dim_visits, dim_bots,
+ * visitor_link_ids, visitor_days, visitor_hashes) RETURNS boolean: a
  * standby's batch, applied once (true), or found applied before (false).
- * links is the OID of the shorturl.links the standby counted against.
+ * links is the OID of the shorturl.links the standby counted against.  The
+ * clicks' dimension values and visitors go to this server's tables in
+ * shared memory at commit (analytics_take_shipped()), to be written by
+ * its flushes as if clicked here.
  */
 Datum
 shorturl_apply_clicks(PG_FUNCTION_ARGS)
@@ -92,13 +216,16 @@ shorturl_apply_clicks(PG_FUNCTION_ARGS)
 	int64		seq = PG_GETARG_INT64(2);
 	Oid			links = PG_GETARG_OID(3);
 	int			n;
-	int			k;
 	Datum	   *ids = elems(PG_GETARG_ARRAYTYPE_P(4), INT8OID, "link_ids", &n);
-	Datum	   *hours = elems(PG_GETARG_ARRAYTYPE_P(5), TIMESTAMPTZOID, "hours", &k);
+	Datum	   *hours;
 	Datum	   *visits;
 	Datum	   *bots;
 	Datum	   *last;
 	shipped_row *rows;
+	analytics_shipped_dim *dims;
+	int			ndims;
+	analytics_shipped_visitor *visitors;
+	int			nvisitors;
 	int64		total = 0;
 	Oid			argtypes[4] = {INT8OID, TEXTOID, INT8OID, INT8OID};
 	Datum		values[4];
@@ -113,25 +240,12 @@ shorturl_apply_clicks(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("a batch's number must be positive")));
-	if (k != n)
-		ereport(ERROR,
-				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
-				 errmsg("link_ids and hours must have the same length")));
-	visits = elems(PG_GETARG_ARRAYTYPE_P(6), INT8OID, "visits", &k);
-	if (k != n)
-		ereport(ERROR,
-				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
-				 errmsg("link_ids and visits must have the same length")));
-	bots = elems(PG_GETARG_ARRAYTYPE_P(7), INT8OID, "bots", &k);
-	if (k != n)
-		ereport(ERROR,
-				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
-				 errmsg("link_ids and bots must have the same length")));
-	last = elems(PG_GETARG_ARRAYTYPE_P(8), TIMESTAMPTZOID, "last_visits", &k);
-	if (k != n)
-		ereport(ERROR,
-				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
-				 errmsg("link_ids and last_visits must have the same length")));
+	hours = column(fcinfo, 5, TIMESTAMPTZOID, "hours", n, "link_ids");
+	visits = column(fcinfo, 6, INT8OID, "visits", n, "link_ids");
+	bots = column(fcinfo, 7, INT8OID, "bots", n, "link_ids");
+	last = column(fcinfo, 8, TIMESTAMPTZOID, "last_visits", n, "link_ids");
+	dims = shipped_dims(fcinfo, &ndims);
+	visitors = shipped_visitors(fcinfo, &nvisitors);
 
 	rows = palloc(Max(n, 1) * sizeof(shipped_row));
 	for (int i = 0; i < n; i++)
@@ -186,7 +300,11 @@ shorturl_apply_clicks(PG_FUNCTION_ARGS)
 	 * links now, so the clicks go, and the number with them.
 	 */
 	if (fresh && links == catalog_tables()->links)
+	{
 		(void) flush_apply_shipped(rows, n);
+		/* their dimensions and visitors join this server's at commit */
+		analytics_take_shipped(links, dims, ndims, visitors, nvisitors);
+	}
 	PG_RETURN_BOOL(fresh);
 }
 

@@ -348,7 +348,8 @@ shorturl_resolve_visit(PG_FUNCTION_ARGS)
 		PG_RETURN_NULL();
 	if (clicks_count(row.id, row.has_max, row.max_visits, bot) != CLICK_COUNTED)
 		PG_RETURN_NULL();
-	if (facts && clicks_mode() == CLICKS_SHARED)
+	/* (a standby ships them with its clicks, ship.c) */
+	if (facts && (clicks_mode() == CLICKS_SHARED || clicks_mode() == CLICKS_STANDBY))
 		analytics_record(row.id, GetCurrentStatementStartTimestamp(), values,
 						 has_visitor, visitor_hash, bot);
 	PG_RETURN_TEXT_P(row.url);

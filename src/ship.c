@@ -31,6 +31,12 @@
  * microseconds (or above the primary's last number), so its batches come
  * after any of an earlier life of the standby still on its way.
  *
+ * A click's analytics (dimension values and visitor, analytics.c) go in
+ * the batch too: the take moves them out of the standby's tables into the
+ * worker's memory, and the primary adds them to its own tables when the
+ * batch commits there.  They are the worker's alone: one that dies with a
+ * batch in flight loses them (counted as dropped), never a click.
+ *
  * The entries' inflight is the batch: a worker that starts while a batch
  * is in flight (its predecessor died) builds it again from them.  A reader
  * of visits() on the standby counts pending and inflight clicks on top of
@@ -57,6 +63,7 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "analytics.h"
 #include "catalog.h"
 #include "clicks.h"
 #include "counters.h"
@@ -84,6 +91,11 @@ typedef struct ship_batch
 	int			cap;
 	shipped_row *rows;
 	int64		visits;
+	/* the clicks' analytics (the worker's alone: lost if it dies) */
+	analytics_shipped_dim *dims;
+	int			ndims;
+	analytics_shipped_visitor *visitors;
+	int			nvisitors;
 } ship_batch;
 
 static ship_batch batch;
@@ -272,6 +284,45 @@ forget_batch(void)
 	batch.answered = false;
 	batch.n = 0;
 	batch.visits = 0;
+	if (batch.dims != NULL)
+		pfree(batch.dims);
+	if (batch.visitors != NULL)
+		pfree(batch.visitors);
+	batch.dims = NULL;
+	batch.visitors = NULL;
+	batch.ndims = batch.nvisitors = 0;
+}
+
+/*
+ * take_analytics takes the pending dimensions and visitors into the batch,
+ * noting in shared memory how much of them it holds: what a worker that
+ * dies takes with it (lost_analytics()).
+ */
+static void
+take_analytics(db_state *db, Oid relid)
+{
+	uint64		visits = 0;
+
+	StartTransactionCommand();
+	analytics_take_for_ship(relid, &batch.dims, &batch.ndims, &batch.visitors, &batch.nvisitors);
+	CommitTransactionCommand();
+	for (int i = 0; i < batch.ndims; i++)
+		visits += (uint64) batch.dims[i].visits;
+	pg_atomic_write_u64(&db->ship_dim_visits, visits);
+	pg_atomic_write_u64(&db->ship_visitors, (uint64) batch.nvisitors);
+}
+
+/*
+ * lost_analytics counts the analytics of a batch whose worker died (or
+ * that a promotion finds in another process's hands) as dropped.
+ */
+static void
+lost_analytics(db_state *db)
+{
+	pg_atomic_fetch_add_u64(&db->analytics_dropped,
+							pg_atomic_exchange_u64(&db->ship_dim_visits, 0));
+	pg_atomic_fetch_add_u64(&db->visitors_dropped,
+							pg_atomic_exchange_u64(&db->ship_visitors, 0));
 }
 
 /*
@@ -291,6 +342,8 @@ settle_batch(db_state *db, bool applied)
 		pg_atomic_write_u64(&db->last_ship_at, (uint64) GetCurrentTimestamp());
 	}
 	pg_atomic_write_u64(&db->ship_seq, 0);
+	pg_atomic_write_u64(&db->ship_dim_visits, 0);
+	pg_atomic_write_u64(&db->ship_visitors, 0);
 	forget_batch();
 	/* clicks waiting for room may go on */
 	dbstate_room_made();
@@ -363,6 +416,39 @@ append_time(StringInfo s, TimestampTz t)
 					 (int) fsec);
 }
 
+/* append_day writes a day (since 2000-01-01) as the primary reads a date */
+static void
+append_day(StringInfo s, int32 day)
+{
+	int			y;
+	int			m;
+	int			d;
+
+	j2date(day + POSTGRES_EPOCH_JDATE, &y, &m, &d);
+	appendStringInfo(s, "%04d-%02d-%02d", y, m, d);
+}
+
+/* append_element writes a text as an element of an array's text form */
+static void
+append_element(StringInfo s, const char *value)
+{
+	appendStringInfoChar(s, '"');
+	for (const char *c = value; *c; c++)
+	{
+		if (*c == '"' || *c == '\\')
+			appendStringInfoChar(s, '\\');
+		appendStringInfoChar(s, *c);
+	}
+	appendStringInfoChar(s, '"');
+}
+
+/*
+ * The arrays of a batch: link_ids, hours, visits, bots and last_visits of
+ * the clicks; link_ids, days, dimensions, values, visits and bots of the
+ * dimension values; link_ids, days and hashes of the visitors
+ */
+#define SHIP_ARRAYS		14
+
 /*
  * send_batch asks the primary to apply the batch; true once it has (now,
  * or before: a no-op).
@@ -370,13 +456,13 @@ append_time(StringInfo s, TimestampTz t)
 static bool
 send_batch(db_state *db, const char *id)
 {
-	StringInfoData arr[5];
+	StringInfoData arr[SHIP_ARRAYS];
 	char		seq[32];
 	char		relid[16];
-	const char *params[9];
+	const char *params[4 + SHIP_ARRAYS];
 	char	   *answer;
 
-	for (int a = 0; a < 5; a++)
+	for (int a = 0; a < SHIP_ARRAYS; a++)
 	{
 		initStringInfo(&arr[a]);
 		appendStringInfoChar(&arr[a], '{');
@@ -396,7 +482,32 @@ send_batch(db_state *db, const char *id)
 		append_time(&arr[4], r->last_visit);
 		appendStringInfoChar(&arr[4], '"');
 	}
-	for (int a = 0; a < 5; a++)
+	for (int i = 0; i < batch.ndims; i++)
+	{
+		const analytics_shipped_dim *d = &batch.dims[i];
+		const char *sep = i > 0 ? "," : "";
+
+		appendStringInfo(&arr[5], "%s" INT64_FORMAT, sep, d->link_id);
+		appendStringInfo(&arr[6], "%s", sep);
+		append_day(&arr[6], d->day);
+		appendStringInfo(&arr[7], "%s%s", sep, analytics_dim_names[d->dim]);
+		appendStringInfoString(&arr[8], sep);
+		append_element(&arr[8], d->value);
+		appendStringInfo(&arr[9], "%s" INT64_FORMAT, sep, d->visits);
+		appendStringInfo(&arr[10], "%s" INT64_FORMAT, sep, d->bots);
+	}
+	for (int i = 0; i < batch.nvisitors; i++)
+	{
+		const analytics_shipped_visitor *v = &batch.visitors[i];
+		const char *sep = i > 0 ? "," : "";
+
+		appendStringInfo(&arr[11], "%s" INT64_FORMAT, sep, v->link_id);
+		appendStringInfo(&arr[12], "%s", sep);
+		append_day(&arr[12], v->day);
+		/* (the hash's bits, as a bigint) */
+		appendStringInfo(&arr[13], "%s" INT64_FORMAT, sep, (int64) v->vhash);
+	}
+	for (int a = 0; a < SHIP_ARRAYS; a++)
 		appendStringInfoChar(&arr[a], '}');
 	snprintf(seq, sizeof(seq), UINT64_FORMAT, batch.seq);
 	snprintf(relid, sizeof(relid), "%u", batch.relid);
@@ -404,12 +515,14 @@ send_batch(db_state *db, const char *id)
 	params[1] = batch.name;
 	params[2] = seq;
 	params[3] = relid;
-	for (int a = 0; a < 5; a++)
+	for (int a = 0; a < SHIP_ARRAYS; a++)
 		params[4 + a] = arr[a].data;
 	answer = call(db, "SELECT shorturl.apply_clicks($1::bigint, $2, $3::bigint, $4::oid,"
-				  " $5::bigint[], $6::timestamptz[], $7::bigint[], $8::bigint[], $9::timestamptz[])",
-				  9, params);
-	for (int a = 0; a < 5; a++)
+				  " $5::bigint[], $6::timestamptz[], $7::bigint[], $8::bigint[], $9::timestamptz[],"
+				  " $10::bigint[], $11::date[], $12::text[], $13::text[], $14::bigint[], $15::bigint[],"
+				  " $16::bigint[], $17::date[], $18::bigint[])",
+				  4 + SHIP_ARRAYS, params);
+	for (int a = 0; a < SHIP_ARRAYS; a++)
 		pfree(arr[a].data);
 	if (answer == NULL)
 		return false;
@@ -504,6 +617,8 @@ ship_now(db_state *db)
 		strlcpy(batch.name, name, sizeof(batch.name));
 		walk(rebuild_visit, &w);
 		batch.seq = pg_atomic_read_u64(&db->ship_seq);
+		/* the batch's dimensions and visitors died with that worker */
+		lost_analytics(db);
 	}
 	if (batch.seq != 0 && batch.relid != relid)
 	{
@@ -550,7 +665,8 @@ ship_now(db_state *db)
 		/* entries of an earlier shorturl.links have nowhere to go */
 		for (int p = 0; w.stale && p < counters_partitions(); p++)
 			(void) counters_discard_stale(p, MyDatabaseId, relid);
-		if (batch.n == 0)
+		take_analytics(db, relid);
+		if (batch.n == 0 && batch.ndims == 0 && batch.nvisitors == 0)
 		{
 			pg_atomic_write_u64(&db->ship_seq, 0);
 			forget_batch();
@@ -563,6 +679,32 @@ ship_now(db_state *db)
 		return false;
 	batch.answered = true;
 	return true;
+}
+
+/*
+ * ship_hand_over is the last act of a standby's worker when the standby is
+ * promoted: the batch's analytics it holds go back to this server's tables
+ * unless the old primary applied the batch (its replayed
+ * shorturl.standby_batches row says so, for good now).  The batch's clicks
+ * are settled by the first flush (ship_promoted()), by the same row.
+ */
+void
+ship_hand_over(db_state *db)
+{
+	uint64		seq = pg_atomic_read_u64(&db->ship_seq);
+	bool		applied;
+
+	if (seq == 0 || batch.seq != seq || RecoveryInProgress())
+		return;
+	StartTransactionCommand();
+	applied = lookup_batch_applied(batch.name, seq, GetLatestSnapshot());
+	CommitTransactionCommand();
+	if (!applied)
+		analytics_give_back(batch.relid, batch.dims, batch.ndims,
+							batch.visitors, batch.nvisitors);
+	pg_atomic_write_u64(&db->ship_dim_visits, 0);
+	pg_atomic_write_u64(&db->ship_visitors, 0);
+	forget_batch();
 }
 
 /*
@@ -587,5 +729,13 @@ ship_promoted(db_state *db)
 					applied ? "the old primary applied it" : "counted here")));
 	w.applied = applied;
 	walk(settle_visit, &w);
+	/* its analytics, unless the worker handed them over (ship_hand_over()) */
+	if (applied)
+	{
+		pg_atomic_write_u64(&db->ship_dim_visits, 0);
+		pg_atomic_write_u64(&db->ship_visitors, 0);
+	}
+	else
+		lost_analytics(db);
 	pg_atomic_write_u64(&db->ship_seq, 0);
 }

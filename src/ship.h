@@ -11,6 +11,7 @@
 #include "dbstate.h"
 
 extern bool ship_now(db_state *db);
+extern void ship_hand_over(db_state *db);
 extern void ship_promoted(db_state *db);
 extern void ship_disconnect(void);
 

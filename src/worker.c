@@ -417,6 +417,9 @@ ship_loop(void)
 		next_ship = Min(next_ship, TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 															  Max(shorturl_ship_interval, 1)));
 	}
+	/* promoted: what only this worker holds of its batch stays here */
+	if (ready && !RecoveryInProgress())
+		ship_hand_over(my_db);
 	ship_disconnect();
 	dbstate_lock(true);
 	my_db->ext = ready ? DBEXT_PRESENT : DBEXT_ABSENT;

@@ -43,7 +43,10 @@
 #    exactly, straight into the tables;
 # 5. a clean restart of sb2 with clicks pending (ship_interval 1h): the
 #    save file carries exactly them across, and they arrive exactly once
-#    ship_interval is 200 ms again.
+#    ship_interval is 200 ms again;
+# 6. clicks with a referrer, country, user agent and visitor on both
+#    standbys and the primary: the primary's breakdowns and unique
+#    visitors count every one, a visitor seen through both standbys once.
 #
 # Last, no process of any server died of a signal.
 #
@@ -264,7 +267,7 @@ for my $sb ($sb1, $sb2)
 # proves the entry point is guarded: only its owner's rights apply it
 sql($primary, 'CREATE ROLE nobody');
 is(sql($primary, q{SELECT p.prosecdef || ' ' || has_function_privilege('nobody', p.oid, 'EXECUTE')
-	FROM pg_proc p WHERE p.oid = 'shorturl.apply_clicks(bigint, text, bigint, oid, bigint[], timestamptz[], bigint[], bigint[], timestamptz[])'::regprocedure}),
+	FROM pg_proc p WHERE p.oid = 'shorturl.apply_clicks(bigint, text, bigint, oid, bigint[], timestamptz[], bigint[], bigint[], timestamptz[], bigint[], date[], text[], text[], bigint[], bigint[], bigint[], date[], bigint[])'::regprocedure}),
 	'true false', 'case 1: apply_clicks is SECURITY DEFINER, and a role without a grant cannot execute it');
 
 # =====================================================================
@@ -447,6 +450,50 @@ ok(shipped($sb2), 'case 5: with ship_interval 200ms again, sb2 has nothing unshi
 my $grown = batches_row('sb2')->{visits} - $row->{visits};
 is($grown, $probes + 200, 'case 5: standby_batches: sb2\'s visits grew by exactly the clicks made since, ' . ($probes + 200));
 check_ledger('case 5', 'visits');
+
+# =====================================================================
+# 6. The standbys' analytics reach the primary with their clicks
+# =====================================================================
+# clicks with a referrer, a country, a user agent and a visitor on both
+# standbys and on the primary; visitors v41 .. v60 visit through both
+my %ua = (
+	desktop => 'Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0',
+	mobile => 'Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1');
+sub click_with_facts
+{
+	my ($node, $from, $to, $referrer, $country, $device, $visitor) = @_;
+	my $agent = $device ? "'$ua{$device}'" : 'NULL';
+	my $served = sql($node, qq{SELECT count(*) FILTER (WHERE shorturl.resolve('r11', NULL,
+			referrer => '$referrer', country => '$country', user_agent => $agent,
+			visitor => '$visitor' || g) = 'https://example.com/r11')
+		FROM generate_series($from, $to) g});
+	is($served, $to - $from + 1, 'case 6: ' . $node->name . " served r11 with its facts $served times");
+	$want{r11} += $served;
+}
+click_with_facts($sb1, 1, 60, 'https://news.example/a', 'DE', 'desktop', 'v');
+click_with_facts($sb2, 41, 100, 'https://blog.example/b?x=1', 'FR', 'mobile', 'v');
+click_with_facts($primary, 1, 10, 'https://news.example/c', 'DE', undef, 'p');
+ok(shipped($_), 'case 6: ' . $_->name . ' has nothing unshipped') or diag ship_figures($_) for $sb1, $sb2;
+# the primary's flushes are held back since case 4: one writes all now
+sql($primary, 'SELECT shorturl.flush()');
+my $range = q{now() - interval '1 day', now() + interval '1 day'};
+# proves every standby's value reached the primary's breakdowns, exactly
+is(sql($primary, qq{SELECT string_agg(value || ' ' || visits, ', ' ORDER BY value)
+		FROM shorturl.visit_breakdown('r11', 'referrer', $range)}),
+	'blog.example 60, news.example 70', 'case 6: the primary\'s referrers of r11 count the standbys\' clicks');
+is(sql($primary, qq{SELECT string_agg(value || ' ' || visits, ', ' ORDER BY value)
+		FROM shorturl.visit_breakdown('r11', 'country', $range)}),
+	'DE 70, FR 60', 'case 6: ... and its countries');
+is(sql($primary, qq{SELECT string_agg(value || ' ' || visits, ', ' ORDER BY value)
+		FROM shorturl.visit_breakdown('r11', 'device', $range)}),
+	'desktop 60, mobile 60, unknown 10', 'case 6: ... and its devices (the primary\'s clicks had no user agent)');
+# proves the visitors were merged: 100 through the standbys (20 of them
+# through both), 10 on the primary; exact below the sketch's sparse limit
+is(sql($primary, qq{SELECT shorturl.unique_visitors('r11', $range)}), 110,
+	'case 6: the primary counts 110 unique visitors of r11, a visitor of both standbys once');
+is(sql($_, q{SELECT dimension_dropped || ' ' || visitors_dropped FROM shorturl.stats}), '0 0',
+	'case 6: ' . $_->name . ' dropped no dimension value and no visitor') for $sb1, $sb2;
+check_ledger('case 6', 'visits');
 
 # ---------------------------------------------------------------------
 # No server process died of a signal

@@ -43,7 +43,8 @@
 #    stay pending, and the primary is stopped with -m immediate (the held
 #    commit never happens); promoted, sb1 gives the batch back to pending
 #    (the log says "counted here") and, after a flush, every click made on
-#    it is counted exactly once there.
+#    it is counted exactly once there, and so is each click's referrer (the
+#    batch's handed over by the standby's leaving worker).
 #
 # Last, no process of any server died of a signal.
 #
@@ -115,11 +116,14 @@ sub stat_of { return ShortURL::Test::stats($_[0], 'postgres', $_[1]); }
 # checks that every resolve returned the code's URL, and enters them in
 # the ledgers given (default: the primary's).  resolve() is in the
 # aggregate's FILTER, evaluated once per row of the join.
+our $referrer;
+
 sub click
 {
 	my ($node, $n, $codes, @ledgers) = @_;
 	my $list = join ',', map { "'$_'" } @$codes;
-	my $served = sql($node, qq{SELECT count(*) FILTER (WHERE shorturl.resolve(c) = 'https://example.com/' || c)
+	my $facts = defined $referrer ? ", NULL, referrer => '$referrer'" : '';
+	my $served = sql($node, qq{SELECT count(*) FILTER (WHERE shorturl.resolve(c$facts) = 'https://example.com/' || c)
 		FROM unnest(ARRAY[$list]) c, generate_series(1, $n) g});
 
 	@ledgers = (\%want) unless @ledgers;
@@ -438,12 +442,18 @@ my %want_sb1 = %want;
 $gate = hold_commits('case 4', 'sb1');
 $sb1_row = batches_row('sb1');
 $failures0 = stat_of($sb1, 'ship_failures');
-click($sb1, 1, ['r9'], \%want_sb1);
+{
+	local $referrer = 'https://held.example/x';
+	click($sb1, 1, ['r9'], \%want_sb1);
+}
 ok(ShortURL::Test::wait_until($primary, 'postgres', $held_sql, 30),
 	'case 4: sb1\'s batch of one click is applied on the primary, its COMMIT held') or diag ship_figures($sb1);
 ok(ShortURL::Test::wait_until($sb1, 'postgres', "SELECT ship_failures > $failures0 FROM shorturl.stats", 30),
 	'case 4: sb1\'s worker gave up waiting for the answer (ship_failures grew)') or diag ship_figures($sb1);
-click($sb1, 100, ['r10'], \%want_sb1);
+{
+	local $referrer = 'https://pending.example/y';
+	click($sb1, 100, ['r10'], \%want_sb1);
+}
 is(stat_of($sb1, q{unshipped_visits || ' ' || pending_visits}), '101 100',
 	'case 4: on sb1 101 clicks are unshipped, 100 of them pending: the held batch is in flight');
 
@@ -464,6 +474,15 @@ sql($sb1, 'SELECT shorturl.flush()');
 # back and the pending ones flushed into the promoted server's tables
 check_ledger('case 4', $sb1, \%want_sb1, 'stored');
 is(stat_of($sb1, 'pending_visits'), 0, 'case 4: nothing is left pending on the promoted sb1');
+# proves the batch's referrer came back with its click (the leaving
+# worker handed it over), and the pending clicks' referrer stayed
+is(sql($sb1, q{SELECT string_agg(l.code || ' ' || b.value || ' ' || b.visits, ', ' ORDER BY l.code)
+		FROM (VALUES ('r9'), ('r10')) l(code),
+		     shorturl.visit_breakdown(l.code, 'referrer', now() - interval '1 day', now() + interval '1 day') b}),
+	'r10 pending.example 100, r9 held.example 1',
+	'case 4: the promoted sb1\'s breakdowns count the referrers of the batch in flight and of the pending clicks');
+is(stat_of($sb1, q{dimension_dropped || ' ' || visitors_dropped}), '0 0',
+	'case 4: the promoted sb1 dropped no dimension value');
 
 # ---------------------------------------------------------------------
 # No server process died of a signal
