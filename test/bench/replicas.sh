@@ -48,7 +48,8 @@
 #     window: all its processes (the postmaster, its live children and its
 #     reaped ones), and apart the backend of the standby's shipping
 #     connection (application_name 'pg_shorturl shipper'), the walsender
-#     and the primary's worker; and the standby's worker; per click in µs.
+#     and the primary's worker; and the standby's worker and its startup
+#     process (the replay of the primary's WAL); per click in µs.
 #     The standby's plain runs give the primary's idle CPU per second,
 #     which "net of idle" subtracts;
 #   - the primary's WAL: pg_current_wal_insert_lsn() before pgbench and at
@@ -212,10 +213,13 @@ primary_state() {
 	           coalesce((SELECT worker_pid FROM shorturl.stats), 0)" | tail -n1
 }
 
-# standby_state prints the standby's shipping figures and its worker's pid.
+# standby_state prints the standby's shipping figures, its worker's pid and
+# the pid of its startup process (the replay).
 standby_state() {
-	sb_psql -At -F ' ' -c 'SELECT shipped_visits, ship_batches, ship_failures, standby_dropped,
-	                              unshipped_visits, coalesce(worker_pid, 0) FROM shorturl.stats'
+	sb_psql -At -F ' ' -c "SELECT shipped_visits, ship_batches, ship_failures, standby_dropped,
+	                              unshipped_visits, coalesce(worker_pid, 0),
+	                              coalesce((SELECT pid FROM pg_stat_activity WHERE backend_type = 'startup'), 0)
+	                       FROM shorturl.stats"
 }
 
 say "making $links links"
@@ -279,7 +283,7 @@ n=${#kinds[@]}
 	echo 'CREATE TABLE bench.pgb (id int, round int, tps float8, mean_ms float8, p99_ms float8, tx bigint,
 	        window_s float8, settle_s float8, settled bool, wal_bytes numeric, wal_record_bytes numeric, wal_fpi_bytes numeric,
 	        cpu_all bigint, cpu_shipper bigint, cpu_walsender bigint, cpu_worker bigint,
-	        cpu_sb_all bigint, cpu_sb_worker bigint,
+	        cpu_sb_all bigint, cpu_sb_worker bigint, cpu_sb_replay bigint,
 	        shipper_kept bool, shipped bigint, batches bigint, flushes bigint, failures bigint, dropped bigint,
 	        primary_delta bigint, applied_delta bigint);'
 	for ((i = 0; i < n; i++)); do
@@ -292,8 +296,8 @@ n=${#kinds[@]}
 pgb() {
 	local id=$1 round=$2 log=$BENCH_WORK/log.$1.$2 file host port
 	local total0 applied0 shipper0 walsender worker total1 applied1 shipper1 ws1 wk1
-	local shipped0 batches0 failures0 dropped0 unshipped0 sbworker shipped1 batches1 failures1 dropped1 unshipped1 sbw1
-	local all0 cs0 cw0 ck0 all1 cs1 cw1 ck1 sball0 sball1 sb0 sb1 t0 t_end t1 lsn0 lsn1 flushes0 flushes1 settled=true tps tx p99 mean
+	local shipped0 batches0 failures0 dropped0 unshipped0 sbworker sbstartup shipped1 batches1 failures1 dropped1 unshipped1 sbw1 sbs1
+	local all0 cs0 cw0 ck0 all1 cs1 cw1 ck1 sball0 sball1 sb0 sb1 sr0 sr1 t0 t_end t1 lsn0 lsn1 flushes0 flushes1 settled=true tps tx p99 mean
 	local wal_records=0 wal_record_bytes=0 wal_fpi_bytes=0
 	file=$S/${works[$id]}.${kinds[$id]}.sql
 	if [ "${nodes[$id]}" = standby ]; then host=$STANDBY port=$STANDBY_PORT; else host=$PRIMARY port=5432; fi
@@ -310,10 +314,10 @@ pgb() {
 		say "warning: the standby still has $(sb_psql -Atc 'SELECT unshipped_visits FROM shorturl.stats') clicks unshipped before a run"
 	wait_replay
 	read -r total0 applied0 shipper0 walsender worker < <(primary_state)
-	read -r shipped0 batches0 failures0 dropped0 unshipped0 sbworker < <(standby_state)
+	read -r shipped0 batches0 failures0 dropped0 unshipped0 sbworker sbstartup < <(standby_state)
 	read -r lsn0 flushes0 < <(bench_psql -At -F ' ' -c 'SELECT pg_current_wal_insert_lsn(), flushes FROM shorturl.stats')
 	read -r all0 cs0 cw0 ck0 < <(cpu_ticks "$PRIMARY/server" "$shipper0" "$walsender" "$worker")
-	read -r sball0 sb0 < <(cpu_ticks "$STANDBY/server" "$sbworker")
+	read -r sball0 sb0 sr0 < <(cpu_ticks "$STANDBY/server" "$sbworker" "$sbstartup")
 	t0=$(date +%s.%N)
 	PGOPTIONS=$([ "${kinds[$id]}" = uncached ] && echo '-c shorturl.url_cache=off') \
 		PGHOST=$host PGPORT=$port "$PG_BIN/pgbench" -n -M prepared -c "$clients" -j "$threads" -T "$seconds" \
@@ -332,14 +336,14 @@ pgb() {
 	fi
 	t1=$(date +%s.%N)
 	read -r all1 cs1 cw1 ck1 < <(cpu_ticks "$PRIMARY/server" "$shipper0" "$walsender" "$worker")
-	read -r sball1 sb1 < <(cpu_ticks "$STANDBY/server" "$sbworker")
+	read -r sball1 sb1 sr1 < <(cpu_ticks "$STANDBY/server" "$sbworker" "$sbstartup")
 	read -r lsn1 flushes1 < <(bench_psql -At -F ' ' -c 'SELECT pg_current_wal_insert_lsn(), flushes FROM shorturl.stats')
 	read -r total1 applied1 shipper1 ws1 wk1 < <(primary_state)
 	# the window's WAL by kind: records and full-page images
 	read -r wal_records wal_record_bytes wal_fpi_bytes < <("$PG_BIN/pg_waldump" -p "$PRIMARY/server/pg_wal" \
 		-s "$lsn0" -e "$lsn1" --stats 2>/dev/null | awk '$1 == "Total" {print $2, $3, $5}') ||
 		say "warning: pg_waldump could not read the window's WAL ($lsn0 to $lsn1)"
-	read -r shipped1 batches1 failures1 dropped1 unshipped1 sbw1 < <(standby_state)
+	read -r shipped1 batches1 failures1 dropped1 unshipped1 sbw1 sbs1 < <(standby_state)
 	tps=$(awk '/^tps = / {print $3}' "$log/out")
 	tx=$(awk '/^number of transactions actually processed/ {print $NF}' "$log/out")
 	# column 3 of the log is the transaction's latency in microseconds
@@ -354,8 +358,9 @@ pgb() {
 	bench_psql -q -c "INSERT INTO bench.pgb VALUES ($id, $round, $tps, $mean, $p99, $tx,
 	                  $t1 - $t0, $t1 - $t_end, $settled, pg_wal_lsn_diff('$lsn1', '$lsn0'),
 	                  ${wal_record_bytes:-0}, ${wal_fpi_bytes:-0},
-	                  $all1 - $all0, $cs1 - $cs0, $cw1 - $cw0, $ck1 - $ck0, $sball1 - $sball0, $sb1 - $sb0,
-	                  $shipper0 = $shipper1 AND $walsender = $ws1 AND $worker = $wk1 AND $sbworker = $sbw1,
+	                  $all1 - $all0, $cs1 - $cs0, $cw1 - $cw0, $ck1 - $ck0, $sball1 - $sball0, $sb1 - $sb0, $sr1 - $sr0,
+	                  $shipper0 = $shipper1 AND $walsender = $ws1 AND $worker = $wk1 AND $sbworker = $sbw1
+	                  AND $sbstartup = $sbs1,
 	                  $shipped1 - $shipped0, $batches1 - $batches0, $flushes1 - $flushes0,
 	                  $failures1 - $failures0, $dropped1 - $dropped0,
 	                  $total1 - $total0, $applied1 - $applied0)"
@@ -400,6 +405,10 @@ WITH runs AS (
            percentile_cont(0.5) WITHIN GROUP (ORDER BY r.cpu_walsender * r.us_per_tick / r.clicks) AS cpu_walsender,
            percentile_cont(0.5) WITHIN GROUP (ORDER BY r.cpu_worker * r.us_per_tick / r.clicks) AS cpu_worker,
            percentile_cont(0.5) WITHIN GROUP (ORDER BY r.cpu_sb_worker * r.us_per_tick / r.clicks) AS cpu_sb_worker,
+           -- per transaction, for the plain cases too
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY r.cpu_sb_replay * r.us_per_tick / r.tx) AS cpu_sb_replay,
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY CASE c.node WHEN 'standby' THEN r.cpu_sb_worker ELSE r.cpu_worker END
+                                                       * r.us_per_tick / r.tx) AS cpu_node_worker,
            percentile_cont(0.5) WITHIN GROUP (ORDER BY r.batches) AS batches,
            percentile_cont(0.5) WITHIN GROUP (ORDER BY r.shipped::float8 / nullif(r.batches, 0)) AS per_batch,
            percentile_cont(0.5) WITHIN GROUP (ORDER BY r.flushes) AS flushes,
@@ -451,6 +460,18 @@ SELECT format('  %-10s standby resolve %s x standby plain (%s vs %s TPS; by CPU 
               CASE WHEN r.ratio_raw >= $RESOLVE_GOAL THEN 'PASS' ELSE 'MISS' END)
 FROM bench.pgb_report r JOIN bench.pgb_report p ON p.id = r.reference
 WHERE r.node = 'standby' AND r.kind = 'resolve' ORDER BY r.workload;
+SQL
+	echo "where a node's CPU per transaction goes: its startup process (the replay, on the standby), its worker (the"
+	echo "shipping on the standby, the flushes on the primary), and the rest (the backends, pgbench's connections, the"
+	echo "checkpointer and the like)"
+	bench_psql -At <<'SQL'
+SELECT format('  %-10s %-7s %-8s %5s µs/tx: replay %5s, worker %5s, the rest %5s',
+              workload || ':', node, kind, round(cpu_node::numeric, 1),
+              CASE node WHEN 'standby' THEN round(cpu_sb_replay::numeric, 1)::text ELSE '-' END,
+              round(coalesce(cpu_node_worker, 0)::numeric, 1),
+              round((cpu_node - CASE node WHEN 'standby' THEN cpu_sb_replay ELSE 0 END
+                     - coalesce(cpu_node_worker, 0))::numeric, 1))
+FROM bench.pgb_report WHERE kind IN ('plain', 'resolve') ORDER BY workload, node DESC, kind;
 SQL
 	echo
 	echo "   exactness: over each window the primary's total visits (sum of visit_counts after flush()) grow by exactly"
