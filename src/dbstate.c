@@ -94,6 +94,7 @@ init_slot(db_state *db)
 	pg_atomic_init_u64(&db->ship_failures, 0);
 	pg_atomic_init_u64(&db->last_ship_at, 0);
 	pg_atomic_init_u64(&db->standby_dropped, 0);
+	pg_atomic_init_u64(&db->ship_dims, 0);
 	pg_atomic_init_u64(&db->ship_dim_visits, 0);
 	pg_atomic_init_u64(&db->ship_visitors, 0);
 }

@@ -62,9 +62,9 @@ typedef struct db_state
 	pg_atomic_uint64 ship_failures;
 	pg_atomic_uint64 last_ship_at;
 	pg_atomic_uint64 standby_dropped;	/* served uncounted: no room */
-	pg_atomic_uint64 ship_dim_visits;	/* the batch in flight's dimension
-										 * values' clicks (its worker holds
-										 * them) */
+	pg_atomic_uint64 ship_dims;	/* the batch in flight's dimension values
+								 * (its worker holds them) */
+	pg_atomic_uint64 ship_dim_visits;	/* their clicks */
 	pg_atomic_uint64 ship_visitors; /* and its visitors */
 	pg_atomic_uint64 analytics_overflow;	/* values sent to "other": no room */
 	pg_atomic_uint64 analytics_dropped;	/* dimension values lost: no room */

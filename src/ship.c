@@ -308,6 +308,7 @@ take_analytics(db_state *db, Oid relid)
 	CommitTransactionCommand();
 	for (int i = 0; i < batch.ndims; i++)
 		visits += (uint64) batch.dims[i].visits;
+	pg_atomic_write_u64(&db->ship_dims, (uint64) batch.ndims);
 	pg_atomic_write_u64(&db->ship_dim_visits, visits);
 	pg_atomic_write_u64(&db->ship_visitors, (uint64) batch.nvisitors);
 }
@@ -319,6 +320,7 @@ take_analytics(db_state *db, Oid relid)
 static void
 lost_analytics(db_state *db)
 {
+	pg_atomic_write_u64(&db->ship_dims, 0);
 	pg_atomic_fetch_add_u64(&db->analytics_dropped,
 							pg_atomic_exchange_u64(&db->ship_dim_visits, 0));
 	pg_atomic_fetch_add_u64(&db->visitors_dropped,
@@ -342,6 +344,7 @@ settle_batch(db_state *db, bool applied)
 		pg_atomic_write_u64(&db->last_ship_at, (uint64) GetCurrentTimestamp());
 	}
 	pg_atomic_write_u64(&db->ship_seq, 0);
+	pg_atomic_write_u64(&db->ship_dims, 0);
 	pg_atomic_write_u64(&db->ship_dim_visits, 0);
 	pg_atomic_write_u64(&db->ship_visitors, 0);
 	forget_batch();
@@ -702,6 +705,7 @@ ship_hand_over(db_state *db)
 	if (!applied)
 		analytics_give_back(batch.relid, batch.dims, batch.ndims,
 							batch.visitors, batch.nvisitors);
+	pg_atomic_write_u64(&db->ship_dims, 0);
 	pg_atomic_write_u64(&db->ship_dim_visits, 0);
 	pg_atomic_write_u64(&db->ship_visitors, 0);
 	forget_batch();
@@ -732,6 +736,7 @@ ship_promoted(db_state *db)
 	/* its analytics, unless the worker handed them over (ship_hand_over()) */
 	if (applied)
 	{
+		pg_atomic_write_u64(&db->ship_dims, 0);
 		pg_atomic_write_u64(&db->ship_dim_visits, 0);
 		pg_atomic_write_u64(&db->ship_visitors, 0);
 	}

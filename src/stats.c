@@ -163,6 +163,12 @@ shorturl_stats(PG_FUNCTION_ARGS)
 			int64		nvisitors;
 
 			analytics_pending(&ndims, &nvisitors);
+			/* on a standby, unshipped: the batch in flight's too */
+			if (mode == CLICKS_STANDBY)
+			{
+				ndims += (int64) pg_atomic_read_u64(&db->ship_dims);
+				nvisitors += (int64) pg_atomic_read_u64(&db->ship_visitors);
+			}
 			v[n++] = (stat_value) {"pending_dimension_values", Int64GetDatum(ndims), false};
 			v[n++] = (stat_value) {"pending_visitors", Int64GetDatum(nvisitors), false};
 		}
