@@ -137,6 +137,9 @@ SELECT shorturl.apply_clicks(:sysid, 'sb1', 9, :links, '{}', '{}', '{}', '{}', '
 SELECT shorturl.apply_clicks(:sysid, 'sb1', 9, :links, '{}', '{}', '{}', '{}', '{}',
          ARRAY[:a1], ARRAY['infinity'::date], '{country}', '{DE}', '{1}', '{0}');
 SELECT shorturl.apply_clicks(:sysid, 'sb1', 9, :links, '{}', '{}', '{}', '{}', '{}',
+         ARRAY[:a1, :a1], ARRAY[:'today'::date, :'today'], '{country,device}', '{DE,mobile}',
+         '{9223372036854775807,1}', '{0,0}');
+SELECT shorturl.apply_clicks(:sysid, 'sb1', 9, :links, '{}', '{}', '{}', '{}', '{}',
          '{}', '{}', '{}', '{}', '{}', '{}', ARRAY[:a1], '{}', '{1}');
 SELECT shorturl.apply_clicks(:sysid, 'sb1', 9, :links, '{}', '{}', '{}', '{}', '{}',
          '{}', '{}', '{}', '{}', '{}', '{}', ARRAY[:a1], ARRAY[NULL::date], '{1}');

@@ -1050,7 +1050,9 @@ analytics_settle(bool committed)
 
 		if (committed && written_or_dropped(taken.dims_fate, i))
 			continue;
-		switch (add_dim_or_other(&d->key, d->value, visits, pg_atomic_read_u64(&d->bots), false))
+		/* a standby's values are new here: they keep out of the reserve */
+		switch (add_dim_or_other(&d->key, d->value, visits, pg_atomic_read_u64(&d->bots),
+								 taken.shipped))
 		{
 			case DIM_KEPT:
 				break;

@@ -137,6 +137,7 @@ shipped_dims(FunctionCallInfo fcinfo, int *n)
 	Datum	   *visits = column(fcinfo, 13, INT8OID, "dim_visits", *n, "dim_link_ids");
 	Datum	   *bots = column(fcinfo, 14, INT8OID, "dim_bots", *n, "dim_link_ids");
 	analytics_shipped_dim *out;
+	int64		total = 0;
 
 	out = palloc(Max(*n, 1) * sizeof(analytics_shipped_dim));
 	for (int i = 0; i < *n; i++)
@@ -170,6 +171,11 @@ shipped_dims(FunctionCallInfo fcinfo, int *n)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("dim_visits[%d] must be positive, and dim_bots[%d] between 0 and it", i + 1, i + 1)));
+		/* (the flush adds them to stored bigints: refused here, not there) */
+		if (pg_add_s64_overflow(total, d->visits, &total))
+			ereport(ERROR,
+					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+					 errmsg("the batch's dimension visits are out of range")));
 		pfree(name);
 	}
 	return out;

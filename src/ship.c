@@ -34,8 +34,9 @@
  * A click's analytics (dimension values and visitor, analytics.c) go in
  * the batch too: the take moves them out of the standby's tables into the
  * worker's memory, and the primary adds them to its own tables when the
- * batch commits there.  They are the worker's alone: one that dies with a
- * batch in flight loses them (counted as dropped), never a click.
+ * batch commits there.  They are the worker's alone: one that dies or
+ * leaves with a batch the primary has not applied yet loses them (counted
+ * as dropped once the batch built again is applied), never a click.
  *
  * The entries' inflight is the batch: a worker that starts while a batch
  * is in flight (its predecessor died) builds it again from them.  A reader
@@ -91,6 +92,8 @@ typedef struct ship_batch
 	int			cap;
 	shipped_row *rows;
 	int64		visits;
+	bool		rebuilt;		/* from the entries' inflight, by a worker
+								 * after the one that took it */
 	/* the clicks' analytics (the worker's alone: lost if it dies) */
 	analytics_shipped_dim *dims;
 	int			ndims;
@@ -284,6 +287,7 @@ forget_batch(void)
 	batch.answered = false;
 	batch.n = 0;
 	batch.visits = 0;
+	batch.rebuilt = false;
 	if (batch.dims != NULL)
 		pfree(batch.dims);
 	if (batch.visitors != NULL)
@@ -314,8 +318,9 @@ take_analytics(db_state *db, Oid relid)
 }
 
 /*
- * lost_analytics counts the analytics of a batch whose worker died (or
- * that a promotion finds in another process's hands) as dropped.
+ * lost_analytics counts the analytics of a batch as dropped: the primary
+ * first applied it as built again without them, after the worker that
+ * took them died or left, or a promotion found them in no one's hands.
  */
 static void
 lost_analytics(db_state *db)
@@ -529,6 +534,12 @@ send_batch(db_state *db, const char *id)
 		pfree(arr[a].data);
 	if (answer == NULL)
 		return false;
+	/*
+	 * A batch built again that the primary applies only now never reached
+	 * it with its analytics; one it had applied before did.
+	 */
+	if (batch.rebuilt && strcmp(answer, "t") == 0)
+		lost_analytics(db);
 	pfree(answer);
 	return true;
 }
@@ -620,8 +631,8 @@ ship_now(db_state *db)
 		strlcpy(batch.name, name, sizeof(batch.name));
 		walk(rebuild_visit, &w);
 		batch.seq = pg_atomic_read_u64(&db->ship_seq);
-		/* the batch's dimensions and visitors died with that worker */
-		lost_analytics(db);
+		/* its dimensions and visitors went with that worker (send_batch()) */
+		batch.rebuilt = true;
 	}
 	if (batch.seq != 0 && batch.relid != relid)
 	{

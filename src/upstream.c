@@ -105,13 +105,21 @@ notice(void *arg pg_attribute_unused(), const char *message)
 static bool
 wait_socket(upstream *u, int events, TimestampTz deadline)
 {
+	bool		cut = false;
+
 	for (;;)
 	{
-		long		ms = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
+		long		ms;
 		int			rc;
 
-		if (ProcDiePending && !u->interruptible)
-			ms = Min(ms, SHUTDOWN_WAIT_MS);
+		/* a worker told to stop waits SHUTDOWN_WAIT_MS from then, once */
+		if (ProcDiePending && !u->interruptible && !cut)
+		{
+			deadline = Min(deadline, TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+																 SHUTDOWN_WAIT_MS));
+			cut = true;
+		}
+		ms = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
 		if (ms <= 0)
 			return false;
 		rc = WaitLatchOrSocket(MyLatch, events | WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,

@@ -46,7 +46,13 @@
 #    ship_interval is 200 ms again;
 # 6. clicks with a referrer, country, user agent and visitor on both
 #    standbys and the primary: the primary's breakdowns and unique
-#    visitors count every one, a visitor seen through both standbys once.
+#    visitors count every one, a visitor seen through both standbys once;
+# 7. sb1's worker killed while the primary holds the commit of a batch
+#    with analytics: (a) the commit goes through, and the next worker
+#    finds the batch applied and drops nothing; (b) the commit fails, the
+#    next worker's batch, built again from the clicks, is applied without
+#    the values, and each value and visitor either arrived or counts as
+#    dropped, the lost ones more than none.
 #
 # Last, no process of any server died of a signal.
 #
@@ -499,6 +505,93 @@ is(sql($primary, qq{SELECT shorturl.unique_visitors('r11', $range)}), 110,
 is(sql($_, q{SELECT dimension_dropped || ' ' || visitors_dropped FROM shorturl.stats}), '0 0',
 	'case 6: ' . $_->name . ' dropped no dimension value and no visitor') for $sb1, $sb2;
 check_ledger('case 6', 'visits');
+
+# =====================================================================
+# 7. A worker that dies with a batch of analytics in flight
+# =====================================================================
+# the primary holds the COMMIT of sb1's applies (as in case 3) and, the
+# first time once let go, fails it when told to; sb1 waits for an answer
+# long enough that the next worker's apply is answered whatever the load
+# (a worker stopping waits a second at most)
+ShortURL::Test::reconfigure($sb1, ship_timeout => '30s');
+sql($primary, qq{CREATE SEQUENCE public.gate_fails;
+	CREATE TABLE public.gate_mode (fail boolean NOT NULL);
+	INSERT INTO public.gate_mode VALUES (false);
+	CREATE FUNCTION public.held_commit() RETURNS trigger LANGUAGE plpgsql AS \$\$
+	BEGIN
+		PERFORM pg_advisory_xact_lock_shared($GATE_KEY);
+		IF (SELECT fail FROM public.gate_mode) AND nextval('public.gate_fails') = 1 THEN
+			RAISE EXCEPTION 'the test refuses this batch';
+		END IF;
+		RETURN NULL;
+	END\$\$;
+	CREATE CONSTRAINT TRIGGER held_commit AFTER INSERT OR UPDATE ON shorturl.standby_batches
+	DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN (NEW.standby = 'sb1')
+	EXECUTE FUNCTION public.held_commit()});
+$primary->wait_for_catchup($sb1);
+
+# held_batch clicks $code on sb1 with all facts while the gate holds the
+# primary's commit of the batch, kills sb1's worker, waits for the next
+# one, then lets the commit go; returns sb1's dropped figures before
+sub held_batch
+{
+	my ($case, $code, $n, $referrer) = @_;
+	my $before = stat_of($sb1, q{dimension_dropped || ' ' || visitors_dropped});
+	my $gate = ShortURL::Test::session($primary, 'postgres');
+	ShortURL::Test::ask($gate, "SELECT pg_advisory_lock($GATE_KEY)");
+	my $served = sql($sb1, qq{SELECT count(*) FILTER (WHERE shorturl.resolve('$code', NULL,
+			referrer => '$referrer', country => 'NL', user_agent => '$ua{desktop}',
+			visitor => 'w' || g) = 'https://example.com/$code')
+		FROM generate_series(1, $n) g});
+	is($served, $n, "$case: sb1 served $code with its facts $n times");
+	$want{$code} += $served;
+	ok(ShortURL::Test::wait_until($primary, 'postgres', $held_sql, 30),
+		"$case: sb1's batch is applied on the primary, its COMMIT held") or diag ship_figures($sb1);
+	my ($old) = ShortURL::Test::worker_pids($sb1, 'postgres');
+	sql($sb1, "SELECT pg_terminate_backend($old)");
+	my $t0 = time;
+	ok(ShortURL::Test::wait_until($sb1, 'postgres',
+			"SELECT worker_pid IS NOT NULL AND worker_pid <> $old FROM shorturl.stats", 30),
+		"$case: sb1's worker was killed, and another serves sb1") or diag ship_figures($sb1);
+	# (a worker told to stop gives up a held exchange after a second, not
+	# after ship_timeout's 30 s: no bound asserted, the time is shown)
+	note(sprintf('%s: the next worker served sb1 %.1f s after the kill', $case, time - $t0));
+	ShortURL::Test::ask($gate, "SELECT pg_advisory_unlock($GATE_KEY)");
+	ShortURL::Test::end_session($gate);
+	ok(ShortURL::Test::wait_until($sb1, 'postgres', q{SELECT unshipped_visits = 0 AND pending_dimension_values = 0
+			AND pending_visitors = 0 FROM shorturl.stats}, 60),
+		"$case: sb1 has nothing unshipped") or diag ship_figures($sb1);
+	sql($primary, 'SELECT shorturl.flush()');
+	return split / /, $before;
+}
+
+# a. the primary applies the batch: the next worker finds it applied, and
+# nothing of it is lost
+my ($dims0, $visitors0) = held_batch('case 7a', 'r12', 5, 'https://a.example/x');
+is(sql($primary, qq{SELECT string_agg(value || ' ' || visits, ', ' ORDER BY value)
+		FROM shorturl.visit_breakdown('r12', 'referrer', $range)}) . ' / '
+	  . sql($primary, qq{SELECT shorturl.unique_visitors('r12', $range)}),
+	'a.example 5 / 5', 'case 7a: the primary has the batch\'s referrers and visitors');
+is(stat_of($sb1, q{dimension_dropped || ' ' || visitors_dropped}), "$dims0 $visitors0",
+	'case 7a: sb1 counts nothing dropped');
+
+# b. the primary refuses the batch: the next worker's, built again from
+# the clicks, is applied without the values, which count as dropped; the
+# values and visitors either arrived or count as dropped, each exactly
+sql($primary, 'UPDATE public.gate_mode SET fail = true');
+$primary->wait_for_catchup($sb1);
+($dims0, $visitors0) = held_batch('case 7b', 'r13', 7, 'https://b.example/y');
+my ($dims1, $visitors1) = split / /, stat_of($sb1, q{dimension_dropped || ' ' || visitors_dropped});
+my $arrived = sql($primary, qq{SELECT coalesce(sum(b.visits), 0) FROM unnest(ARRAY['referrer', 'country', 'device']) d,
+	shorturl.visit_breakdown('r13', d, $range) b});
+my $arrived_visitors = sql($primary, qq{SELECT shorturl.unique_visitors('r13', $range)});
+my @refused = grep { /ERROR:\s+the test refuses this batch/ } split /\n/, ShortURL::Test::log_since($primary, 0);
+is(scalar @refused, 1, 'case 7b: the primary refused one apply');
+cmp_ok($dims1 - $dims0, '>', 0, 'case 7b: sb1 counts the lost batch\'s values dropped: ' . ($dims1 - $dims0));
+is(($dims1 - $dims0 + $arrived) . ' ' . ($visitors1 - $visitors0 + $arrived_visitors), '21 7',
+	'case 7b: of the 21 values (7 clicks, three dimensions) and 7 visitors each either arrived or counts as dropped');
+check_ledger('case 7', 'visits');
+sql($primary, 'DROP FUNCTION public.held_commit() CASCADE; DROP TABLE public.gate_mode; DROP SEQUENCE public.gate_fails');
 
 # ---------------------------------------------------------------------
 # No server process died of a signal
