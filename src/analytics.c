@@ -320,6 +320,17 @@ make_dim_key(dim_key *key, Oid relid, int64 link_id, int32 day, analytics_dim di
 	key->vhash = hll_hash(value, strlen(value));
 }
 
+static void
+make_visitor_key(visitor_key *key, Oid relid, int64 link_id, int32 day, uint64 vhash)
+{
+	memset(key, 0, sizeof(*key));
+	key->dbid = MyDatabaseId;
+	key->relid = relid;
+	key->link_id = link_id;
+	key->day = day;
+	key->vhash = vhash;
+}
+
 /* What add_dim_or_other did with a value's clicks */
 typedef enum dim_added
 {
@@ -345,6 +356,45 @@ add_dim_or_other(const dim_key *key, const char *value, uint64 visits, uint64 bo
 	other = *key;
 	other.vhash = hll_hash(ANALYTICS_OTHER, strlen(ANALYTICS_OTHER));
 	return add_dim(&other, ANALYTICS_OTHER, visits, bots, reserve) ? DIM_OTHER : DIM_LOST;
+}
+
+/* What values and visitors that are given back or taken in found no room for */
+typedef struct analytics_losses
+{
+	uint64		overflow;		/* clicks of values sent to "other" */
+	uint64		dropped;		/* clicks of values not kept */
+	uint64		visitors;		/* visitors not kept */
+} analytics_losses;
+
+/* add_counted adds clicks as add_dim_or_other() does, tallying what had no room */
+static void
+add_counted(const dim_key *key, const char *value, uint64 visits, uint64 bots, bool reserve,
+			analytics_losses *losses)
+{
+	switch (add_dim_or_other(key, value, visits, bots, reserve))
+	{
+		case DIM_KEPT:
+			break;
+		case DIM_OTHER:
+			losses->overflow += visits;
+			break;
+		case DIM_LOST:
+			losses->dropped += visits;
+			break;
+	}
+}
+
+/* note_losses adds a tally to the database's figures in shorturl.stats */
+static void
+note_losses(const analytics_losses *losses)
+{
+	db_state   *db = dbstate_mine();
+
+	if (db == NULL)
+		return;
+	pg_atomic_fetch_add_u64(&db->analytics_dropped, losses->dropped);
+	pg_atomic_fetch_add_u64(&db->analytics_overflow, losses->overflow);
+	pg_atomic_fetch_add_u64(&db->visitors_dropped, losses->visitors);
 }
 
 /*
@@ -385,12 +435,7 @@ analytics_record(int64 link_id, TimestampTz when, const char *const values[ANALY
 	{
 		visitor_key key;
 
-		memset(&key, 0, sizeof(key));
-		key.dbid = MyDatabaseId;
-		key.relid = relid;
-		key.link_id = link_id;
-		key.day = day;
-		key.vhash = visitor_hash;
+		make_visitor_key(&key, relid, link_id, day, visitor_hash);
 		if (!add_visitor(&key))
 			pg_atomic_fetch_add_u64(&db->visitors_dropped, 1);
 	}
@@ -1032,14 +1077,10 @@ written_or_dropped(const char *fate, int i)
 void
 analytics_settle(bool committed)
 {
-	db_state   *db;
-	uint64		lost = 0;
-	uint64		overflow = 0;
-	uint64		lost_visitors = 0;
+	analytics_losses losses = {0, 0, 0};
 
 	if (!taken.active)
 		return;
-	db = dbstate_mine();
 	/* a standby's batch that did not commit: the standby sends it again */
 	if (taken.shipped && !committed)
 		taken.ndims = taken.nvisitors = 0;
@@ -1051,32 +1092,17 @@ analytics_settle(bool committed)
 		if (committed && written_or_dropped(taken.dims_fate, i))
 			continue;
 		/* a standby's values are new here: they keep out of the reserve */
-		switch (add_dim_or_other(&d->key, d->value, visits, pg_atomic_read_u64(&d->bots),
-								 taken.shipped))
-		{
-			case DIM_KEPT:
-				break;
-			case DIM_OTHER:
-				overflow += visits;
-				break;
-			case DIM_LOST:
-				lost += visits;
-				break;
-		}
+		add_counted(&d->key, d->value, visits, pg_atomic_read_u64(&d->bots), taken.shipped,
+					&losses);
 	}
 	for (int i = 0; i < taken.nvisitors; i++)
 	{
 		if (committed && written_or_dropped(taken.visitors_fate, i))
 			continue;
 		if (!add_visitor(&taken.visitors[i]))
-			lost_visitors++;
+			losses.visitors++;
 	}
-	if (db != NULL)
-	{
-		pg_atomic_fetch_add_u64(&db->analytics_dropped, lost);
-		pg_atomic_fetch_add_u64(&db->analytics_overflow, overflow);
-		pg_atomic_fetch_add_u64(&db->visitors_dropped, lost_visitors);
-	}
+	note_losses(&losses);
 	taken.active = false;
 	taken.shipped = false;
 	taken.dims = NULL;
@@ -1148,47 +1174,24 @@ static void
 add_shipped(Oid relid, const analytics_shipped_dim *d, int nd,
 			const analytics_shipped_visitor *v, int nv)
 {
-	db_state   *db = dbstate_mine();
-	uint64		lost = 0;
-	uint64		overflow = 0;
-	uint64		lost_visitors = 0;
+	analytics_losses losses = {0, 0, 0};
 
 	for (int i = 0; i < nd; i++)
 	{
 		dim_key		key;
 
 		make_dim_key(&key, relid, d[i].link_id, d[i].day, (analytics_dim) d[i].dim, d[i].value);
-		switch (add_dim_or_other(&key, d[i].value, (uint64) d[i].visits, (uint64) d[i].bots, false))
-		{
-			case DIM_KEPT:
-				break;
-			case DIM_OTHER:
-				overflow += (uint64) d[i].visits;
-				break;
-			case DIM_LOST:
-				lost += (uint64) d[i].visits;
-				break;
-		}
+		add_counted(&key, d[i].value, (uint64) d[i].visits, (uint64) d[i].bots, false, &losses);
 	}
 	for (int i = 0; i < nv; i++)
 	{
 		visitor_key key;
 
-		memset(&key, 0, sizeof(key));
-		key.dbid = MyDatabaseId;
-		key.relid = relid;
-		key.link_id = v[i].link_id;
-		key.day = v[i].day;
-		key.vhash = v[i].vhash;
+		make_visitor_key(&key, relid, v[i].link_id, v[i].day, v[i].vhash);
 		if (!add_visitor(&key))
-			lost_visitors++;
+			losses.visitors++;
 	}
-	if (db != NULL)
-	{
-		pg_atomic_fetch_add_u64(&db->analytics_dropped, lost);
-		pg_atomic_fetch_add_u64(&db->analytics_overflow, overflow);
-		pg_atomic_fetch_add_u64(&db->visitors_dropped, lost_visitors);
-	}
+	note_losses(&losses);
 }
 
 /*
@@ -1228,16 +1231,7 @@ analytics_take_shipped(Oid relid, const analytics_shipped_dim *d, int nd,
 		strlcpy(e->value, d[i].value, sizeof(e->value));
 	}
 	for (int i = 0; i < nv; i++)
-	{
-		visitor_key *key = &taken.visitors[i];
-
-		memset(key, 0, sizeof(*key));
-		key->dbid = MyDatabaseId;
-		key->relid = relid;
-		key->link_id = v[i].link_id;
-		key->day = v[i].day;
-		key->vhash = v[i].vhash;
-	}
+		make_visitor_key(&taken.visitors[i], relid, v[i].link_id, v[i].day, v[i].vhash);
 	taken.ndims = nd;
 	taken.nvisitors = nv;
 	taken.dims_fate = taken.visitors_fate = NULL;
