@@ -130,11 +130,4 @@ extern void compat_init_materialized_srf(struct FunctionCallInfoBaseData *fcinfo
 #define compat_rel_filenumber(rel)	((rel)->rd_node.relNode)
 #endif
 
-/* ReadRecentBuffer() names the file by the same struct, whole */
-#if PG_VERSION_NUM >= 160000
-#define compat_rel_file(rel)	((rel)->rd_locator)
-#else
-#define compat_rel_file(rel)	((rel)->rd_node)
-#endif
-
 #endif							/* SHORTURL_COMPAT_H */

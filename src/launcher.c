@@ -59,6 +59,7 @@
 #include "counters.h"
 #include "dbstate.h"
 #include "pg_shorturl.h"
+#include "urlcache.h"
 #include "worker.h"
 
 /* How often the launcher looks at the databases when nothing wakes it */
@@ -570,6 +571,8 @@ shorturl_launcher_main(Datum main_arg pg_attribute_unused())
 			sync_slots(dbs);
 			schedule(running, &nrunning);
 		}
+		/* standbys' URL caches wait for word that this primary logs for them */
+		urlcache_announce();
 
 		/* sleep a second, or until woken; exit if the postmaster dies */
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,

@@ -77,9 +77,9 @@ header_newest(HeapTupleHeader h)
 		 HEAP_XMAX_IS_LOCKED_ONLY(h->t_infomask));
 }
 
-/* is_newest tells it of the row version in a slot, and keeps its identity */
+/* is_newest tells it of the row version in a slot */
 static bool
-is_newest(TupleTableSlot *slot, link_row *row)
+is_newest(TupleTableSlot *slot)
 {
 	BufferHeapTupleTableSlot *bslot = (BufferHeapTupleTableSlot *) slot;
 	HeapTupleHeader h;
@@ -92,65 +92,6 @@ is_newest(TupleTableSlot *slot, link_row *row)
 	LockBuffer(bslot->buffer, BUFFER_LOCK_SHARE);
 	newest = header_newest(h);
 	LockBuffer(bslot->buffer, BUFFER_LOCK_UNLOCK);
-	row->tid = slot->tts_tid;
-	row->xmin = HeapTupleHeaderGetRawXmin(h);
-	row->buffer = bslot->buffer;
-	return newest;
-}
-
-/*
- * lookup_still_newest tells whether the row version at tid, inserted by
- * xmin, is still the newest of link link_id (as is_newest says it): the URL cache
- * checks an entry filled on a hot standby so on every hit (urlcache.c,
- * rule 4).  A version updated or deleted since has its xmax set by the
- * replay; one pruned away leaves its line pointer unused, redirected, or
- * another version's, inserted by another transaction, in its place.
- * *buffer is where the page was last seen: ReadRecentBuffer() pins it
- * there if it still is, without a lookup in the buffer table or a look at
- * the file's size; otherwise the page is read after checking that the
- * table still has it, and *buffer says where it is now.  The caller holds
- * a lock on heap, so no truncation replays meanwhile.
- */
-bool
-lookup_still_newest(Relation heap, ItemPointer tid, TransactionId xmin, int64 link_id,
-					Buffer *buffer)
-{
-	BlockNumber block = ItemPointerGetBlockNumber(tid);
-	OffsetNumber offset = ItemPointerGetOffsetNumber(tid);
-	Page		page;
-	bool		newest = false;
-
-	if (!BufferIsValid(*buffer) || *buffer < 0 ||
-		!ReadRecentBuffer(compat_rel_file(heap), MAIN_FORKNUM, block, *buffer))
-	{
-		if (block >= RelationGetNumberOfBlocks(heap))
-			return false;
-		*buffer = ReadBuffer(heap, block);
-	}
-	LockBuffer(*buffer, BUFFER_LOCK_SHARE);
-	page = BufferGetPage(*buffer);
-	if (offset >= FirstOffsetNumber && offset <= PageGetMaxOffsetNumber(page))
-	{
-		ItemId		lp = PageGetItemId(page, offset);
-
-		if (ItemIdIsNormal(lp))
-		{
-			HeapTupleData tuple;
-			bool		isnull;
-
-			tuple.t_data = (HeapTupleHeader) PageGetItem(page, lp);
-			tuple.t_len = ItemIdGetLength(lp);
-			tuple.t_tableOid = RelationGetRelid(heap);
-			tuple.t_self = *tid;
-			/* the id too: a raw xmin is unique only within an epoch */
-			newest = HeapTupleHeaderGetRawXmin(tuple.t_data) == xmin &&
-				header_newest(tuple.t_data) &&
-				DatumGetInt64(heap_getattr(&tuple, catalog_tables()->links_att[LINKS_ID],
-										   RelationGetDescr(heap), &isnull)) == link_id &&
-				!isnull;
-		}
-	}
-	UnlockReleaseBuffer(*buffer);
 	return newest;
 }
 
@@ -196,7 +137,7 @@ lookup_link(Relation heap, const char *code, int code_len, const char *domain,
 	{
 		fill_row(t, slot, want_url, row);
 		if (newest != NULL)
-			*newest = is_newest(slot, row);
+			*newest = is_newest(slot);
 	}
 	index_endscan(scan);
 	ExecDropSingleTupleTableSlot(slot);

@@ -10,8 +10,6 @@
 #define SHORTURL_LOOKUP_H
 
 #include "datatype/timestamp.h"
-#include "storage/buf.h"
-#include "storage/itemptr.h"
 #include "utils/relcache.h"
 #include "utils/snapshot.h"
 
@@ -26,17 +24,11 @@ typedef struct link_row
 	bool		has_max;
 	int64		max_visits;
 	bool		disabled;
-	/* the row version read, when it is the newest (lookup_link's newest) */
-	ItemPointerData tid;
-	TransactionId xmin;
-	Buffer		buffer;			/* where its page was then: a hint */
 } link_row;
 
 extern bool lookup_link(Relation heap, const char *code, int code_len,
 						const char *domain, int domain_len, Snapshot snapshot,
 						bool want_url, link_row *row, bool *newest);
-extern bool lookup_still_newest(Relation heap, ItemPointer tid, TransactionId xmin,
-								int64 link_id, Buffer *buffer);
 extern int64 lookup_stored_visits(int64 link_id, Snapshot snapshot);
 extern bool lookup_link_by_id(int64 link_id, Snapshot snapshot, link_row *row);
 extern bool lookup_link_may_exist(int64 link_id);

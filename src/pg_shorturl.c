@@ -579,6 +579,7 @@ _PG_init(void)
 	/* shared memory, the launcher and hooks exist only when preloaded */
 	if (!process_shared_preload_libraries_in_progress)
 		return;
+	urlcache_register_rmgr();
 #ifdef COMPAT_HAS_SHMEM_REQUEST_HOOK
 	prev_shmem_request_hook = shmem_request_hook;
 	shmem_request_hook = shmem_request;

@@ -62,31 +62,32 @@
  * not use the cache.
  *
  * On a hot standby, replay applies changes without running the triggers,
- * so rules 1 and 3 never fire there.  A fourth rule takes their place:
- *	4. An entry filled in recovery (or after a probe made in recovery)
- *	   keeps the identity of the row version it was filled from (its TID,
- *	   xmin and link id), and a hit checks under the buffer's share lock
- *	   that this version is still the newest (lookup_still_newest()): a
- *	   replayed update or delete has set its xmax, a pruning has freed its
- *	   line pointer or given it to another version.  An entry that fails
- *	   goes, and the call reads the table.  Replay changes a tuple under
- *	   the buffer's exclusive lock, so the check and the replay are
- *	   ordered; the table's file is in the key, and a truncation waits for
- *	   the lock the caller holds.  The entry also keeps the replay position
- *	   (GetCurrentReplayRecPtr(), read before the check or the fill's read
- *	   of the row), and a hit that finds the position unchanged skips the
- *	   check: replay moves the position before it applies a record, so no
- *	   record has touched the table since, and a change whose commit our
- *	   snapshot sees came with a record past that position.
- * A hot link's hits then cost nothing more than on a primary between two
- * records replayed, and one buffer access (instead of the index's three or
- * four) after one.  Such an entry is checked on every hit after a
- * promotion, when rules 1 to 3 take over for changes from then on.  Nothing survives a
- * restart.
+ * so rule 1 has a second half:
+ *	4. At PRE_COMMIT (or PRE_PREPARE) the changing transaction also logs
+ *	   the keys it changed (or "every link of the database") in a WAL
+ *	   record of our own resource manager (RM_SHORTURL_ID), when wal_level
+ *	   allows a standby and the library is preloaded (which registers the
+ *	   resource manager), whether or not this server has a cache.  A
+ *	   standby's startup process, replaying it, evicts those keys and
+ *	   advances their partitions' generations: what PRE_COMMIT did on the
+ *	   primary.  A standby uses its cache in recovery only once it has
+ *	   replayed a record of ours since it started (the launcher logs one
+ *	   after each checkpoint: urlcache_announce): a primary that runs an
+ *	   older library, or none preloaded, logs nothing.
+ * Rules 2 and 3 hold on a standby as they are: replay sets the old
+ * version's xmax under the buffer's exclusive lock, and the record comes
+ * after the transaction's changes and before its commit record.  So the
+ * proof above stands with "the record's replay" for "M's PRE_COMMIT", and
+ * entries filled in recovery are as safe as a primary's, with no check per
+ * hit.  After a promotion, rules 1 to 3 go on from the last record
+ * replayed.  Every server that replays this WAL must load the library
+ * (shared_preload_libraries): the startup process stops at a record of a
+ * resource manager it does not know.  Nothing survives a restart.
  *
- * One concern, about 1,000 lines: the invalidation protocol works on the
- * partitions' internals (generations, the index, eviction) that nothing
- * else may touch, so the table and its invalidation stay in one file.
+ * One concern, about 1,200 lines: the invalidation protocol, with its
+ * replay, works on the partitions' internals (generations, the index,
+ * eviction) that nothing else may touch, so the table and its
+ * invalidation stay in one file.
  *
  *-------------------------------------------------------------------------
  */
@@ -97,13 +98,19 @@
 #include "access/htup_details.h"
 #include "access/xact.h"
 #include "access/xlog.h"
-#include "access/xlogrecovery.h"
+#include "access/xlog_internal.h"
+#include "access/xloginsert.h"
+#include "access/xlogreader.h"
 #include "commands/trigger.h"
 #include "common/pg_prng.h"
+#include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "port/atomics.h"
+#include "replication/walsender.h"
+#include "replication/walsender_private.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
+#include "storage/spin.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -133,7 +140,6 @@
 #define ENTRY_HAS_EXPIRY		0x01
 #define ENTRY_HAS_MAX			0x02
 #define ENTRY_DISABLED			0x04
-#define ENTRY_REPLAYED			0x08	/* filled in recovery: rule 4 */
 
 typedef struct cache_chunk
 {
@@ -151,11 +157,6 @@ typedef struct cache_entry
 	int64		link_id;
 	TimestampTz expires_at;
 	int64		max_visits;
-	ItemPointerData tid;		/* the row version it was filled from */
-	TransactionId xmin;
-	pg_atomic_uint32 buffer;	/* where its page was last seen: a hint */
-	pg_atomic_uint64 checked_at;	/* replay position it was last found
-									 * current at (rule 4) */
 	uint32		url_len;
 	uint16		code_len;
 	uint16		domain_len;
@@ -187,10 +188,14 @@ typedef struct urlcache_shared
 	pg_atomic_uint64 rejected;
 	pg_atomic_uint64 evictions;
 	pg_atomic_uint64 invalidations;
+	pg_atomic_uint32 primary_logs;	/* in recovery: a record of ours replayed */
 	cache_partition part[URLCACHE_PARTITIONS];
 } urlcache_shared;
 
 static urlcache_shared *shared = NULL;
+
+/* Our resource manager is registered (preloaded): rule 4 may log */
+static bool rmgr_registered = false;
 static cache_entry *entries;
 static int32 *buckets;
 static cache_chunk *chunks;
@@ -200,12 +205,13 @@ static LWLockPadded *locks;
 /* What this transaction changed: see rule 1 */
 static struct
 {
-	uint64	   *hashes;
-	int			n;
+	uint64	   *hashes;			/* their key hashes, when there is a cache */
+	int			n;				/* links remembered */
 	int			size;
 	bool		any;			/* links changed: the cache is not for us */
 	bool		all;			/* too many, or a TRUNCATE: clear the database */
 	bool		registered;
+	StringInfoData keys;		/* the keys themselves, for standbys (rule 4) */
 } changed;
 
 /* ---------------------------------------------------------------------
@@ -326,6 +332,7 @@ urlcache_init_shmem(void)
 		pg_atomic_init_u64(&shared->rejected, 0);
 		pg_atomic_init_u64(&shared->evictions, 0);
 		pg_atomic_init_u64(&shared->invalidations, 0);
+		pg_atomic_init_u32(&shared->primary_logs, 0);
 		for (int part = 0; part < URLCACHE_PARTITIONS; part++)
 		{
 			cache_partition *cp = &shared->part[part];
@@ -388,7 +395,7 @@ home_of(uint64 hash)
 }
 
 static uint64
-key_hash(Oid relid, Oid filenumber, const char *code, int code_len,
+key_hash(Oid dbid, Oid relid, Oid filenumber, const char *code, int code_len,
 		 const char *domain, int domain_len)
 {
 	char		local[3 * sizeof(Oid) + 2 * sizeof(int) + ALIAS_MAX_LENGTH + 128];
@@ -397,7 +404,7 @@ key_hash(Oid relid, Oid filenumber, const char *code, int code_len,
 	char	   *p = buf;
 	uint64		hash;
 
-	memcpy(p, &MyDatabaseId, sizeof(Oid));
+	memcpy(p, &dbid, sizeof(Oid));
 	p += sizeof(Oid);
 	memcpy(p, &relid, sizeof(Oid));
 	p += sizeof(Oid);
@@ -577,51 +584,14 @@ usable(Relation links)
 	if (shared == NULL || !shorturl_url_cache || changed.any ||
 		IsolationUsesXactSnapshot() || td == NULL)
 		return false;
+	/* in recovery, only once the primary is known to log its changes */
+	if (RecoveryInProgress() && pg_atomic_read_u32(&shared->primary_logs) == 0)
+		return false;
 	for (int i = 0; i < td->numtriggers; i++)
 		if (td->triggers[i].tgenabled == TRIGGER_FIRES_ALWAYS &&
 			strcmp(td->triggers[i].tgname, "links_url_cache") == 0)
 			return true;
 	return false;
-}
-
-/*
- * check_replayed checks a hit of an entry filled in recovery (rule 4):
- * true if its row version is still the newest; false once the entry is
- * gone.  replay_at is the replay position read before the check, which
- * the entry keeps (InvalidXLogRecPtr after a promotion: every hit checks).
- * Where the page turned out to be is kept too, for the next check.  The
- * slot is changed only if it still holds that row version: another
- * backend may have dropped the entry meanwhile, and the slot gone to
- * another link.
- */
-static bool
-check_replayed(Relation links, int part, int32 slot, const urlcache_probe *probe,
-			   const link_row *row, XLogRecPtr replay_at)
-{
-	ItemPointerData tid = row->tid;
-	Buffer		buffer = row->buffer;
-	bool		newest = lookup_still_newest(links, &tid, row->xmin, row->id, &buffer);
-	cache_entry *e = slot_at(part, slot);
-
-	LWLockAcquire(&locks[part].lock, newest ? LW_SHARED : LW_EXCLUSIVE);
-	if (e->dbid == MyDatabaseId && e->hash == probe->hash && e->relid == probe->relid &&
-		e->filenumber == probe->filenumber && e->link_id == row->id &&
-		ItemPointerEquals(&e->tid, &tid) && e->xmin == row->xmin)
-	{
-		if (!newest)
-		{
-			remove_slot(part, slot);
-			pg_atomic_fetch_add_u64(&shared->invalidations, 1);
-		}
-		else
-		{
-			pg_atomic_write_u32(&e->buffer, (uint32) buffer);
-			if (!XLogRecPtrIsInvalid(replay_at))
-				pg_atomic_write_u64(&e->checked_at, replay_at);
-		}
-	}
-	LWLockRelease(&locks[part].lock);
-	return newest;
 }
 
 /*
@@ -635,21 +605,15 @@ urlcache_get(Relation links, const char *code, int code_len, const char *domain,
 {
 	int			part;
 	int32		slot;
-	bool		replayed = false;
-	XLogRecPtr	checked_at = InvalidXLogRecPtr;
 
 	probe->usable = usable(links);
 	if (!probe->usable)
 		return false;
 	probe->relid = RelationGetRelid(links);
 	probe->filenumber = compat_rel_filenumber(links);
-	probe->hash = key_hash(probe->relid, probe->filenumber, code, code_len, domain, domain_len);
+	probe->hash = key_hash(MyDatabaseId, probe->relid, probe->filenumber, code, code_len, domain, domain_len);
 	part = partition_of(probe->hash);
 	tlfu_increment(sketch, probe->hash);
-
-	/* before the row is read: see rule 4 */
-	probe->replayed = RecoveryInProgress();
-	probe->replay_at = probe->replayed ? GetCurrentReplayRecPtr(NULL) : InvalidXLogRecPtr;
 
 	LWLockAcquire(&locks[part].lock, LW_SHARED);
 	probe->gen = shared->part[part].gen;
@@ -659,12 +623,7 @@ urlcache_get(Relation links, const char *code, int code_len, const char *domain,
 	{
 		cache_entry *e = slot_at(part, slot);
 
-		replayed = (e->flags & ENTRY_REPLAYED) != 0;
-		checked_at = pg_atomic_read_u64(&e->checked_at);
 		memset(row, 0, sizeof(*row));
-		row->tid = e->tid;
-		row->xmin = e->xmin;
-		row->buffer = (Buffer) pg_atomic_read_u32(&e->buffer);
 		row->found = true;
 		row->id = e->link_id;
 		row->has_expiry = (e->flags & ENTRY_HAS_EXPIRY) != 0;
@@ -678,21 +637,6 @@ urlcache_get(Relation links, const char *code, int code_len, const char *domain,
 			pg_atomic_write_u32(&e->referenced, 1);
 	}
 	LWLockRelease(&locks[part].lock);
-	/*
-	 * Rule 4: nothing has been replayed since the entry was last found
-	 * current (replay moves the position before it applies a record, and
-	 * before a commit it replays is visible to our snapshot), or it is
-	 * checked now.
-	 */
-	if (slot != NO_SLOT && replayed &&
-		!(probe->replayed && probe->replay_at == checked_at) &&
-		!check_replayed(links, part, slot, probe, row, probe->replay_at))
-	{
-		if (row->url != NULL)
-			pfree(row->url);
-		memset(row, 0, sizeof(*row));
-		slot = NO_SLOT;
-	}
 	pg_atomic_fetch_add_u64(slot != NO_SLOT ? &shared->hits : &shared->misses, 1);
 	return slot != NO_SLOT;
 }
@@ -810,17 +754,12 @@ urlcache_fill(const urlcache_probe *probe, const char *code, int code_len,
 	e->link_id = row->id;
 	e->expires_at = row->expires_at;
 	e->max_visits = row->max_visits;
-	e->tid = row->tid;
-	e->xmin = row->xmin;
-	pg_atomic_write_u32(&e->buffer, (uint32) row->buffer);
-	pg_atomic_write_u64(&e->checked_at, probe->replay_at);
 	e->url_len = (uint32) url_len;
 	e->code_len = (uint16) code_len;
 	e->domain_len = (uint16) domain_len;
 	e->flags = (row->has_expiry ? ENTRY_HAS_EXPIRY : 0) |
 		(row->has_max ? ENTRY_HAS_MAX : 0) |
-		(row->disabled ? ENTRY_DISABLED : 0) |
-		(probe->replayed || RecoveryInProgress() ? ENTRY_REPLAYED : 0);
+		(row->disabled ? ENTRY_DISABLED : 0);
 	pg_atomic_write_u32(&e->referenced, 0);
 
 	b = buckets_of(part);
@@ -840,11 +779,11 @@ urlcache_fill(const urlcache_probe *probe, const char *code, int code_len,
  */
 
 /*
- * evict_hash removes the entries of this database with this key hash and
+ * evict_hash removes the entries of database dbid with this key hash and
  * advances the partition's generation
  */
 static void
-evict_hash(uint64 hash)
+evict_hash(Oid dbid, uint64 hash)
 {
 	int			part = partition_of(hash);
 	int32	   *b = buckets_of(part);
@@ -857,7 +796,7 @@ evict_hash(uint64 hash)
 		cache_entry *e = slot_at(part, b[i]);
 
 		/* a removal shifts the run back into place i: look at it again */
-		if (e->hash == hash && e->dbid == MyDatabaseId)
+		if (e->hash == hash && e->dbid == dbid)
 			remove_slot(part, b[i]);
 		else
 			i = (i + 1) & mask;
@@ -866,15 +805,15 @@ evict_hash(uint64 hash)
 	LWLockRelease(&locks[part].lock);
 }
 
-/* evict_database removes every entry of this database, and advances all */
+/* evict_database removes every entry of database dbid, and advances all */
 static void
-evict_database(void)
+evict_database(Oid dbid)
 {
 	for (int part = 0; part < URLCACHE_PARTITIONS; part++)
 	{
 		LWLockAcquire(&locks[part].lock, LW_EXCLUSIVE);
 		for (uint32 s = 0; s < shared->slots; s++)
-			if (slot_at(part, (int32) s)->dbid == MyDatabaseId)
+			if (slot_at(part, (int32) s)->dbid == dbid)
 				remove_slot(part, (int32) s);
 		shared->part[part].gen++;
 		LWLockRelease(&locks[part].lock);
@@ -891,8 +830,70 @@ by_hash(const void *a, const void *b)
 }
 
 /*
- * urlcache_xact_callback applies rule 1 at PRE_COMMIT and PRE_PREPARE, and
- * forgets the transaction's changes when it ends either way.
+ * The record a transaction that changed links logs at PRE_COMMIT for hot
+ * standbys (rule 4), with resource manager RM_SHORTURL_ID:
+ * XLOG_URLCACHE_EVICT is an xl_urlcache_evict and then nkeys keys, each an
+ * xl_urlcache_key followed by its code and domain (unaligned: read with
+ * memcpy); XLOG_URLCACHE_CLEAR is an xl_urlcache_evict alone, for every
+ * link of the database.  XLOG_URLCACHE_HELLO (an xl_urlcache_evict of
+ * zeros) says that the primary logs the others (urlcache_announce).
+ */
+#define XLOG_URLCACHE_EVICT		0x00
+#define XLOG_URLCACHE_CLEAR		0x10
+#define XLOG_URLCACHE_HELLO		0x20
+
+typedef struct xl_urlcache_evict
+{
+	Oid			dbid;
+	uint32		nkeys;
+} xl_urlcache_evict;
+
+typedef struct xl_urlcache_key
+{
+	Oid			relid;
+	Oid			filenumber;
+	uint32		code_len;
+	uint32		domain_len;
+} xl_urlcache_key;
+
+/* log_changes logs what this transaction changed, if a standby may want it */
+static void
+log_changes(void)
+{
+	xl_urlcache_evict xlrec;
+
+	if (!changed.all && changed.n == 0)
+		return;
+	if (!rmgr_registered || RecoveryInProgress() || !XLogStandbyInfoActive())
+		return;
+	xlrec.dbid = MyDatabaseId;
+	xlrec.nkeys = changed.all ? 0 : (uint32) changed.n;
+	XLogBeginInsert();
+	XLogRegisterData((char *) &xlrec, sizeof(xlrec));
+	if (!changed.all)
+		XLogRegisterData(changed.keys.data, changed.keys.len);
+	(void) XLogInsert(RM_SHORTURL_ID, changed.all ? XLOG_URLCACHE_CLEAR : XLOG_URLCACHE_EVICT);
+}
+
+/* forget drops the changes remembered, keeping the transaction away */
+static void
+forget(void)
+{
+	changed.n = 0;
+	changed.all = false;
+	if (changed.keys.data != NULL && changed.keys.maxlen > 64 * 1024)
+	{
+		pfree(changed.keys.data);
+		changed.keys.data = NULL;
+	}
+	else if (changed.keys.data != NULL)
+		resetStringInfo(&changed.keys);
+}
+
+/*
+ * urlcache_xact_callback applies rule 1 at PRE_COMMIT and PRE_PREPARE (and
+ * logs the changes for rule 4), and forgets the transaction's changes when
+ * it ends either way.
  */
 static void
 urlcache_xact_callback(XactEvent event, void *arg pg_attribute_unused())
@@ -902,12 +903,12 @@ urlcache_xact_callback(XactEvent event, void *arg pg_attribute_unused())
 		case XACT_EVENT_PRE_COMMIT:
 		case XACT_EVENT_PARALLEL_PRE_COMMIT:
 		case XACT_EVENT_PRE_PREPARE:
-			if (changed.all)
+			if (shared != NULL && changed.all)
 			{
-				evict_database();
+				evict_database(MyDatabaseId);
 				pg_atomic_fetch_add_u64(&shared->invalidations, 1);
 			}
-			else
+			else if (shared != NULL)
 			{
 				uint64		keys = 0;
 
@@ -915,21 +916,20 @@ urlcache_xact_callback(XactEvent event, void *arg pg_attribute_unused())
 				for (int i = 0; i < changed.n; i++)
 					if (i == 0 || changed.hashes[i] != changed.hashes[i - 1])
 					{
-						evict_hash(changed.hashes[i]);
+						evict_hash(MyDatabaseId, changed.hashes[i]);
 						keys++;
 					}
 				pg_atomic_fetch_add_u64(&shared->invalidations, keys);
 			}
-			changed.n = 0;
-			changed.all = false;
+			log_changes();
+			forget();
 			break;
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
 		case XACT_EVENT_PREPARE:
-			changed.n = 0;
-			changed.all = false;
+			forget();
 			changed.any = false;
 			break;
 	}
@@ -947,32 +947,66 @@ keep_away(void)
 	changed.any = true;
 }
 
+/* remember_all notes that every link of the database changed */
+static void
+remember_all(void)
+{
+	keep_away();
+	changed.all = true;
+}
+
 /*
- * remember notes a changed link (or, with all, every link of the
- * database) for PRE_COMMIT, and keeps the transaction away from the cache
+ * remember notes a changed link for PRE_COMMIT: its key's hash for this
+ * server's cache, and the key itself for a standby's (when wal_level lets
+ * there be one).  It keeps the transaction away from the cache.
  */
 static void
-remember(uint64 hash, bool all)
+remember(Oid relid, Oid filenumber, const char *code, int code_len,
+		 const char *domain, int domain_len)
 {
 	keep_away();
 	if (changed.all)
 		return;
-	if (all || changed.n >= MAX_REMEMBERED)
+	if (changed.n >= MAX_REMEMBERED)
 	{
 		changed.all = true;
 		return;
 	}
-	if (changed.hashes == NULL)
+	if (shared != NULL)
 	{
-		changed.size = 64;
-		changed.hashes = MemoryContextAlloc(TopMemoryContext, changed.size * sizeof(uint64));
+		if (changed.hashes == NULL)
+		{
+			changed.size = 64;
+			changed.hashes = MemoryContextAlloc(TopMemoryContext, changed.size * sizeof(uint64));
+		}
+		else if (changed.n == changed.size)
+		{
+			changed.size *= 2;
+			changed.hashes = repalloc(changed.hashes, changed.size * sizeof(uint64));
+		}
+		changed.hashes[changed.n] = key_hash(MyDatabaseId, relid, filenumber,
+											 code, code_len, domain, domain_len);
 	}
-	else if (changed.n == changed.size)
+	if (rmgr_registered && XLogStandbyInfoActive())
 	{
-		changed.size *= 2;
-		changed.hashes = repalloc(changed.hashes, changed.size * sizeof(uint64));
+		xl_urlcache_key key;
+
+		if (changed.keys.data == NULL)
+		{
+			MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+			initStringInfo(&changed.keys);
+			MemoryContextSwitchTo(old);
+		}
+		key.relid = relid;
+		key.filenumber = filenumber;
+		key.code_len = (uint32) code_len;
+		key.domain_len = (uint32) domain_len;
+		appendBinaryStringInfo(&changed.keys, (const char *) &key, sizeof(key));
+		appendBinaryStringInfo(&changed.keys, code, code_len);
+		appendBinaryStringInfo(&changed.keys, domain, domain_len);
 	}
-	changed.hashes[changed.n++] = hash;
+	changed.n++;
 }
 
 PG_FUNCTION_INFO_V1(shorturl_url_cache_invalidate);
@@ -981,6 +1015,8 @@ PG_FUNCTION_INFO_V1(shorturl_url_cache_invalidate);
  * shorturl_url_cache_invalidate is the trigger links_url_cache (BEFORE
  * UPDATE OR DELETE, per row) and links_url_cache_truncate (BEFORE TRUNCATE)
  * on shorturl.links: rule 1 above.  It lets the change go ahead as it is.
+ * It remembers the change even on a server without a cache: a standby's
+ * may hold the link (rule 4).
  */
 Datum
 shorturl_url_cache_invalidate(PG_FUNCTION_ARGS)
@@ -989,9 +1025,10 @@ shorturl_url_cache_invalidate(PG_FUNCTION_ARGS)
 	const shorturl_tables *t;
 	Relation	rel;
 	HeapTuple	old;
-	bool		isnull;
-	text	   *code;
-	text	   *domain;
+	Datum		c;
+	Datum		d;
+	bool		code_null;
+	bool		domain_null;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BEFORE(td->tg_event))
 		ereport(ERROR,
@@ -1005,8 +1042,7 @@ shorturl_url_cache_invalidate(PG_FUNCTION_ARGS)
 				 errmsg("%s() belongs on shorturl.links only", "shorturl._url_cache_invalidate")));
 	if (TRIGGER_FIRED_BY_TRUNCATE(td->tg_event))
 	{
-		if (shared != NULL)
-			remember(0, true);
+		remember_all();
 		return PointerGetDatum(NULL);
 	}
 	if (!TRIGGER_FIRED_FOR_ROW(td->tg_event) ||
@@ -1016,23 +1052,19 @@ shorturl_url_cache_invalidate(PG_FUNCTION_ARGS)
 				 errmsg("%s() must fire for each row on UPDATE or DELETE, or on TRUNCATE",
 						"shorturl._url_cache_invalidate")));
 	old = td->tg_trigtuple;
-	if (shared != NULL)
+	c = heap_getattr(old, t->links_att[LINKS_CODE], RelationGetDescr(rel), &code_null);
+	d = heap_getattr(old, t->links_att[LINKS_DOMAIN], RelationGetDescr(rel), &domain_null);
+	/* a row without a code or domain (the owner's doing) was never cached */
+	if (code_null || domain_null)
+		keep_away();
+	else
 	{
-		Datum		c = heap_getattr(old, t->links_att[LINKS_CODE], RelationGetDescr(rel), &isnull);
-		bool		domain_null;
-		Datum		d = heap_getattr(old, t->links_att[LINKS_DOMAIN], RelationGetDescr(rel), &domain_null);
+		text	   *code = DatumGetTextPP(c);
+		text	   *domain = DatumGetTextPP(d);
 
-		/* a row without a code or domain (the owner's doing) was never cached */
-		if (!isnull && !domain_null)
-		{
-			code = DatumGetTextPP(c);
-			domain = DatumGetTextPP(d);
-			remember(key_hash(RelationGetRelid(rel), compat_rel_filenumber(rel),
-							  VARDATA_ANY(code), (int) VARSIZE_ANY_EXHDR(code),
-							  VARDATA_ANY(domain), (int) VARSIZE_ANY_EXHDR(domain)), false);
-		}
-		else
-			keep_away();
+		remember(RelationGetRelid(rel), compat_rel_filenumber(rel),
+				 VARDATA_ANY(code), (int) VARSIZE_ANY_EXHDR(code),
+				 VARDATA_ANY(domain), (int) VARSIZE_ANY_EXHDR(domain));
 	}
 	return PointerGetDatum(TRIGGER_FIRED_BY_UPDATE(td->tg_event) ? td->tg_newtuple : old);
 }
@@ -1041,16 +1073,163 @@ PG_FUNCTION_INFO_V1(shorturl_url_cache_reset);
 
 /*
  * shorturl_url_cache_reset implements shorturl._url_cache_reset(): forget
- * this database's entries now and again at commit (extension scripts call
- * it; see the top of the file).  Returns whether there is a cache.
+ * this database's entries now and again at commit, here and on standbys
+ * (extension scripts call it; see the top of the file).  Returns whether
+ * this server has a cache.
  */
 Datum
 shorturl_url_cache_reset(PG_FUNCTION_ARGS)
 {
+	remember_all();
+	PG_RETURN_BOOL(shared != NULL);
+}
+
+/* ---------------------------------------------------------------------
+ * Replay on a standby (rule 4)
+ * ---------------------------------------------------------------------
+ */
+
+/* urlcache_redo does on a standby what the changer's PRE_COMMIT did */
+static void
+urlcache_redo(XLogReaderState *record)
+{
+	uint8		info = XLogRecGetInfo(record) & ~XLR_INFO_MASK;
+	const char *p = XLogRecGetData(record);
+	const char *end = p + XLogRecGetDataLen(record);
+	xl_urlcache_evict xlrec;
+
+	if (info != XLOG_URLCACHE_EVICT && info != XLOG_URLCACHE_CLEAR &&
+		info != XLOG_URLCACHE_HELLO)
+		elog(PANIC, "pg_shorturl url cache redo: unknown op code %u", info);
+	if (end - p < (ptrdiff_t) sizeof(xlrec))
+		elog(PANIC, "pg_shorturl url cache redo: record too short");
+	memcpy(&xlrec, p, sizeof(xlrec));
+	p += sizeof(xlrec);
 	if (shared == NULL)
-		PG_RETURN_BOOL(false);
-	remember(0, true);
-	PG_RETURN_BOOL(true);
+		return;
+	if (pg_atomic_read_u32(&shared->primary_logs) == 0)
+		pg_atomic_write_u32(&shared->primary_logs, 1);
+	if (info == XLOG_URLCACHE_HELLO)
+		return;
+	if (info == XLOG_URLCACHE_CLEAR)
+	{
+		evict_database(xlrec.dbid);
+		pg_atomic_fetch_add_u64(&shared->invalidations, 1);
+		return;
+	}
+	for (uint32 k = 0; k < xlrec.nkeys; k++)
+	{
+		xl_urlcache_key key;
+
+		if (end - p < (ptrdiff_t) sizeof(key))
+			elog(PANIC, "pg_shorturl url cache redo: record too short");
+		memcpy(&key, p, sizeof(key));
+		p += sizeof(key);
+		if ((uint64) (end - p) < (uint64) key.code_len + key.domain_len)
+			elog(PANIC, "pg_shorturl url cache redo: record too short");
+		evict_hash(xlrec.dbid, key_hash(xlrec.dbid, key.relid, key.filenumber,
+										p, (int) key.code_len,
+										p + key.code_len, (int) key.domain_len));
+		p += key.code_len + key.domain_len;
+	}
+	pg_atomic_fetch_add_u64(&shared->invalidations, xlrec.nkeys);
+}
+
+static void
+urlcache_desc(StringInfo buf, XLogReaderState *record)
+{
+	uint8		info = XLogRecGetInfo(record) & ~XLR_INFO_MASK;
+	xl_urlcache_evict xlrec;
+
+	if (XLogRecGetDataLen(record) < sizeof(xlrec))
+		return;
+	memcpy(&xlrec, XLogRecGetData(record), sizeof(xlrec));
+	if (info == XLOG_URLCACHE_HELLO)
+		appendStringInfoString(buf, "the primary logs the URL cache's invalidations");
+	else if (info == XLOG_URLCACHE_CLEAR)
+		appendStringInfo(buf, "db %u: every link", xlrec.dbid);
+	else
+		appendStringInfo(buf, "db %u: %u links", xlrec.dbid, xlrec.nkeys);
+}
+
+static const char *
+urlcache_identify(uint8 info)
+{
+	switch (info & ~XLR_INFO_MASK)
+	{
+		case XLOG_URLCACHE_EVICT:
+			return "EVICT";
+		case XLOG_URLCACHE_CLEAR:
+			return "CLEAR";
+		case XLOG_URLCACHE_HELLO:
+			return "HELLO";
+	}
+	return NULL;
+}
+
+static RmgrData urlcache_rmgr = {
+	.rm_name = "pg_shorturl",
+	.rm_redo = urlcache_redo,
+	.rm_desc = urlcache_desc,
+	.rm_identify = urlcache_identify,
+};
+
+/* wal_shipped tells whether a walsender runs, or WAL is archived */
+static bool
+wal_shipped(void)
+{
+	if (XLogArchivingActive())
+		return true;
+	for (int i = 0; i < max_wal_senders; i++)
+	{
+		WalSnd	   *w = &WalSndCtl->walsnds[i];
+		pid_t		pid;
+
+		SpinLockAcquire(&w->mutex);
+		pid = w->pid;
+		SpinLockRelease(&w->mutex);
+		if (pid != 0)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * urlcache_announce logs a HELLO (see rule 4) once after each checkpoint's
+ * start while WAL leaves this server (a walsender runs, pg_basebackup's
+ * among them, or WAL is archived), so a standby that starts replaying from
+ * a restartpoint or a base backup meets one soon after.  The launcher
+ * calls it on a primary every second or so.  The record is unimportant:
+ * an idle server stays idle, and checkpoints are not made for it.  It is
+ * flushed at once, so a standby gets it even from an idle primary.
+ */
+void
+urlcache_announce(void)
+{
+	static XLogRecPtr announced = InvalidXLogRecPtr;
+	xl_urlcache_evict xlrec;
+
+	if (!rmgr_registered || RecoveryInProgress() || !XLogStandbyInfoActive() ||
+		GetRedoRecPtr() <= announced || !wal_shipped())
+		return;
+	memset(&xlrec, 0, sizeof(xlrec));
+	XLogBeginInsert();
+	XLogSetRecordFlags(XLOG_MARK_UNIMPORTANT);
+	XLogRegisterData((char *) &xlrec, sizeof(xlrec));
+	announced = XLogInsert(RM_SHORTURL_ID, XLOG_URLCACHE_HELLO);
+	XLogFlush(announced);
+}
+
+/*
+ * urlcache_register_rmgr registers the resource manager that replays rule
+ * 4's records: from shared_preload_libraries only, on every server (a
+ * standby that did not load the library could not replay the records).
+ */
+void
+urlcache_register_rmgr(void)
+{
+	RegisterCustomRmgr(RM_SHORTURL_ID, &urlcache_rmgr);
+	rmgr_registered = true;
 }
 
 /* urlcache_stats reads the cache's figures; false when there is no cache */

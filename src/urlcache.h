@@ -23,11 +23,18 @@ typedef struct urlcache_probe
 	uint64		gen;			/* of the key's partition, at the probe */
 	Oid			relid;
 	Oid			filenumber;
-	bool		replayed;		/* in recovery at the probe: rule 4 */
-	XLogRecPtr	replay_at;		/* then the replay position, before the row
-								 * is read */
 } urlcache_probe;
 
+/*
+ * The custom WAL resource manager that replays the cache's invalidations
+ * on standbys.  128 is RM_EXPERIMENTAL_ID; this one is ours until the
+ * PostgreSQL wiki's list of custom resource managers says otherwise (see
+ * the README's "Read replicas").
+ */
+#define RM_SHORTURL_ID			171
+
+extern void urlcache_register_rmgr(void);
+extern void urlcache_announce(void);
 extern Size urlcache_shmem_size(void);
 extern void urlcache_request_shmem(void);
 extern void urlcache_init_shmem(void);

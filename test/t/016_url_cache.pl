@@ -15,12 +15,16 @@
 #   then every link resolves to its table URL; one UPDATE of 12,000 cached
 #   links (past the 10,000 a transaction remembers one by one) is seen for
 #   each of them;
-# - (d) a streaming standby fills and hits its cache (rule 4: each hit of
-#   an entry filled in recovery checks its row version is still the
-#   newest), and sees a change as soon as it is replayed: an update, a
-#   disable, a delete, an update whose old version was pruned; promoted, it
-#   still checks the entries filled in recovery, and a change made there is
-#   seen at once.
+# - (d) a streaming standby fills and hits its cache, and sees a change as
+#   soon as it is replayed (rule 4: the changer logs the keys it changed,
+#   and replay evicts them), though its primary now runs without a cache:
+#   an update, a disable, a delete, an update whose old version was pruned,
+#   and a transaction that clears the whole database's entries; promoted,
+#   it serves what it replayed last, and a change made there is seen at
+#   once;
+# - (e) a primary without the library preloaded and its standby with a
+#   cache: the standby never fills it in recovery, and the primary, which
+#   logged nothing of ours, recovers from a crash.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -183,16 +187,28 @@ is($node->safe_psql('postgres', q{
 # ---------------------------------------------------------------------
 # (d) a standby, then promoted
 # ---------------------------------------------------------------------
+# the primary goes on without a cache: its changes are logged for the
+# standby's all the same
+$node->append_conf('postgresql.conf', 'shorturl.url_cache_size = 0');
+$node->restart;
+is(ShortURL::Test::stats($node, 'postgres', 'coalesce(url_cache_size, -1)'), '-1', '(d) the primary has no cache now');
 $node->backup('b1');
 my $standby = PostgreSQL::Test::Cluster->new('cache_standby');
 $standby->init_from_backup($node, 'b1', has_streaming => 1);
+$standby->append_conf('postgresql.conf', "shorturl.url_cache_size = '8MB'");
 $standby->start;
 $node->wait_for_catchup($standby);
+# the standby fills its cache once it has replayed a record of ours: the
+# HELLO the primary's launcher logs after the backup's checkpoint
+ok(ShortURL::Test::wait_until($standby, 'postgres', q{
+	SELECT (SELECT url_cache_entries FROM shorturl.stats) > 0
+	FROM (SELECT shorturl.resolve('c20') OFFSET 0) r}),
+	'(d) the standby hears that its primary logs for it, and fills its cache');
 $before = figures($standby);
 is(resolve_all($standby), 20, '(d) on the standby every link resolves');
 is(resolve_all($standby), 20, '(d) again');
 $after = figures($standby);
-is($after->{url_cache_fills} - $before->{url_cache_fills}, 20, '(d) the standby filled its cache, once per link');
+is($after->{url_cache_fills} - $before->{url_cache_fills}, 19, '(d) the standby filled its cache, once per link (c20 was)');
 cmp_ok($after->{url_cache_hits} - $before->{url_cache_hits}, '>=', 20, '(d) and hit it');
 
 # every change on the primary is seen on the standby once replayed, though
@@ -213,11 +229,22 @@ is($standby->safe_psql('postgres', q{SELECT concat_ws(' ', shorturl.resolve('c1'
 	'https://example.com/replayed NULL NULL https://example.com/pruned',
 	'(d) on the standby at once: c1\'s new URL, c2 disabled, c3 deleted, c4\'s new URL');
 cmp_ok(ShortURL::Test::stats($standby, 'postgres', 'url_cache_invalidations'), '>=', 4,
-	'(d) the four stale entries were found and dropped (url_cache_invalidations)');
+	'(d) the four stale entries were dropped at replay (url_cache_invalidations)');
 is(resolve_all($standby), 18, '(d) the 18 links left resolve to their table URLs');
 
-# a change replayed but never looked up before the promotion: the entry
-# filled in recovery is still checked after it
+# a transaction that changes c7 and clears the database's entries (what the
+# extension's scripts do) logs "every link", not c7's key
+$node->safe_psql('postgres', q{BEGIN;
+	UPDATE shorturl.links SET url = 'https://example.com/cleared' WHERE code = 'c7';
+	SELECT shorturl._url_cache_reset();
+	COMMIT});
+$node->wait_for_catchup($standby);
+is($standby->safe_psql('postgres', "SELECT shorturl.resolve('c7')"), 'https://example.com/cleared',
+	'(d) on the standby, c7\'s new URL after a clear');
+is(figures($standby)->{url_cache_entries}, '1', '(d) the clear left only c7, filled again');
+is(resolve_all($standby), 18, '(d) and the 18 links resolve to their table URLs');
+
+# a change replayed but never looked up before the promotion
 $node->safe_psql('postgres', "UPDATE shorturl.links SET url = 'https://example.com/before-promotion' WHERE code = 'c5'");
 $node->wait_for_catchup($standby);
 $standby->promote;
@@ -234,4 +261,36 @@ cmp_ok($after->{url_cache_hits} - $before->{url_cache_hits}, '>=', 17, '(d) and 
 
 $standby->stop;
 $node->stop;
+
+# ---------------------------------------------------------------------
+# (e) a primary without the library preloaded logs nothing of ours (its own
+# crash recovery could not replay it), and its standby, preloaded with a
+# cache, never uses the cache in recovery
+# ---------------------------------------------------------------------
+my $bare = PostgreSQL::Test::Cluster->new('cache_bare');
+$bare->init(allows_streaming => 1, extra => [ '--encoding=UTF8', '--locale=C' ]);
+$bare->start;
+$bare->safe_psql('postgres', 'CREATE EXTENSION pg_shorturl');
+$bare->safe_psql('postgres', q{
+	SELECT count(shorturl.shorten('https://example.com/' || i, alias => 'c' || i))
+	FROM generate_series(1, 5) i});
+$bare->backup('b2');
+my $bare_standby = PostgreSQL::Test::Cluster->new('cache_bare_standby');
+$bare_standby->init_from_backup($bare, 'b2', has_streaming => 1);
+$bare_standby->append_conf('postgresql.conf', join "\n",
+	"shared_preload_libraries = 'pg_shorturl'", "shorturl.url_cache_size = '8MB'", '');
+$bare_standby->start;
+$bare->safe_psql('postgres', "UPDATE shorturl.links SET url = 'https://example.com/bare' WHERE code = 'c1'");
+$bare->wait_for_catchup($bare_standby);
+is(resolve_all($bare_standby), 5, '(e) on the standby every link resolves');
+is(resolve_all($bare_standby), 5, '(e) again');
+is(figures($bare_standby)->{url_cache_fills}, '0', '(e) from the table: no word from its primary, no fill');
+is($bare_standby->safe_psql('postgres', "SELECT shorturl.resolve('c1')"), 'https://example.com/bare',
+	'(e) c1\'s new URL');
+$bare->stop('immediate');
+$bare->start;
+is($bare->safe_psql('postgres', "SELECT url FROM shorturl.links WHERE code = 'c1'"), 'https://example.com/bare',
+	'(e) the primary recovers from a crash past its change to c1');
+$bare_standby->stop;
+$bare->stop;
 done_testing();
