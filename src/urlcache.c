@@ -71,9 +71,12 @@
  *	   standby's startup process, replaying it, evicts those keys and
  *	   advances their partitions' generations: what PRE_COMMIT did on the
  *	   primary.  A standby uses its cache in recovery only once it has
- *	   replayed a record of ours since it started (the launcher logs one
- *	   after each checkpoint: urlcache_announce): a primary that runs an
- *	   older library, or none preloaded, logs nothing.
+ *	   replayed a record of ours since it started, or since it replayed
+ *	   the primary's last start (a shutdown checkpoint, or an end of
+ *	   recovery, which clear the cache: xlog_redo_watching): a primary that
+ *	   runs an older library, or none preloaded, logs nothing of ours, and
+ *	   a willing one logs a HELLO after each checkpoint begins
+ *	   (urlcache_announce).
  * Rules 2 and 3 hold on a standby as they are: replay sets the old
  * version's xmax under the buffer's exclusive lock, and the record comes
  * after the transaction's changes and before its commit record.  So the
@@ -101,6 +104,7 @@
 #include "access/xlog_internal.h"
 #include "access/xloginsert.h"
 #include "access/xlogreader.h"
+#include "catalog/pg_control.h"
 #include "commands/trigger.h"
 #include "common/pg_prng.h"
 #include "lib/stringinfo.h"
@@ -805,7 +809,10 @@ evict_hash(Oid dbid, uint64 hash)
 	LWLockRelease(&locks[part].lock);
 }
 
-/* evict_database removes every entry of database dbid, and advances all */
+/*
+ * evict_database removes every entry of database dbid (InvalidOid: of
+ * every database), and advances all generations
+ */
 static void
 evict_database(Oid dbid)
 {
@@ -813,8 +820,12 @@ evict_database(Oid dbid)
 	{
 		LWLockAcquire(&locks[part].lock, LW_EXCLUSIVE);
 		for (uint32 s = 0; s < shared->slots; s++)
-			if (slot_at(part, (int32) s)->dbid == dbid)
+		{
+			Oid			of = slot_at(part, (int32) s)->dbid;
+
+			if (of != InvalidOid && (dbid == InvalidOid || of == dbid))
 				remove_slot(part, (int32) s);
+		}
 		shared->part[part].gen++;
 		LWLockRelease(&locks[part].lock);
 	}
@@ -1002,6 +1013,8 @@ remember(Oid relid, Oid filenumber, const char *code, int code_len,
 		key.filenumber = filenumber;
 		key.code_len = (uint32) code_len;
 		key.domain_len = (uint32) domain_len;
+		/* room first: an error must not leave half a key in the record */
+		enlargeStringInfo(&changed.keys, (int) sizeof(key) + code_len + domain_len);
 		appendBinaryStringInfo(&changed.keys, (const char *) &key, sizeof(key));
 		appendBinaryStringInfo(&changed.keys, code, code_len);
 		appendBinaryStringInfo(&changed.keys, domain, domain_len);
@@ -1089,6 +1102,32 @@ shorturl_url_cache_reset(PG_FUNCTION_ARGS)
  * ---------------------------------------------------------------------
  */
 
+/*
+ * withdraw forgets every entry, and keeps a standby's cache unused until
+ * a record of ours says again that the primary logs its changes
+ */
+static void
+withdraw(void)
+{
+	if (shared == NULL)
+		return;
+	pg_atomic_write_u32(&shared->primary_logs, 0);
+	evict_database(InvalidOid);
+	pg_atomic_fetch_add_u64(&shared->invalidations, 1);
+}
+
+/*
+ * refuse_record withdraws the cache's trust over a record this library
+ * cannot read (a later library's, or another extension's on our ID): a
+ * cache must not stop replay, and a clear covers any eviction it meant
+ */
+static void
+refuse_record(const char *why)
+{
+	elog(WARNING, "pg_shorturl: URL cache record not understood (%s); the cache is cleared", why);
+	withdraw();
+}
+
 /* urlcache_redo does on a standby what the changer's PRE_COMMIT did */
 static void
 urlcache_redo(XLogReaderState *record)
@@ -1100,39 +1139,68 @@ urlcache_redo(XLogReaderState *record)
 
 	if (info != XLOG_URLCACHE_EVICT && info != XLOG_URLCACHE_CLEAR &&
 		info != XLOG_URLCACHE_HELLO)
-		elog(PANIC, "pg_shorturl url cache redo: unknown op code %u", info);
+	{
+		refuse_record("unknown kind");
+		return;
+	}
 	if (end - p < (ptrdiff_t) sizeof(xlrec))
-		elog(PANIC, "pg_shorturl url cache redo: record too short");
+	{
+		refuse_record("too short");
+		return;
+	}
 	memcpy(&xlrec, p, sizeof(xlrec));
 	p += sizeof(xlrec);
 	if (shared == NULL)
 		return;
-	if (pg_atomic_read_u32(&shared->primary_logs) == 0)
-		pg_atomic_write_u32(&shared->primary_logs, 1);
-	if (info == XLOG_URLCACHE_HELLO)
-		return;
 	if (info == XLOG_URLCACHE_CLEAR)
-	{
 		evict_database(xlrec.dbid);
-		pg_atomic_fetch_add_u64(&shared->invalidations, 1);
-		return;
-	}
-	for (uint32 k = 0; k < xlrec.nkeys; k++)
+	for (uint32 k = 0; info == XLOG_URLCACHE_EVICT && k < xlrec.nkeys; k++)
 	{
 		xl_urlcache_key key;
 
 		if (end - p < (ptrdiff_t) sizeof(key))
-			elog(PANIC, "pg_shorturl url cache redo: record too short");
+		{
+			refuse_record("too short");
+			return;
+		}
 		memcpy(&key, p, sizeof(key));
 		p += sizeof(key);
 		if ((uint64) (end - p) < (uint64) key.code_len + key.domain_len)
-			elog(PANIC, "pg_shorturl url cache redo: record too short");
+		{
+			refuse_record("too short");
+			return;
+		}
 		evict_hash(xlrec.dbid, key_hash(xlrec.dbid, key.relid, key.filenumber,
 										p, (int) key.code_len,
 										p + key.code_len, (int) key.domain_len));
 		p += key.code_len + key.domain_len;
 	}
-	pg_atomic_fetch_add_u64(&shared->invalidations, xlrec.nkeys);
+	if (info != XLOG_URLCACHE_HELLO)
+		pg_atomic_fetch_add_u64(&shared->invalidations,
+								info == XLOG_URLCACHE_CLEAR ? 1 : xlrec.nkeys);
+	/* after the evictions: a fill that trusts now sees their generations */
+	if (pg_atomic_read_u32(&shared->primary_logs) == 0)
+		pg_atomic_write_u32(&shared->primary_logs, 1);
+}
+
+/*
+ * xlog_redo_watching is the XLOG resource manager's redo, run first by
+ * ours: a shutdown checkpoint (a clean stop, or the end of a crash
+ * recovery) or an end of recovery (a promotion) means a primary that
+ * starts again, maybe without the library, or with an older one that
+ * logs nothing for us.  The cache is withdrawn until that primary says
+ * otherwise.  Only the startup process runs it.
+ */
+static void (*xlog_redo_next) (XLogReaderState *record) = NULL;
+
+static void
+xlog_redo_watching(XLogReaderState *record)
+{
+	uint8		info = XLogRecGetInfo(record) & ~XLR_INFO_MASK;
+
+	if (info == XLOG_CHECKPOINT_SHUTDOWN || info == XLOG_END_OF_RECOVERY)
+		withdraw();
+	xlog_redo_next(record);
 }
 
 static void
@@ -1216,8 +1284,9 @@ urlcache_announce(void)
 	XLogBeginInsert();
 	XLogSetRecordFlags(XLOG_MARK_UNIMPORTANT);
 	XLogRegisterData((char *) &xlrec, sizeof(xlrec));
-	announced = XLogInsert(RM_SHORTURL_ID, XLOG_URLCACHE_HELLO);
-	XLogFlush(announced);
+	XLogFlush(XLogInsert(RM_SHORTURL_ID, XLOG_URLCACHE_HELLO));
+	/* its start: a checkpoint on an idle server may begin at its end */
+	announced = ProcLastRecPtr;
 }
 
 /*
@@ -1230,6 +1299,9 @@ urlcache_register_rmgr(void)
 {
 	RegisterCustomRmgr(RM_SHORTURL_ID, &urlcache_rmgr);
 	rmgr_registered = true;
+	/* RmgrTable is exported for this: the redo loop reads it per record */
+	xlog_redo_next = RmgrTable[RM_XLOG_ID].rm_redo;
+	RmgrTable[RM_XLOG_ID].rm_redo = xlog_redo_watching;
 }
 
 /* urlcache_stats reads the cache's figures; false when there is no cache */

@@ -22,9 +22,13 @@
 #   and a transaction that clears the whole database's entries; promoted,
 #   it serves what it replayed last, and a change made there is seen at
 #   once;
-# - (e) a primary without the library preloaded and its standby with a
-#   cache: the standby never fills it in recovery, and the primary, which
-#   logged nothing of ours, recovers from a crash.
+# - (e) a primary with a cache of its own: a replayed change evicts exactly
+#   its link's entry on the standby; a fill that read a link before a
+#   change was replayed does not insert it (rule 3 there); restarted without the library, the
+#   primary logs nothing of ours, and the standby, having replayed the
+#   restart, clears its cache and stops using it, so a change made then is
+#   seen; the primary, which logged nothing of ours, recovers from a
+#   crash.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -263,34 +267,79 @@ $standby->stop;
 $node->stop;
 
 # ---------------------------------------------------------------------
-# (e) a primary without the library preloaded logs nothing of ours (its own
-# crash recovery could not replay it), and its standby, preloaded with a
-# cache, never uses the cache in recovery
+# (e) a primary with a cache of its own, then restarted without the library
 # ---------------------------------------------------------------------
-my $bare = PostgreSQL::Test::Cluster->new('cache_bare');
-$bare->init(allows_streaming => 1, extra => [ '--encoding=UTF8', '--locale=C' ]);
-$bare->start;
-$bare->safe_psql('postgres', 'CREATE EXTENSION pg_shorturl');
-$bare->safe_psql('postgres', q{
+my $p2 = ShortURL::Test::node('cache_p2', { init => { allows_streaming => 1 } },
+	"shorturl.url_cache_size = '8MB'");
+$p2->safe_psql('postgres', 'CREATE EXTENSION pg_shorturl');
+$p2->safe_psql('postgres', q{
 	SELECT count(shorturl.shorten('https://example.com/' || i, alias => 'c' || i))
 	FROM generate_series(1, 5) i});
-$bare->backup('b2');
-my $bare_standby = PostgreSQL::Test::Cluster->new('cache_bare_standby');
-$bare_standby->init_from_backup($bare, 'b2', has_streaming => 1);
-$bare_standby->append_conf('postgresql.conf', join "\n",
-	"shared_preload_libraries = 'pg_shorturl'", "shorturl.url_cache_size = '8MB'", '');
-$bare_standby->start;
-$bare->safe_psql('postgres', "UPDATE shorturl.links SET url = 'https://example.com/bare' WHERE code = 'c1'");
-$bare->wait_for_catchup($bare_standby);
-is(resolve_all($bare_standby), 5, '(e) on the standby every link resolves');
-is(resolve_all($bare_standby), 5, '(e) again');
-is(figures($bare_standby)->{url_cache_fills}, '0', '(e) from the table: no word from its primary, no fill');
-is($bare_standby->safe_psql('postgres', "SELECT shorturl.resolve('c1')"), 'https://example.com/bare',
-	'(e) c1\'s new URL');
-$bare->stop('immediate');
-$bare->start;
-is($bare->safe_psql('postgres', "SELECT url FROM shorturl.links WHERE code = 'c1'"), 'https://example.com/bare',
-	'(e) the primary recovers from a crash past its change to c1');
-$bare_standby->stop;
-$bare->stop;
+# a standby fills only from a row version whose insert it knows committed
+# by its hint bit, which recovery sets only once a restartpoint has passed
+# the commit: frozen rows have it from the primary
+$p2->safe_psql('postgres', 'VACUUM (FREEZE) shorturl.links');
+$p2->backup('b2');
+my $s2 = PostgreSQL::Test::Cluster->new('cache_s2');
+$s2->init_from_backup($p2, 'b2', has_streaming => 1);
+$s2->start;
+$p2->wait_for_catchup($s2);
+ok(ShortURL::Test::wait_until($s2, 'postgres', q{
+	SELECT (SELECT url_cache_entries FROM shorturl.stats) = 5
+	FROM (SELECT count(shorturl.resolve('c' || i)) FROM generate_series(1, 5) i OFFSET 0) r}),
+	'(e) the standby hears from its primary, and fills its cache with the five links');
+is(resolve_all($s2), 5, '(e) every link resolves on the standby');
+my $inval = ShortURL::Test::stats($s2, 'postgres', 'url_cache_invalidations');
+# one link changed on a primary with its own cache: exactly its entry goes
+$p2->safe_psql('postgres', "UPDATE shorturl.links SET url = 'https://example.com/one' WHERE code = 'c2'");
+$p2->wait_for_catchup($s2);
+is(figures($s2)->{url_cache_entries}, '4', '(e) the replayed change evicted one entry, not more');
+is(ShortURL::Test::stats($s2, 'postgres', 'url_cache_invalidations') - $inval, 1,
+	'(e) and counted one invalidation');
+is($s2->safe_psql('postgres', "SELECT shorturl.resolve('c2')"), 'https://example.com/one',
+	'(e) c2\'s new URL on the standby');
+is(resolve_all($s2), 5, '(e) the five links resolve to their table URLs');
+
+# rule 3 on a standby: a fill that read c4 before a change was replayed does
+# not insert what it read (session holder holds the lock the fill waits on)
+$p2->safe_psql('postgres', "UPDATE shorturl.links SET url = 'https://example.com/v1' WHERE code = 'c4'");
+$p2->safe_psql('postgres', 'VACUUM (FREEZE) shorturl.links');
+$p2->wait_for_catchup($s2);
+my $holder = ShortURL::Test::session($s2, 'postgres');
+ShortURL::Test::ask($holder, 'SELECT pg_advisory_lock(4242)');
+my $filler = ShortURL::Test::session($s2, 'postgres');
+ShortURL::Test::ask($filler, 'SET shorturl.url_cache_fill_wait = 4242');
+ShortURL::Test::send_sql($filler, "SELECT shorturl.resolve('c4')");
+ok(ShortURL::Test::wait_until($s2, 'postgres',
+		"SELECT count(*) = 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"),
+	'(e) a fill on the standby read c4 and waits');
+$p2->safe_psql('postgres', "UPDATE shorturl.links SET url = 'https://example.com/v2' WHERE code = 'c4'");
+$p2->wait_for_catchup($s2);
+ShortURL::Test::ask($holder, 'SELECT pg_advisory_unlock(4242)');
+my ($read) = ShortURL::Test::answer($filler);
+is($read, 'https://example.com/v1', '(e) the fill\'s statement answers with what it read');
+is($s2->safe_psql('postgres', "SELECT shorturl.resolve('c4')"), 'https://example.com/v2',
+	'(e) and did not cache it: the next resolve has the replayed URL');
+ShortURL::Test::end_session($_) for ($holder, $filler);
+
+# the primary restarted without the library logs nothing of ours: the
+# standby, having replayed that restart, clears its cache and stops using
+# it, so c1's change made then is seen though no record evicted c1
+$p2->append_conf('postgresql.conf', "shared_preload_libraries = ''");
+$p2->restart;
+$p2->safe_psql('postgres', "UPDATE shorturl.links SET url = 'https://example.com/bare' WHERE code = 'c1'");
+$p2->wait_for_catchup($s2);
+is($s2->safe_psql('postgres', "SELECT shorturl.resolve('c1')"), 'https://example.com/bare',
+	'(e) on the standby, c1\'s URL changed by the primary without the library');
+$before = figures($s2);
+is(resolve_all($s2), 5, '(e) the five links resolve to their table URLs');
+$after = figures($s2);
+is($after->{url_cache_entries} . ' ' . ($after->{url_cache_fills} - $before->{url_cache_fills}), '0 0',
+	'(e) from the table: no entry, no fill');
+$p2->stop('immediate');
+$p2->start;
+is($p2->safe_psql('postgres', "SELECT url FROM shorturl.links WHERE code = 'c1'"), 'https://example.com/bare',
+	'(e) the primary without the library recovers from a crash past its change to c1');
+$s2->stop;
+$p2->stop;
 done_testing();
