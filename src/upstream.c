@@ -291,9 +291,22 @@ char *
 upstream_call(upstream *u, const char *sql, int nparams, const char *const *params,
 			  TimestampTz deadline)
 {
+	return upstream_call_typed(u, sql, nparams, NULL, params, NULL, NULL, deadline);
+}
+
+/*
+ * upstream_call_typed is upstream_call() with PQexecParams()'s types,
+ * lengths and formats of the parameters (NULL: all text, types from the
+ * statement), for values sent in binary
+ */
+char *
+upstream_call_typed(upstream *u, const char *sql, int nparams, const Oid *types,
+					const char *const *params, const int *lengths, const int *formats,
+					TimestampTz deadline)
+{
 	Assert(u->conn != NULL && !u->busy);
 	u->busy = true;
-	if (!PQsendQueryParams(u->conn, sql, nparams, NULL, params, NULL, NULL, 0))
+	if (!PQsendQueryParams(u->conn, sql, nparams, types, params, lengths, formats, 0))
 	{
 		fail(u, "could not send", true, NULL);
 		return NULL;

@@ -29,6 +29,10 @@ extern TimestampTz upstream_deadline(int timeout_ms);
 extern bool upstream_connect(upstream *u, const char *dbname, TimestampTz deadline);
 extern char *upstream_call(upstream *u, const char *sql, int nparams,
 						   const char *const *params, TimestampTz deadline);
+extern char *upstream_call_typed(upstream *u, const char *sql, int nparams,
+								 const Oid *types, const char *const *params,
+								 const int *lengths, const int *formats,
+								 TimestampTz deadline);
 extern bool upstream_prepare(upstream *u, const char *name, const char *sql, int nparams,
 							 TimestampTz deadline);
 extern char *upstream_call_prepared(upstream *u, const char *name, int nparams,
