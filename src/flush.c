@@ -27,7 +27,7 @@
  * Resets and moves (manage.c) take a link's clicks through the same state
  * and settlement, which is why they live here, and so do the links' hours
  * (apply_series()), written with the counts: the file is longer than our
- * others (about 1,100 lines, of which some 80 are the statements for a 0.7
+ * others (about 1,400 lines, of which some 80 are the statements for a 0.7
  * schema until ALTER EXTENSION UPDATE), but the per-transaction flush state
  * and its invariants stay in one place.
  *

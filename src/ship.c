@@ -406,19 +406,28 @@ note_failure(db_state *db, const char *what, const char *detail)
 }
 
 /*
- * call runs one statement on the primary within shorturl.ship_timeout and
- * returns its single value (palloc'd), or NULL after a failure (noted,
- * disconnected).
+ * call_typed runs one statement on the primary within shorturl.ship_timeout,
+ * with upstream_call_typed()'s types, lengths and formats, and returns its
+ * single value (palloc'd), or NULL after a failure (noted, disconnected).
+ * call is the same with text parameters.
  */
 static char *
-call(db_state *db, const char *sql, int nparams, const char *const *params)
+call_typed(db_state *db, const char *sql, int nparams, const Oid *types,
+		   const char *const *params, const int *lengths, const int *formats)
 {
-	char	   *value = upstream_call(&primary, sql, nparams, params,
-									  upstream_deadline(shorturl_ship_timeout));
+	char	   *value = upstream_call_typed(&primary, sql, nparams, types, params,
+											lengths, formats,
+											upstream_deadline(shorturl_ship_timeout));
 
 	if (value == NULL)
 		note_failure(db, primary.why, NULL);
 	return value;
+}
+
+static char *
+call(db_state *db, const char *sql, int nparams, const char *const *params)
+{
+	return call_typed(db, sql, nparams, NULL, params, NULL, NULL);
 }
 
 /*
@@ -566,18 +575,14 @@ send_batch(db_state *db, const char *id)
 		lengths[4 + a] = arr[a].out.len;
 		formats[4 + a] = 1;
 	}
-	answer = upstream_call_typed(&primary,
-								 "SELECT shorturl.apply_clicks($1::bigint, $2, $3::bigint, $4::oid,"
-								 " $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
-								 4 + SHIP_ARRAYS, types, params, lengths, formats,
-								 upstream_deadline(shorturl_ship_timeout));
+	answer = call_typed(db,
+						"SELECT shorturl.apply_clicks($1::bigint, $2, $3::bigint, $4::oid,"
+						" $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
+						4 + SHIP_ARRAYS, types, params, lengths, formats);
 	for (int a = 0; a < SHIP_ARRAYS; a++)
 		pfree(arr[a].out.data);
 	if (answer == NULL)
-	{
-		note_failure(db, primary.why, NULL);
 		return false;
-	}
 	/*
 	 * A batch built again that the primary applies only now never reached
 	 * it with its analytics; one it had applied before did.

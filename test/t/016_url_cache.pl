@@ -28,7 +28,12 @@
 #   primary logs nothing of ours, and the standby, having replayed the
 #   restart, clears its cache and stops using it, so a change made then is
 #   seen; the primary, which logged nothing of ours, recovers from a
-#   crash.
+#   crash;
+# - (f) a full cache (1 MB, 5,242 entries) under 20,000 links asked for
+#   three times each and a hot one asked for 150 times: entries stay within
+#   the slots, TinyLFU turns newcomers away (decided under the shared lock)
+#   and CLOCK evicts, every answer is the table's, the hot link is a hit,
+#   and a change to a cached link in a full cache is seen at once.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -342,4 +347,47 @@ is($p2->safe_psql('postgres', "SELECT url FROM shorturl.links WHERE code = 'c1'"
 	'(e) the primary without the library recovers from a crash past its change to c1');
 $s2->stop;
 $p2->stop;
+
+# ---------------------------------------------------------------------
+# (f) a full cache
+# ---------------------------------------------------------------------
+my $small = ShortURL::Test::node('small_cache', {}, "shorturl.url_cache_size = '1MB'");
+$small->safe_psql('postgres', 'CREATE EXTENSION pg_shorturl');
+$small->safe_psql('postgres', q{
+	SELECT count(shorturl.shorten('https://example.com/full/' || i, alias => 'f' || i))
+	FROM generate_series(1, 20000) i});
+# f_figures returns the cache's counters that a full cache moves
+sub f_figures
+{
+	my @cols = qw(url_cache_hits url_cache_fills url_cache_rejected url_cache_evictions url_cache_entries);
+	my @v = split /\|/, ShortURL::Test::stats($small, 'postgres', join ', ', @cols);
+	my %f;
+	@f{@cols} = @v;
+	return \%f;
+}
+my $f0 = f_figures();
+my $right = 0;
+for my $round (1 .. 3)
+{
+	$right += $small->safe_psql('postgres', q{
+		SELECT count(*) FROM shorturl.links
+		WHERE code ~ '^f[0-9]+$' AND shorturl.resolve(code) = url});
+	$small->safe_psql('postgres', q{
+		SELECT count(shorturl.resolve('f1')) FROM generate_series(1, 50)});
+}
+my $f1 = f_figures();
+is($right, 60000, '(f) 60,000 answers from a full cache, each the table\'s URL');
+# 16 partitions of 65,536 bytes: 327 slots each (200 bytes planned a link)
+cmp_ok($f1->{url_cache_entries}, '<=', 16 * 327, '(f) the entries stay within the slots');
+cmp_ok($f1->{url_cache_entries}, '>', 16 * 300, '(f) and fill them');
+cmp_ok($f1->{url_cache_rejected} - $f0->{url_cache_rejected}, '>', 10000,
+	'(f) TinyLFU turned most newcomers away');
+cmp_ok($f1->{url_cache_evictions} - $f0->{url_cache_evictions}, '>', 0, '(f) and CLOCK evicted some');
+$small->safe_psql('postgres', q{SELECT count(shorturl.resolve('f1')) FROM generate_series(1, 100)});
+my $f2 = f_figures();
+is($f2->{url_cache_hits} - $f1->{url_cache_hits}, 100, '(f) the hot link is a hit every time');
+$small->safe_psql('postgres', q{UPDATE shorturl.links SET url = 'https://example.com/full/new' WHERE code = 'f1'});
+is($small->safe_psql('postgres', q{SELECT shorturl.resolve('f1')}), 'https://example.com/full/new',
+	'(f) a change to a cached link in a full cache is seen at once');
+$small->stop;
 done_testing();
