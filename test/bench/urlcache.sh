@@ -148,6 +148,12 @@
 #                             (the script reserves vm.nr_hugepages for the
 #                             run, and gives them back)
 #   BENCH_NO_BUILD            set: use the installed extension as it is
+#   BENCH_SERVER_CONF         more lines for the server's configuration
+#                             (printf %b: "\n" separates them), e.g. the
+#                             worker's flushes held off for the run with
+#                             "shorturl.flush_interval = '1h'\n
+#                             shorturl.max_pending_links = 1100000"; the
+#                             report's settings line shows them
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 load_before=$(bench_load)
@@ -185,7 +191,7 @@ CLIENT=$BENCH_DIR/urlcache_redis.c
 BATCH=50
 # BENCH_HUGE_PAGES: 2 MB pages for 2 GB of shared_buffers, a cache of up
 # to 256 MB and the rest
-HUGE_PAGES_NEEDED=1200
+HUGE_PAGES_NEEDED=1300
 
 [ -z "$redis_workload" ] || ensure_packages redis-server libhiredis-dev
 
@@ -198,6 +204,7 @@ conf=$(mktemp /tmp/pg_shorturl-urlcache.XXXXXX.conf)
 {
 	echo "shorturl.database = 'postgres'"
 	echo "shorturl.url_cache_size = '$cache_size'"
+	[ -z "${BENCH_SERVER_CONF:-}" ] || printf '%b\n' "$BENCH_SERVER_CONF"
 } >"$conf"
 huge=${BENCH_HUGE_PAGES:+on}
 if [ "$huge" ]; then
