@@ -110,7 +110,8 @@ scratch_server_stop() {
 # shard with (lc_messages), so that the test proves the coordinator reads
 # SQLSTATEs, not translated messages.
 ensure_test_locale() {
-	locale -a 2>/dev/null | grep -qi '^de_DE\.utf-\?8$' && return 0
+	# grep reads it all: with -q it may stop early and SIGPIPE fail the pipe
+	locale -a 2>/dev/null | grep -i '^de_DE\.utf-\?8$' >/dev/null && return 0
 	say "generating the locale de_DE.UTF-8 for the tests"
 	sed -i 's/^# *\(de_DE\.UTF-8 UTF-8\)/\1/' /etc/locale.gen
 	grep -q '^de_DE\.UTF-8 UTF-8' /etc/locale.gen || echo 'de_DE.UTF-8 UTF-8' >>/etc/locale.gen
