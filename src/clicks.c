@@ -299,10 +299,11 @@ xid_visible(TransactionId xid, Snapshot snapshot)
  * apply on the primary it has replayed (ship.c).
  */
 static bool
-inflight_visible(TransactionId xid, uint64 ship_seq, Snapshot snapshot)
+inflight_visible(TransactionId xid, uint64 ship_seq, const char *ship_name,
+				 Snapshot snapshot)
 {
 	if (RecoveryInProgress())
-		return lookup_batch_applied(lookup_standby_name(), ship_seq, snapshot);
+		return lookup_batch_applied(ship_name, ship_seq, snapshot);
 	return xid_visible(xid, snapshot);
 }
 
@@ -664,6 +665,7 @@ clicks_live_visits(int64 link_id)
 		bool		stable;
 		int64		pending = 0;
 		uint64		ship_seq = 0;
+		char		ship_name[NAMEDATALEN] = "";
 
 		if (attempt == MAX_READ_ATTEMPTS && !flushes_held)
 		{
@@ -691,7 +693,7 @@ clicks_live_visits(int64 link_id)
 			SpinLockRelease(&e->mutex);
 			/* after the entry: the batch that took its clicks is numbered first */
 			if (db != NULL)
-				ship_seq = pg_atomic_read_u64(&db->ship_seq);
+				ship_seq = dbstate_ship_batch(db, ship_name);
 		}
 		evictions = counters_evictions(hash);
 		LWLockRelease(lock);
@@ -717,7 +719,7 @@ clicks_live_visits(int64 link_id)
 			pending = (int64) pg_atomic_read_u64(&e->pending);
 		LWLockRelease(lock);
 		if (stable)
-			visits += pending + (inflight_visible(xid, ship_seq, snapshot) ? 0 : inflight);
+			visits += pending + (inflight_visible(xid, ship_seq, ship_name, snapshot) ? 0 : inflight);
 		UnregisterSnapshot(snapshot);
 		if (stable)
 			break;
@@ -768,6 +770,7 @@ clicks_live_read(int64 link_id, clicks_stored_reader read, void *arg, clicks_liv
 		bool		stable;
 		clicks_live_parts parts;
 		uint64		ship_seq = 0;
+		char		ship_name[NAMEDATALEN] = "";
 
 		if (attempt == MAX_READ_ATTEMPTS && !flushes_held)
 		{
@@ -788,7 +791,7 @@ clicks_live_read(int64 link_id, clicks_stored_reader read, void *arg, clicks_liv
 			xid = e->flush_xid;
 			SpinLockRelease(&e->mutex);
 			if (db != NULL)
-				ship_seq = pg_atomic_read_u64(&db->ship_seq);
+				ship_seq = dbstate_ship_batch(db, ship_name);
 			/* first_hour before pending: see note_hour() */
 			parts.first_hour = pg_atomic_read_u64(&e->first_hour);
 			parts.pending_bots = (int64) pg_atomic_read_u64(&e->pending_bots);
@@ -805,7 +808,7 @@ clicks_live_read(int64 link_id, clicks_stored_reader read, void *arg, clicks_liv
 			UnregisterSnapshot(snapshot);
 			break;
 		}
-		if (inflight_visible(xid, ship_seq, snapshot))
+		if (inflight_visible(xid, ship_seq, ship_name, snapshot))
 			parts.inflight = parts.inflight_bots = 0;
 
 		LWLockAcquire(lock, LW_SHARED);

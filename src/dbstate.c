@@ -88,6 +88,7 @@ init_slot(db_state *db)
 	pg_atomic_init_u64(&db->refused_clicks, 0);
 	pg_atomic_init_u64(&db->dropped_deltas, 0);
 	pg_atomic_init_u64(&db->ship_seq, 0);
+	memset(db->ship_name, 0, sizeof(db->ship_name));
 	pg_atomic_init_u64(&db->ship_next, 0);
 	pg_atomic_init_u64(&db->shipped_visits, 0);
 	pg_atomic_init_u64(&db->ship_batches, 0);
@@ -302,6 +303,42 @@ dbstate_note_error(db_state *db, const char *message)
 	strlcpy(db->last_error, message, sizeof(db->last_error));
 	db->last_error_at = now;
 	LWLockRelease(shared->lock);
+}
+
+/*
+ * dbstate_set_ship_batch publishes the batch a standby's worker puts in
+ * flight (seq, 0 for none) with the standby name it ships it under.
+ * shorturl.standby_batches keys the primary's apply by that name, and
+ * shorturl.standby_name may change (a reload) while the batch is in
+ * flight, so readers of the batch (clicks.c, ship_promoted()) look it up
+ * under this name, not the setting.  The name is written before the number
+ * is published, and only when it changes: a new name can only come with a
+ * new batch, so a reader whose number goes with an older batch (which it
+ * then reads again, the entry's generation having moved) may at worst copy
+ * a name half written.
+ */
+void
+dbstate_set_ship_batch(db_state *db, uint64 seq, const char *name)
+{
+	if (seq != 0 && strncmp(db->ship_name, name, NAMEDATALEN) != 0)
+		strlcpy(db->ship_name, name, NAMEDATALEN);
+	pg_write_barrier();
+	pg_atomic_write_u64(&db->ship_seq, seq);
+}
+
+/*
+ * dbstate_ship_batch returns the number of the batch in flight (0 for
+ * none) and copies the name it went under into name (NAMEDATALEN bytes)
+ */
+uint64
+dbstate_ship_batch(db_state *db, char *name)
+{
+	uint64		seq = pg_atomic_read_u64(&db->ship_seq);
+
+	pg_read_barrier();
+	memcpy(name, db->ship_name, NAMEDATALEN);
+	name[NAMEDATALEN - 1] = '\0';
+	return seq;
 }
 
 /*

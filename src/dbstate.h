@@ -55,6 +55,8 @@ typedef struct db_state
 	pg_atomic_uint64 dropped_deltas;
 	/* a hot standby's shipping of its clicks (ship.c) */
 	pg_atomic_uint64 ship_seq;	/* the batch in flight, 0 for none */
+	char		ship_name[NAMEDATALEN];	/* the standby name it went under
+										 * (dbstate_ship_batch()) */
 	pg_atomic_uint64 ship_next; /* the next batch's number, 0 before the
 								 * first connection */
 	pg_atomic_uint64 shipped_visits;	/* acknowledged by the primary */
@@ -98,6 +100,8 @@ extern void dbstate_request_flush(db_state *db);
 extern ConditionVariable *dbstate_room_cv(void);
 extern void dbstate_room_made(void);
 extern void dbstate_note_error(db_state *db, const char *message);
+extern void dbstate_set_ship_batch(db_state *db, uint64 seq, const char *name);
+extern uint64 dbstate_ship_batch(db_state *db, char *name);
 extern void dbstate_note_drop(Oid dboid);
 extern void dbstate_set_waiting(uint32 n);
 extern uint32 dbstate_waiting(void);

@@ -672,14 +672,16 @@ ship_now(db_state *db)
 	w.applied = false;
 	w.stale = false;
 
-	/* a batch in flight from a worker before us: build it again */
+	/*
+	 * A batch in flight from a worker before us: build it again, under the
+	 * name it went under (the setting may have changed since)
+	 */
 	if (batch.seq == 0 && pg_atomic_read_u64(&db->ship_seq) != 0)
 	{
 		forget_batch();
 		batch.relid = relid;
-		strlcpy(batch.name, name, sizeof(batch.name));
 		walk(rebuild_visit, &w);
-		batch.seq = pg_atomic_read_u64(&db->ship_seq);
+		batch.seq = dbstate_ship_batch(db, batch.name);
 		/* its dimensions and visitors went with that worker (send_batch()) */
 		batch.rebuilt = true;
 	}
@@ -721,7 +723,7 @@ ship_now(db_state *db)
 		 */
 		uint64		seq = pg_atomic_read_u64(&db->ship_next);
 
-		pg_atomic_write_u64(&db->ship_seq, seq);
+		dbstate_set_ship_batch(db, seq, name);
 		batch.relid = relid;
 		strlcpy(batch.name, name, sizeof(batch.name));
 		walk(take_visit, &w);
@@ -779,13 +781,15 @@ ship_hand_over(db_state *db)
 void
 ship_promoted(db_state *db)
 {
-	uint64		seq = pg_atomic_read_u64(&db->ship_seq);
+	char		name[NAMEDATALEN];
+	uint64		seq = dbstate_ship_batch(db, name);
 	bool		applied;
 	ship_walk	w = {InvalidOid, false, false};
 
 	if (seq == 0)
 		return;
-	applied = lookup_batch_applied(lookup_standby_name(), seq, GetLatestSnapshot());
+	/* under the name the batch went under, which a reload may have changed */
+	applied = lookup_batch_applied(name, seq, GetLatestSnapshot());
 	ereport(LOG,
 			(errmsg("pg_shorturl: promoted with a batch of clicks in flight: %s",
 					applied ? "the old primary applied it" : "counted here")));

@@ -31,7 +31,9 @@
 #    trigger on shorturl.standby_batches waits for an advisory lock the
 #    test holds) until sb2's worker times out; sb2's
 #    shorturl.primary_conninfo then points at a port nobody listens on,
-#    so the worker cannot learn the outcome; the test lets the commit go
+#    so the worker cannot learn the outcome, and its
+#    shorturl.standby_name changes (the batch went under the old one,
+#    which visits() and the promotion must look it up by); the test lets the commit go
 #    and waits until sb2 has replayed it (its standby_batches shows the
 #    batch's seq), while sb2 still has it unacknowledged in flight; 100
 #    more clicks stay pending.  visits() on sb2 counts the batch once.
@@ -385,10 +387,12 @@ ok(ShortURL::Test::wait_until($primary, 'postgres', $held_sql, 30),
 	'case 3: sb2\'s batch of one click is applied on the primary, its COMMIT held') or diag ship_figures($sb2);
 ok(ShortURL::Test::wait_until($sb2, 'postgres', "SELECT ship_failures > $failures0 FROM shorturl.stats", 30),
 	'case 3: sb2\'s worker gave up waiting for the answer (ship_failures grew)') or diag ship_figures($sb2);
-# from now on the worker cannot reach the primary to learn the outcome
+# from now on the worker cannot reach the primary to learn the outcome;
+# and sb2 is renamed while its batch is in flight: the batch stays under
+# the name it went under, for visits() and for the promotion's settlement
 my $nowhere = 'host=' . $primary->host . ' port=' . PostgreSQL::Test::Cluster::get_free_port() . ' dbname=postgres';
 my $since = sql($sb2, 'SELECT now()');
-ShortURL::Test::reconfigure($sb2, primary_conninfo => $nowhere);
+ShortURL::Test::reconfigure($sb2, primary_conninfo => $nowhere, standby_name => 'sb2_renamed');
 ok(ShortURL::Test::wait_until($sb2, 'postgres',
 		"SELECT last_error LIKE '%could not connect%' AND last_error_at > '$since' FROM shorturl.stats", 30),
 	'case 3: sb2\'s worker now fails to connect') or diag ship_figures($sb2);
