@@ -168,11 +168,7 @@ typedef struct cache_entry
 	pg_atomic_uint32 referenced;	/* CLOCK's bit, set by hits */
 } cache_entry;
 
-/*
- * Under the partition's lock (exclusive to change), but CLOCK's hand, which
- * a shared holder may move too (clock_victim).  A cache line each: hits
- * read gen while fills of other partitions write theirs.
- */
+/* Under the partition's lock (exclusive to change) */
 typedef struct cache_partition
 {
 	uint64		gen;			/* advanced when a change commits */
@@ -180,12 +176,8 @@ typedef struct cache_partition
 	uint32		free_chunks;
 	uint32		chunk_head;		/* the free chunks' list */
 	int32		slot_head;		/* the free slots' list */
-	pg_atomic_uint32 hand;		/* CLOCK's: a count of steps, modulo slots */
-	char		pad[PG_CACHE_LINE_SIZE - 28];
+	uint32		hand;			/* CLOCK's */
 } cache_partition;
-
-StaticAssertDecl(sizeof(cache_partition) == PG_CACHE_LINE_SIZE,
-				 "a URL cache partition's header fills a cache line");
 
 typedef struct urlcache_shared
 {
@@ -365,7 +357,6 @@ urlcache_init_shmem(void)
 			cp->slot_head = 0;
 			cp->chunk_head = 0;
 			cp->free_chunks = nchunks;
-			pg_atomic_init_u32(&cp->hand, 0);
 		}
 		tlfu_init(sketch, sketch_counters(slots));
 	}
@@ -554,14 +545,7 @@ remove_slot(int part, int32 slot)
 	cp->used--;
 }
 
-/*
- * clock_victim returns the slot CLOCK would evict next, and moves the hand
- * past it, or NO_SLOT.  The partition's lock may be held in shared mode:
- * the hand and the reference bits are atomic, and the slots in use do not
- * change.  Two holders then sweep on from the hand together, each taking
- * its own steps; a hit whose reference bit a sweep clears at the same
- * moment may lose it, which only makes its entry a victim one sweep early.
- */
+/* clock_victim returns the slot CLOCK would evict next, or NO_SLOT */
 static int32
 clock_victim(int part)
 {
@@ -569,9 +553,10 @@ clock_victim(int part)
 
 	for (uint32 step = 0; step < 2 * shared->slots + 1; step++)
 	{
-		int32		slot = (int32) (pg_atomic_fetch_add_u32(&cp->hand, 1) % shared->slots);
+		int32		slot = (int32) cp->hand;
 		cache_entry *e = slot_at(part, slot);
 
+		cp->hand = (cp->hand + 1) % shared->slots;
 		if (e->dbid == InvalidOid)
 			continue;
 		if (pg_atomic_read_u32(&e->referenced) != 0)
@@ -699,8 +684,6 @@ urlcache_fill(const urlcache_probe *probe, const char *code, int code_len,
 	int			total = code_len + domain_len + url_len;
 	uint32		need;
 	int			evicted = 0;
-	int32		admitted_over = NO_SLOT;
-	uint64		victim_hash = 0;
 	int32		slot;
 	cache_entry *e;
 	int32	   *b;
@@ -717,31 +700,6 @@ urlcache_fill(const urlcache_probe *probe, const char *code, int code_len,
 	if (shorturl_url_cache_fill_wait != 0)
 		DirectFunctionCall1(pg_advisory_xact_lock_shared_int8,
 							Int64GetDatum((int64) shorturl_url_cache_fill_wait));
-
-	/*
-	 * Into a full partition, TinyLFU turns most newcomers away: decide that
-	 * under the shared lock, which hits hold too, and take the exclusive
-	 * one only to insert.  The victim admitted over is then evicted first,
-	 * if it is still there and was not hit meanwhile.
-	 */
-	LWLockAcquire(&locks[part].lock, LW_SHARED);
-	if (cp->used == shared->slots)
-	{
-		admitted_over = clock_victim(part);
-		if (admitted_over != NO_SLOT)
-		{
-			victim_hash = slot_at(part, admitted_over)->hash;
-			if (!tlfu_admit(sketch, probe->hash, victim_hash,
-							pg_prng_uint32(&pg_global_prng_state)))
-			{
-				LWLockRelease(&locks[part].lock);
-				pg_atomic_fetch_add_u64(&shared->rejected, 1);
-				return;
-			}
-		}
-	}
-	LWLockRelease(&locks[part].lock);
-
 	LWLockAcquire(&locks[part].lock, LW_EXCLUSIVE);
 	if (cp->gen != probe->gen ||
 		find_slot(part, probe->hash, probe->relid, probe->filenumber,
@@ -749,17 +707,6 @@ urlcache_fill(const urlcache_probe *probe, const char *code, int code_len,
 	{
 		LWLockRelease(&locks[part].lock);
 		return;
-	}
-	if (admitted_over != NO_SLOT && (cp->used == shared->slots || cp->free_chunks < need))
-	{
-		cache_entry *v = slot_at(part, admitted_over);
-
-		if (v->dbid != InvalidOid && v->hash == victim_hash &&
-			pg_atomic_read_u32(&v->referenced) == 0)
-		{
-			remove_slot(part, admitted_over);
-			evicted++;
-		}
 	}
 	while (cp->used == shared->slots || cp->free_chunks < need)
 	{
