@@ -279,13 +279,7 @@ ua_array=$(array_of agent bench.user_agents)
 S=$BENCH_WORK/scripts
 mkdir -p "$S"
 for w in "${WORKLOADS[@]}"; do
-	case $w in
-	uniform) pick="random(0, $((links - 1)))" ;;
-	zipf*) pick="random_zipfian(0, $((links - 1)), ${w#zipf})" ;;
-	*) die "unknown workload $w" ;;
-	esac
-	keys="\\set r $pick
-\\set c $((FIRST_CODE + 1)) + permute(:r, $links, $SEED)"
+	keys=$(bench_keys "$w" "$links" "$FIRST_CODE" "$SEED")
 	printf '%s\nSELECT url FROM bench.plain WHERE code = :c;\n' "$keys" >"$S/$w.plain.sql"
 	printf '%s\nSELECT shorturl.resolve(:c);\n' "$keys" >"$S/$w.resolve.sql"
 	printf '%s\n\\set ri random(1, %d)\n\\set ci random(1, %d)\n\\set ui random(1, %d)\n\\set v random(1, %d)\nSELECT shorturl.resolve(:c, NULL, (%s)[:ri], (%s)[:ci], (%s)[:ui], :v);\n' \

@@ -51,6 +51,21 @@ VACUUM ANALYZE bench.plain;
 SQL
 }
 
+# bench_keys WORKLOAD LINKS FIRST_CODE SEED prints the two lines of a pgbench
+# script that pick a link of bench_make_links as :c, its decimal code: a
+# rank :r drawn as the workload says (uniform; zipfS, Zipf with exponent S;
+# hot, rank 0 only), spread over the codes by permute() with SEED.
+bench_keys() {
+	local pick
+	case $1 in
+	uniform) pick="random(0, $(($2 - 1)))" ;;
+	zipf*) pick="random_zipfian(0, $(($2 - 1)), ${1#zipf})" ;;
+	hot) pick=0 ;;
+	*) die "unknown workload $1" ;;
+	esac
+	printf '\\set r %s\n\\set c %d + permute(:r, %d, %d)' "$pick" $(($3 + 1)) "$2" "$4"
+}
+
 # bench_settle loads the tables and indexes of the schemas shorturl and
 # bench into shared buffers, writes the load's dirty pages now rather than
 # by a checkpoint during the runs, and waits for the worker.

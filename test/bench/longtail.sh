@@ -146,13 +146,7 @@ settings=$(bench_psql -Atc "SELECT string_agg(name || ' = ' || setting || coales
 S=$BENCH_WORK/scripts
 mkdir -p "$S"
 for w in "${WORKLOADS[@]}"; do
-	case $w in
-	uniform) pick="random(0, $((links - 1)))" ;;
-	zipf*) pick="random_zipfian(0, $((links - 1)), ${w#zipf})" ;;
-	hot) pick=0 ;;
-	esac
-	keys="\\set r $pick
-\\set c $((FIRST_CODE + 1)) + permute(:r, $links, $SEED)"
+	keys=$(bench_keys "$w" "$links" "$FIRST_CODE" "$SEED")
 	printf '%s\nSELECT url FROM bench.plain WHERE code = :c;\n' "$keys" >"$S/$w.plain.sql"
 	printf '%s\nSELECT shorturl.resolve(:c);\n' "$keys" >"$S/$w.resolve.sql"
 	printf '%s\nUPDATE bench.naive SET visits = visits + 1 WHERE code = :c RETURNING url;\n' "$keys" >"$S/$w.naive.sql"

@@ -254,12 +254,7 @@ S=$BENCH_WORK/scripts
 mkdir -p "$S"
 chown "$RUN_USER:" "$S"
 for w in "${WORKLOADS[@]}"; do
-	case $w in
-	uniform) pick="random(0, $((links - 1)))" ;;
-	zipf*) pick="random_zipfian(0, $((links - 1)), ${w#zipf})" ;;
-	esac
-	keys="\\set r $pick
-\\set c $((FIRST_CODE + 1)) + permute(:r, $links, $SEED)"
+	keys=$(bench_keys "$w" "$links" "$FIRST_CODE" "$SEED")
 	printf '%s\nSELECT url FROM bench.plain WHERE code = :c;\n' "$keys" >"$S/$w.plain.sql"
 	printf '%s\nSELECT shorturl.resolve(:c);\n' "$keys" >"$S/$w.resolve.sql"
 	cp "$S/$w.resolve.sql" "$S/$w.uncached.sql"
