@@ -45,6 +45,10 @@
 #                     reserves the pages and gives them back): a backend
 #                     then takes no page fault for each page of the large
 #                     shared tables it touches first
+#   BENCH_STATEMENTS  set: the server also loads pg_stat_statements (track =
+#                     all), and the report gives each statement's share of
+#                     the flushes' time in the runs with every fact (the
+#                     worker's during the run and the flush after it)
 #   BENCH_OUT         the report (default
 #                     test/bench/results/analytics_floor-<date>.txt)
 #   BENCH_NO_BUILD    set: use the installed extension as it is
@@ -58,6 +62,7 @@ threads=${BENCH_THREADS:-2}
 links=${BENCH_LINKS:-100000}
 read -r -a WORKLOADS <<<"${BENCH_WORKLOADS:-uniform zipf1.001}"
 pending=${BENCH_MAX_PENDING:-1048576}
+statements=${BENCH_STATEMENTS:+on}
 rows=${BENCH_ROWS:-1000000}
 out=${BENCH_OUT:-$BENCH_DIR/results/analytics_floor-$(date -u +%Y-%m-%d).txt}
 FIRST_CODE=1000000
@@ -73,6 +78,10 @@ conf=$(mktemp /tmp/pg_shorturl-afloor.XXXXXX.conf)
 	echo "shorturl.database = 'postgres'"
 	echo "shorturl.max_pending_dimensions = $pending"
 	echo "shorturl.max_pending_visitors = $pending"
+	if [ "$statements" ]; then
+		echo "shared_preload_libraries = 'pg_shorturl, pg_stat_statements'"
+		echo "pg_stat_statements.track = all"
+	fi
 } >"$conf"
 huge=${BENCH_HUGE_PAGES:+on}
 if [ "$huge" ]; then
@@ -107,6 +116,8 @@ for w in "${WORKLOADS[@]}"; do
 		"$(array_of code bench.countries)" "$(array_of agent bench.user_agents)" >"$S/$w.visit.sql"
 done
 
+bench_psql -q -c 'CREATE TABLE bench.statements (workload text, query text, ms float8, calls bigint, rows bigint)'
+[ -z "$statements" ] || bench_psql -q -c 'CREATE EXTENSION pg_stat_statements'
 bench_psql -q -c 'CREATE TABLE bench.runs (workload text, kind text, round int, tps float8, clicks bigint,
                   b_ins bigint, b_upd bigint, s_ins bigint, s_upd bigint,
                   dropped bigint)'
@@ -129,10 +140,18 @@ run() {
 	local a b tps tx
 	bench_psql -q -c 'SELECT shorturl.flush()' >/dev/null
 	read -r -a a < <(written)
+	[ -z "$statements" ] || bench_psql -q -c 'SELECT pg_stat_statements_reset()' >/dev/null
 	"$PG_BIN/pgbench" -n -M prepared -c "$clients" -j "$threads" -T "$seconds" \
 		-f "$S/$1.$2.sql" >"$BENCH_WORK/out" 2>&1 || { cat "$BENCH_WORK/out" >&2; die "pgbench failed"; }
 	bench_psql -q -c 'SELECT shorturl.flush()' >/dev/null
 	read -r -a b < <(written)
+	# the flushes' statements: those on the extension's tables, not the
+	# calls of its functions that ran them
+	[ -z "$statements" ] || [ "$2" != visit ] || bench_psql -q -c "
+	    INSERT INTO bench.statements
+	    SELECT '$1', left(regexp_replace(query, '\s+', ' ', 'g'), 80), total_exec_time, calls, rows
+	    FROM pg_stat_statements
+	    WHERE query ~ 'shorturl\.(link|visit|pending)' AND query !~* '^\s*SELECT (shorturl|pg_)'"
 	tps=$(awk '/^tps = / {print $3}' "$BENCH_WORK/out")
 	tx=$(awk '/^number of transactions actually processed/ {print $NF}' "$BENCH_WORK/out")
 	bench_psql -q -c "INSERT INTO bench.runs VALUES ('$1', '$2', $3, $tps, $tx,
@@ -305,5 +324,11 @@ SELECT workload,
             + s_ins * (SELECT us FROM f WHERE tbl = 'sketches' AND kind = 'insert')))::numeric, 3) AS "bound, b = 0, inserts",
        $GOAL AS goal
 FROM w ORDER BY 1 DESC;
+SQL
+	[ -z "$statements" ] || bench_psql -X <<'SQL'
+\echo 'The flushes'' statements in the runs with every fact, by share of their time:'
+SELECT workload, round((100 * sum(ms) / sum(sum(ms)) OVER (PARTITION BY workload))::numeric, 1) AS "% of time",
+       round((sum(ms) * 1000 / nullif(sum(rows), 0))::numeric, 2) AS "us per row", sum(calls) AS calls, sum(rows) AS rows, query
+FROM bench.statements GROUP BY workload, query ORDER BY workload DESC, 2 DESC;
 SQL
 } | tee "$out"
