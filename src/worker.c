@@ -247,10 +247,18 @@ quit_if_asked(void)
 	}
 }
 
-/* nap sleeps on the latch for at most ms milliseconds */
+/*
+ * nap sleeps on the latch for at most ms milliseconds.  Not at all when a
+ * reload or a stop is waiting: a wait inside the round (the primary's
+ * answer, upstream.c; a lock) may have reset the latch the signal set, and
+ * the worker would then sleep out the whole interval (up to
+ * shorturl.ship_interval on a standby) before it looked at the signal.
+ */
 static void
 nap(long ms)
 {
+	if (ConfigReloadPending || ProcDiePending)
+		ms = 0;
 	(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 					 Max(ms, 0), PG_WAIT_EXTENSION);
 	ResetLatch(MyLatch);

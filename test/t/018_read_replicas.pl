@@ -52,7 +52,21 @@
 #    finds the batch applied and drops nothing; (b) the commit fails, the
 #    next worker's batch, built again from the clicks, is applied without
 #    the values, and each value and visitor either arrived or counts as
-#    dropped, the lost ones more than none.
+#    dropped, the lost ones more than none; (c) as (a), but sb1 is
+#    renamed (shorturl.standby_name, a reload) before its worker is
+#    killed: the next worker, started under the new name, looks the
+#    batch up under the one it went under and finds it applied, so its
+#    clicks, values and visitors count once, not twice.
+# 8. a reload during an exchange: sb1 ships every hour, and a clean
+#    restart's first round sends its restored clicks while the primary's
+#    commit of them is held; ship_interval goes back to 200 ms (a reload)
+#    while the worker waits for the answer.  The worker must act on the
+#    reload once the exchange ends, not an hour later: the wait for the
+#    answer once spent the wakeup the reload's signal gave (this made
+#    case 5 fail when its reload came during the first round).  Then a
+#    fast stop during such an exchange: the worker gives up the wait
+#    after a second and leaves, and the batch the primary commits after
+#    that counts once.
 #
 # Last, no process of any server died of a signal.
 #
@@ -531,11 +545,12 @@ sql($primary, qq{CREATE SEQUENCE public.gate_fails;
 $primary->wait_for_catchup($sb1);
 
 # held_batch clicks $code on sb1 with all facts while the gate holds the
-# primary's commit of the batch, kills sb1's worker, waits for the next
-# one, then lets the commit go; returns sb1's dropped figures before
+# primary's commit of the batch, renames sb1 if asked, kills sb1's worker,
+# waits for the next one, then lets the commit go; returns sb1's dropped
+# figures before
 sub held_batch
 {
-	my ($case, $code, $n, $referrer) = @_;
+	my ($case, $code, $n, $referrer, $rename) = @_;
 	my $before = stat_of($sb1, q{dimension_dropped || ' ' || visitors_dropped});
 	my $gate = ShortURL::Test::session($primary, 'postgres');
 	ShortURL::Test::ask($gate, "SELECT pg_advisory_lock($GATE_KEY)");
@@ -547,6 +562,15 @@ sub held_batch
 	$want{$code} += $served;
 	ok(ShortURL::Test::wait_until($primary, 'postgres', $held_sql, 30),
 		"$case: sb1's batch is applied on the primary, its COMMIT held") or diag ship_figures($sb1);
+	if ($rename)
+	{
+		# a new backend has the postmaster's settings, as the next worker will
+		$sb1->append_conf('postgresql.conf', "shorturl.standby_name = '$rename'\n");
+		$sb1->reload;
+		ok(ShortURL::Test::wait_until($sb1, 'postgres',
+				"SELECT current_setting('shorturl.standby_name') = '$rename'", 30),
+			"$case: sb1 is renamed $rename, its batch in flight under sb1");
+	}
 	my ($old) = ShortURL::Test::worker_pids($sb1, 'postgres');
 	sql($sb1, "SELECT pg_terminate_backend($old)");
 	my $t0 = time;
@@ -565,22 +589,30 @@ sub held_batch
 	return split / /, $before;
 }
 
+# applied_once checks that the primary has a held batch's referrers and
+# visitors ($n clicks from host $host, each visitor new) once, and that sb1
+# counts nothing dropped since its figures before, ($dims0, $visitors0)
+sub applied_once
+{
+	my ($case, $code, $host, $n, $dims0, $visitors0) = @_;
+	is(sql($primary, qq{SELECT string_agg(value || ' ' || visits, ', ' ORDER BY value)
+			FROM shorturl.visit_breakdown('$code', 'referrer', $range)}) . ' / '
+		  . sql($primary, qq{SELECT shorturl.unique_visitors('$code', $range)}),
+		"$host $n / $n", "$case: the primary has the batch's referrers and visitors once");
+	is(stat_of($sb1, q{dimension_dropped || ' ' || visitors_dropped}), "$dims0 $visitors0",
+		"$case: sb1 counts nothing dropped");
+}
+
 # a. the primary applies the batch: the next worker finds it applied, and
 # nothing of it is lost
-my ($dims0, $visitors0) = held_batch('case 7a', 'r12', 5, 'https://a.example/x');
-is(sql($primary, qq{SELECT string_agg(value || ' ' || visits, ', ' ORDER BY value)
-		FROM shorturl.visit_breakdown('r12', 'referrer', $range)}) . ' / '
-	  . sql($primary, qq{SELECT shorturl.unique_visitors('r12', $range)}),
-	'a.example 5 / 5', 'case 7a: the primary has the batch\'s referrers and visitors');
-is(stat_of($sb1, q{dimension_dropped || ' ' || visitors_dropped}), "$dims0 $visitors0",
-	'case 7a: sb1 counts nothing dropped');
+applied_once('case 7a', 'r12', 'a.example', 5, held_batch('case 7a', 'r12', 5, 'https://a.example/x'));
 
 # b. the primary refuses the batch: the next worker's, built again from
 # the clicks, is applied without the values, which count as dropped; the
 # values and visitors either arrived or count as dropped, each exactly
 sql($primary, 'UPDATE public.gate_mode SET fail = true');
 $primary->wait_for_catchup($sb1);
-($dims0, $visitors0) = held_batch('case 7b', 'r13', 7, 'https://b.example/y');
+my ($dims0, $visitors0) = held_batch('case 7b', 'r13', 7, 'https://b.example/y');
 my ($dims1, $visitors1) = split / /, stat_of($sb1, q{dimension_dropped || ' ' || visitors_dropped});
 my $arrived = sql($primary, qq{SELECT coalesce(sum(b.visits), 0) FROM unnest(ARRAY['referrer', 'country', 'device']) d,
 	shorturl.visit_breakdown('r13', d, $range) b});
@@ -590,7 +622,57 @@ is(scalar @refused, 1, 'case 7b: the primary refused one apply');
 cmp_ok($dims1 - $dims0, '>', 0, 'case 7b: sb1 counts the lost batch\'s values dropped: ' . ($dims1 - $dims0));
 is(($dims1 - $dims0 + $arrived) . ' ' . ($visitors1 - $visitors0 + $arrived_visitors), '21 7',
 	'case 7b: of the 21 values (7 clicks, three dimensions) and 7 visitors each either arrived or counts as dropped');
+
+# c. as a, with sb1 renamed before its worker is killed
+sql($primary, 'UPDATE public.gate_mode SET fail = false');
+$primary->wait_for_catchup($sb1);
+applied_once('case 7c', 'r14', 'c.example', 6,
+	held_batch('case 7c', 'r14', 6, 'https://c.example/z', 'sb1_renamed'));
+is(sql($primary, q{SELECT count(*) FROM shorturl.standby_batches WHERE standby = 'sb1_renamed' AND visits > 0}), '0',
+	'case 7c: nothing was shipped again under the new name');
 check_ledger('case 7', 'visits');
+
+# =====================================================================
+# 8. A reload during an exchange
+# =====================================================================
+$sb1->append_conf('postgresql.conf', "shorturl.standby_name = 'sb1'\n");
+$sb1->reload;
+ok(pause_shipping($sb1, 'r15'), 'case 8: with ship_interval 1h a click on sb1 stays pending');
+click($sb1, 20, 'r15');
+is(stat_of($sb1, 'unshipped_visits'), 21, 'case 8: 21 clicks are unshipped on sb1');
+$gate = ShortURL::Test::session($primary, 'postgres');
+ShortURL::Test::ask($gate, "SELECT pg_advisory_lock($GATE_KEY)");
+$sb1->restart;
+ok(ShortURL::Test::wait_until($primary, 'postgres', $held_sql, 30),
+	'case 8: the first round after the restart sent the clicks, the primary\'s COMMIT is held')
+  or diag ship_figures($sb1);
+ShortURL::Test::reconfigure($sb1, ship_interval => '200ms');
+ok(ShortURL::Test::wait_until($sb1, 'postgres', "SELECT current_setting('shorturl.ship_interval') = '200ms'", 30),
+	'case 8: ship_interval is 200ms again, while the worker waits for the answer');
+ok(ShortURL::Test::wait_until($primary, 'postgres', $held_sql, 1),
+	'case 8: the COMMIT is still held after the reload');
+ShortURL::Test::ask($gate, "SELECT pg_advisory_unlock($GATE_KEY)");
+ShortURL::Test::end_session($gate);
+ok(shipped($sb1), 'case 8: once answered, the batch is settled at 200 ms, not after the hour')
+  or diag ship_figures($sb1);
+
+# the same exchange, and a fast stop of sb1 while it waits
+ok(pause_shipping($sb1, 'r16'), 'case 8: with ship_interval 1h again a click on sb1 stays pending');
+click($sb1, 10, 'r16');
+ShortURL::Test::ask($gate = ShortURL::Test::session($primary, 'postgres'), "SELECT pg_advisory_lock($GATE_KEY)");
+$sb1->restart;
+ok(ShortURL::Test::wait_until($primary, 'postgres', $held_sql, 30),
+	'case 8: again the first round after the restart sent the clicks, the COMMIT is held')
+  or diag ship_figures($sb1);
+my $t0 = time;
+ok(eval { $sb1->stop('fast'); 1 }, 'case 8: sb1 stops while its worker waits for the answer');
+note(sprintf('case 8: the fast stop took %.1f s', time - $t0));
+ShortURL::Test::ask($gate, "SELECT pg_advisory_unlock($GATE_KEY)");
+ShortURL::Test::end_session($gate);
+$sb1->start;
+ShortURL::Test::reconfigure($sb1, ship_interval => '200ms');
+ok(shipped($sb1), 'case 8: after the restart sb1 has nothing unshipped') or diag ship_figures($sb1);
+check_ledger('case 8', 'visits', 'r15', 'r16');
 sql($primary, 'DROP FUNCTION public.held_commit() CASCADE; DROP TABLE public.gate_mode; DROP SEQUENCE public.gate_fails');
 
 # ---------------------------------------------------------------------
