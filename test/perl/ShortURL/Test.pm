@@ -72,8 +72,11 @@ sub wait_until
 
 	while (time < $deadline)
 	{
-		my ($rc, $out) = $node->psql($db, $sql);
-		return 1 if $rc == 0 && $out eq 't';
+		# psql may exit before it has read the query (a server refusing
+		# connections in a crash restart), and IPC::Run then dies of the
+		# broken pipe: not yet, like any other failure
+		my ($rc, $out) = eval { $node->psql($db, $sql) };
+		return 1 if defined $rc && $rc == 0 && $out eq 't';
 		usleep(50_000);
 	}
 	return 0;
